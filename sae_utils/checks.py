@@ -1,0 +1,60 @@
+"""Validation of public inputs: each check raises with the parameter's name, the value and what is allowed."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
+    """Return ``value`` as a float after checking it is a finite real number inside the given range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or too_low or too_high:
+        raise ValueError(f"{name} must lie in {allowed}, got {value!r}")
+    return value
+
+
+def check_int(name: str, value, *, low: int = 1) -> int:
+    """Return ``value`` after checking it is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r} of type {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def check_float_tensor(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}"
+            + (" (convert uint8 images with sae_utils.to_float)" if x.dtype == torch.uint8 else "")
+        )
+    return x
+
+
+def check_values(name: str, x: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """Check that every value of the float tensor ``x`` is finite and inside [low, high]."""
+    if x.numel() == 0:
+        return x
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; allowed are finite values in [{low:g}, {high:g}]")
+    lo, hi = torch.aminmax(x)
+    if lo.item() < low or hi.item() > high:
+        raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{lo.item():g}, {hi.item():g}]")
+    return x

@@ -1,0 +1,57 @@
+"""Saving trained models with a JSON card, and loading them back safely (sha256 checked, no code run)."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checks import check_choice
+from .files import atomic_torch_save, atomic_write_json, read_json, safe_torch_load, sha256_file
+from .model import SparseAutoencoder
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_NAMES = ("kl", "l1")
+
+
+def save_model(model, card: dict, directory, name: str) -> dict:
+    """Write ``name.pt`` (state dict) and ``name.json`` (card + architecture + sha256) to ``directory``."""
+    from . import __version__
+
+    directory = Path(directory)
+    weights = directory / f"{name}.pt"
+    atomic_torch_save(model.state_dict(), weights)
+    card = {**card, "name": name, "architecture": model.architecture(), "weights_file": weights.name,
+            "sha256": sha256_file(weights),
+            "versions": {"sae_utils": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()}}
+    atomic_write_json(directory / f"{name}.json", card)
+    return card
+
+
+def load_model(card_path) -> tuple[SparseAutoencoder, dict]:
+    """Load the model a card describes: check the weights' sha256, load them without running code."""
+    card_path = Path(card_path)
+    if not card_path.is_file():
+        raise FileNotFoundError(f"model card {card_path} does not exist")
+    card = read_json(card_path)
+    try:
+        weights, expected, architecture = card_path.parent / card["weights_file"], card["sha256"], card["architecture"]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"model card {card_path} lacks the field {err}") from err
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file {weights} named by {card_path} does not exist")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ValueError(f"weights file {weights} has sha256 {actual}, but its card {card_path} says {expected}; "
+                         "the file was changed or damaged")
+    model = SparseAutoencoder(**architecture)
+    model.load_state_dict(safe_torch_load(weights))
+    return model.eval(), card
+
+
+def load_pretrained(name: str = "kl", directory=None) -> tuple[SparseAutoencoder, dict]:
+    """Return ``(model, card)`` of the shipped "kl" or "l1" model, after checking its sha256."""
+    check_choice("name", name, PRETRAINED_NAMES)
+    return load_model(Path(directory or PRETRAINED_DIR) / f"{name}.json")
