@@ -39,7 +39,7 @@ class TrainConfig:
     lr: float = 9e-3
     epochs: int = 20
     batch_size: int = 1200
-    n_hidden: int = 256
+    n_hidden: int = 512
     seed: int = 0
     device: str = "cpu"
 
@@ -107,7 +107,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     x_train, x_test = x_train.to(device), x_test.to(device)
 
     torch.manual_seed(config.seed)
-    model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden).to(device)
+    model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     history = new_history()
