@@ -80,7 +80,8 @@ def run_train(args) -> int:
     save_figures(model, history, config, out)
     checkpoint.unlink(missing_ok=True)
     print(loss_table(card))
-    print(f"Wrote {out}/{config.penalty}.pt, {config.penalty}.json, loss_curve.png, reconstructions.png")
+    print(f"Wrote {config.penalty}.pt, {config.penalty}.json, {config.penalty}_loss_curve.png and "
+          f"{config.penalty}_reconstructions.png to {out}")
     return 0
 
 
@@ -139,8 +140,8 @@ def save_figures(model, history, config, out: Path) -> None:
 
     name = config.penalty.upper()
     for filename, fig in (
-        ("loss_curve.png", plot_loss_curves(history, PUBLISHED_LOSSES[config.penalty], f"{name} autoencoder")),
-        ("reconstructions.png", plot_reconstructions(model, load_mnist("test")[0], 10, f"{name}: test inputs and reconstructions")),
+        (f"{config.penalty}_loss_curve.png", plot_loss_curves(history, PUBLISHED_LOSSES[config.penalty], f"{name} autoencoder")),
+        (f"{config.penalty}_reconstructions.png", plot_reconstructions(model, load_mnist("test")[0], 10, f"{name}: test inputs and reconstructions")),
     ):
         atomic_save_figure(fig, out / filename)
         plt.close(fig)
