@@ -52,8 +52,11 @@ def check_values(name: str, x: torch.Tensor, low: float = 0.0, high: float = 1.0
     """Check that every value of the float tensor ``x`` is finite and inside [low, high]."""
     if x.numel() == 0:
         return x
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values; allowed are finite values in [{low:g}, {high:g}]")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        where = "" if math.isinf(low) and math.isinf(high) else f" in [{low:g}, {high:g}]"
+        raise ValueError(f"{name} contains {int((~finite).sum())} NaN or infinite values; "
+                         f"allowed are finite values{where}")
     lo, hi = torch.aminmax(x)
     if lo.item() < low or hi.item() > high:
         raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{lo.item():g}, {hi.item():g}]")

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_train(args) if args.command == "train" else run_evaluate(args)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except TrainingDivergedError as err:
@@ -69,6 +69,11 @@ def run_train(args) -> int:
             raise ValueError(f"--train-size must be in [1, {len(train_images)}], got {args.train_size}")
         train_images = train_images[: args.train_size]
     checkpoint = out / "checkpoint.pt"
+    if args.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"--resume: there is no stopped run to continue, {checkpoint} does not exist")
+    if not args.resume and checkpoint.is_file():
+        raise FileExistsError(f"{checkpoint} holds a stopped run; continue it with --resume, "
+                              "or delete it (or choose another --out) to start afresh")
     model, history = train(config, train_images, checkpoint=checkpoint, resume=args.resume,
                            progress=not args.no_progress)
     if history["interrupted"]:

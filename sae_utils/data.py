@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,9 +34,11 @@ SPLIT_SIZE = {"train": 60_000, "test": 10_000}
 
 def read_idx(path: Path, expected_sha256: str) -> np.ndarray:
     """Read a gzip-compressed IDX file after checking the sha256 of its uncompressed bytes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"bundled MNIST file {path} is missing; reinstall the package")
     try:
         raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # bad CRC, cut-off stream, damaged deflate data
         raise ValueError(f"bundled MNIST file {path} is corrupted or truncated ({err})") from err
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected_sha256:

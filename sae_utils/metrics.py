@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import prepare_images
+from .model import CODE_FOR_PENALTY, SparseAutoencoder
 from .penalties import _kl_sparsity, _l1
 
 ACTIVE_THRESHOLD = {"sigmoid": 0.5, "relu": 0.0}
@@ -43,8 +44,15 @@ def evaluate(model, images, config=None) -> dict:
     """
     from .train import TrainConfig  # train imports this module
 
+    if not isinstance(model, SparseAutoencoder):
+        raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
     if config is None:
         config = TrainConfig(penalty="kl" if model.activation == "sigmoid" else "l1")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+    if CODE_FOR_PENALTY[config.penalty] != model.activation:
+        raise ValueError(f"config.penalty {config.penalty!r} needs a {CODE_FOR_PENALTY[config.penalty]} model, "
+                         f"got a model with {model.activation!r} codes")
     x = prepare_images(images).to(_device(model))
     model.eval()
     logits, code = model(x)

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import check_choice, check_float_tensor, check_int, check_number
+from .checks import check_choice, check_float_tensor, check_int, check_number, check_values
 from .data import IMAGE_SIDE, N_PIXELS
 
 CODE_ACTIVATIONS = ("sigmoid", "relu")
@@ -50,7 +50,10 @@ class SparseAutoencoder(nn.Module):
         return {"n_hidden": self.n_hidden, "activation": self.activation, "n_input": self.n_input}
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
-        """Accept (B, 784), (B, 28, 28) or (B, 1, 28, 28) floats in [0, 1]; return (B, 784)."""
+        """Accept floats of shape (B, 784), (B, 28, 28) or (B, 1, 28, 28); return (B, 784) in the model's dtype.
+
+        Checks type, dtype and shape only (no pass over the values), so it is cheap enough for every batch.
+        """
         check_float_tensor("x", x)
         shapes = {(self.n_input,)}
         if self.n_input == N_PIXELS:
@@ -59,25 +62,32 @@ class SparseAutoencoder(nn.Module):
             raise ValueError(
                 f"x must have shape (B, {self.n_input}), (B, 28, 28) or (B, 1, 28, 28), got {tuple(x.shape)}"
             )
-        return x.reshape(len(x), self.n_input)
+        return x.reshape(len(x), self.n_input).to(self.encoder.weight.dtype)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, 784) or image-shaped -> code (B, n_hidden)."""
-        return self._act(self.encoder(self.flatten(x)))
+        """x (B, 784) or image-shaped, finite values in [0, 1] -> code (B, n_hidden)."""
+        return self._act(self.encoder(check_values("x", self.flatten(x))))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """code (B, n_hidden) -> logits (B, 784)."""
-        return self.decoder(code)
+        check_float_tensor("code", code)
+        if code.dim() != 2 or code.shape[1] != self.n_hidden:
+            raise ValueError(f"code must have shape (B, {self.n_hidden}), got {tuple(code.shape)}")
+        return self.decoder(code.to(self.decoder.weight.dtype))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(logits, code)``: logits (B, 784), code (B, n_hidden)."""
-        code = self.encode(x)
-        return self.decode(code), code
+        """Return ``(logits, code)``: logits (B, 784), code (B, n_hidden).
+
+        The training loop's hot path: x's type and shape are checked but not its values (train and
+        evaluate validate their images once, up front); use ``encode`` or ``reconstruct`` for that.
+        """
+        code = self._act(self.encoder(self.flatten(x)))
+        return self.decoder(code), code
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """sigmoid(decode(encode(x))), shape (B, 784), values in (0, 1)."""
-        return torch.sigmoid(self(x)[0])
+        """sigmoid(decode(encode(x))), shape (B, 784), values in (0, 1); x must be finite and in [0, 1]."""
+        return torch.sigmoid(self.decode(self.encode(x)))
 
     def feature_images(self) -> torch.Tensor:
         """Encoder weights as images, shape (n_hidden, 28, 28): what input pattern drives each unit."""

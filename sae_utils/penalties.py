@@ -48,7 +48,7 @@ def reconstruction_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Computed from logits (log-sum-exp form), so it is finite for any finite logits.
     logits, x: same shape, e.g. (B, 784). Returns a scalar.
     """
-    check_float_tensor("logits", logits)
+    check_values("logits", check_float_tensor("logits", logits), low=-float("inf"), high=float("inf"))
     check_values("x", check_float_tensor("x", x))
     if logits.shape != x.shape:
         raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")

@@ -31,23 +31,36 @@ def save_model(model, card: dict, directory, name: str) -> dict:
 
 
 def load_model(card_path) -> tuple[SparseAutoencoder, dict]:
-    """Load the model a card describes: check the weights' sha256, load them without running code."""
+    """Load the model a card describes: check the weights' sha256, load them without running code.
+
+    Any problem (missing or damaged file, a card that is not valid JSON or lacks a field, weights that
+    do not fit the card's architecture) raises FileNotFoundError or ValueError naming the file.
+    """
     card_path = Path(card_path)
     if not card_path.is_file():
         raise FileNotFoundError(f"model card {card_path} does not exist")
     card = read_json(card_path)
     try:
-        weights, expected, architecture = card_path.parent / card["weights_file"], card["sha256"], card["architecture"]
+        weights_file, expected, architecture = card["weights_file"], card["sha256"], card["architecture"]
     except (KeyError, TypeError) as err:
-        raise ValueError(f"model card {card_path} lacks the field {err}") from err
+        raise ValueError(f"model card {card_path} must be a JSON object with the fields weights_file, sha256 "
+                         f"and architecture; it lacks {err}") from err
+    if not isinstance(weights_file, str) or Path(weights_file).name != weights_file:
+        raise ValueError(f"model card {card_path}: weights_file must be a file name beside the card, "
+                         f"got {weights_file!r}")
+    weights = card_path.parent / weights_file
     if not weights.is_file():
         raise FileNotFoundError(f"weights file {weights} named by {card_path} does not exist")
     actual = sha256_file(weights)
     if actual != expected:
         raise ValueError(f"weights file {weights} has sha256 {actual}, but its card {card_path} says {expected}; "
                          "the file was changed or damaged")
-    model = SparseAutoencoder(**architecture)
-    model.load_state_dict(safe_torch_load(weights))
+    try:
+        model = SparseAutoencoder(**architecture)
+        model.load_state_dict(safe_torch_load(weights))
+    except (TypeError, RuntimeError) as err:  # unknown architecture fields, tensors of the wrong shape
+        raise ValueError(f"weights file {weights} does not fit the architecture in {card_path}: "
+                         f"{str(err).splitlines()[0]}") from err
     return model.eval(), card
 
 
