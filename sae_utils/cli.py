@@ -14,8 +14,15 @@ from .train import PUBLISHED_LOSSES, TrainConfig, TrainingDivergedError, train
 DEFAULTS = TrainConfig()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a malformed command line gets one line of error instead of the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sae_utils", description=__doc__)
+    parser = Parser(prog="python -m sae_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     t = commands.add_parser("train", help="train a sparse autoencoder (reference setup by default)")
