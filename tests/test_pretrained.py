@@ -1,0 +1,194 @@
+"""The shipped weights against a fresh evaluation, and safe loading: sha256, damage, crafted pickles."""
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+import sae_utils
+from sae_utils import SparseAutoencoder, TrainConfig, cli, load_pretrained
+from sae_utils.files import safe_torch_load
+from sae_utils.pretrained import PRETRAINED_DIR, load_model, save_model
+from sae_utils.train import PUBLISHED_LOSSES
+
+NAMES = ["kl", "l1"]
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return {split: sae_utils.load_mnist(split)[0] for split in ("train", "test")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_describes_the_reference_run(name):
+    card = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())
+    assert card["config"] == TrainConfig(penalty=name).as_dict()  # the reference setup, nothing changed
+    assert card["architecture"] == {"n_hidden": 512, "activation": {"kl": "sigmoid", "l1": "relu"}[name],
+                                    "n_input": 784}
+    assert card["history"]["epoch"] == list(range(1, 21)) and card["history"]["interrupted"] is False
+    assert {"torch", "numpy", "python", "sae_utils"} <= set(card["versions"])
+    weights = PRETRAINED_DIR / card["weights_file"]
+    assert card["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_metrics_match_a_fresh_evaluation(name, mnist):
+    model, card = load_pretrained(name)
+    assert model.architecture() == card["architecture"] and not model.training
+    for split in ("train", "test"):
+        fresh = sae_utils.evaluate(model, mnist[split], TrainConfig(**card["config"]))
+        for key, value in card["metrics"][split].items():
+            assert fresh[key] == pytest.approx(value, abs=1e-4), f"{split} {key}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_bce_at_or_below_the_published_loss(name):
+    _, card = load_pretrained(name)
+    assert card["metrics"]["test"]["bce"] <= PUBLISHED_LOSSES[name]["test"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_command_prints_the_table(name, capsys):
+    assert cli.main(["evaluate", name]) == 0
+    out = capsys.readouterr().out
+    _, card = load_pretrained(name)
+    assert f"{card['metrics']['test']['bce']:9.5f}" in out
+    assert f"{PUBLISHED_LOSSES[name]['test']:10.5f}" in out
+
+
+# --- damaged and tampered files ------------------------------------------------------------------------
+
+@pytest.fixture
+def copied_kl(tmp_path):
+    """A copy of the shipped KL card and weights in tmp_path."""
+    for name in ("kl.json", "kl.pt"):
+        shutil.copy(PRETRAINED_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def rewrite_card(folder, **changes):
+    card_path = folder / "kl.json"
+    card = json.loads(card_path.read_text())
+    card.update(changes)
+    card_path.write_text(json.dumps(card))
+
+
+def test_copy_loads(copied_kl):
+    model, _ = load_pretrained("kl", copied_kl)
+    reference, _ = load_pretrained("kl")
+    torch.testing.assert_close(model.state_dict(), reference.state_dict(), rtol=0, atol=0)
+
+
+def test_tampered_weights_fail_the_sha256(copied_kl):
+    raw = bytearray((copied_kl / "kl.pt").read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # one bit in one weight
+    (copied_kl / "kl.pt").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"weights file .*kl\.pt has sha256 .* but its card .*kl\.json says"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_truncated_weights_are_reported(copied_kl):
+    weights = copied_kl / "kl.pt"
+    weights.write_bytes(weights.read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=r"kl\.pt has sha256"):
+        load_pretrained("kl", copied_kl)
+    # Even with a card that vouches for the truncated file, loading fails with the file's name.
+    rewrite_card(copied_kl, sha256=hashlib.sha256(weights.read_bytes()).hexdigest())
+    with pytest.raises(ValueError, match=r"kl\.pt is not a readable torch weights file"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_card_that_is_not_json_is_reported(copied_kl):
+    card = copied_kl / "kl.json"
+    card.write_text(card.read_text()[:200])  # cut off mid-write
+    with pytest.raises(ValueError, match=r"kl\.json is not valid JSON"):
+        load_pretrained("kl", copied_kl)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"sha256": "00"}', "null"])
+def test_card_without_the_needed_fields_is_reported(copied_kl, content):
+    (copied_kl / "kl.json").write_text(content)
+    with pytest.raises(ValueError, match=r"model card .*kl\.json must be a JSON object with the fields"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_card_may_not_point_outside_its_folder(copied_kl):
+    rewrite_card(copied_kl, weights_file="../kl.pt")
+    with pytest.raises(ValueError, match=r"weights_file must be a file name beside the card, got '\.\./kl\.pt'"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_weights_that_do_not_fit_the_architecture_are_reported(copied_kl):
+    rewrite_card(copied_kl, architecture={"n_hidden": 100, "activation": "sigmoid", "n_input": 784})
+    with pytest.raises(ValueError, match=r"kl\.pt does not fit the architecture in .*kl\.json"):
+        load_pretrained("kl", copied_kl)
+    rewrite_card(copied_kl, architecture={"n_hidden": 512, "layers": 3})
+    with pytest.raises(ValueError, match=r"does not fit the architecture"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_missing_weights_are_reported(copied_kl):
+    (copied_kl / "kl.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights file .*kl\.pt named by .*kl\.json does not exist"):
+        load_pretrained("kl", copied_kl)
+
+
+def test_save_and_load_round_trip(tmp_path, test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder.for_penalty("l1", 16)
+    card = save_model(model, {"config": TrainConfig(penalty="l1").as_dict()}, tmp_path, "tiny")
+    assert card["sha256"] == hashlib.sha256((tmp_path / "tiny.pt").read_bytes()).hexdigest()
+    loaded, loaded_card = load_model(tmp_path / "tiny.json")
+    assert loaded_card == card
+    x = sae_utils.prepare_images(test_digits[:8])
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+# --- a file crafted to run code when unpickled -------------------------------------------------------
+
+class RunsCode:
+    """Unpickling this calls os.system: what a malicious weights file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def crafted(tmp_path):
+    """(weights file that runs ``touch marker`` when unpickled, marker path); proven dangerous first."""
+    marker, path = tmp_path / "marker", tmp_path / "evil.pt"
+    torch.save({"encoder.weight": RunsCode(marker)}, path)
+    torch.load(path, weights_only=False)  # the unsafe way really does run the code...
+    assert marker.exists()
+    marker.unlink()  # ...so its absence below means the code did not run
+    return path, marker
+
+
+def test_safe_torch_load_refuses_code(crafted):
+    path, marker = crafted
+    with pytest.raises(ValueError, match=r"refused to load .*evil\.pt.*could execute code"):
+        safe_torch_load(path)
+    assert not marker.exists()
+
+
+def test_load_model_refuses_code_even_with_a_matching_sha256(crafted):
+    path, marker = crafted
+    card = {"weights_file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "architecture": {"n_hidden": 8, "activation": "sigmoid", "n_input": 784}}
+    (path.parent / "evil.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="refused to load"):
+        load_model(path.parent / "evil.json")
+    assert not marker.exists()
+
+
+def test_resume_refuses_a_crafted_checkpoint(crafted, train_digits, test_digits):
+    path, marker = crafted
+    config = TrainConfig(epochs=1, batch_size=500, n_hidden=8)
+    with pytest.raises(ValueError, match="refused to load"):
+        sae_utils.train(config, train_digits, test_digits, checkpoint=path, resume=True, progress=False)
+    assert not marker.exists()
