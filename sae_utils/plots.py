@@ -1,4 +1,5 @@
-"""Figures: loss curves, inputs above reconstructions, feature images, histogram of rho_hat_j.
+"""Figures: loss curves, inputs above reconstructions, feature images, histogram of rho_hat_j, and the
+comparisons of notebook 03 (two models side by side, the hyperparameter sweep).
 
 Each function returns a matplotlib Figure and draws nothing else; notebooks display it, the CLI saves it.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 import torch
 
 from .data import prepare_images
@@ -49,16 +51,37 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None):
     return fig
 
 
-def plot_features(model, n: int = 64, title: str | None = None):
-    """Encoder weights of the first ``n`` hidden units as 28x28 images (red +, blue -, each unit scaled)."""
-    features = model.feature_images()[:n]
+FEATURE_KINDS = ("encoder", "decoder")
+
+
+def feature_images(model, which: str = "encoder") -> torch.Tensor:
+    """(n_hidden, 28, 28): encoder rows (the pattern that drives a unit) or decoder columns (what it draws)."""
+    if which not in FEATURE_KINDS:
+        raise ValueError(f"which must be 'encoder' or 'decoder', got {which!r}")
+    if which == "encoder":
+        return model.feature_images()
+    return model.decoder.weight.detach().T.reshape(model.n_hidden, 28, 28)
+
+
+def _chosen_features(model, n, units, which):
+    images = feature_images(model, which)
+    return images[:n] if units is None else images[list(units)[:n]]
+
+
+def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder"):
+    """Weights of hidden units as 28x28 images (red +, blue -, each unit scaled to its own largest value).
+
+    ``units``: indices of the units to show (e.g. only the living ones); default the first ``n``.
+    ``which``: "encoder" (default, the input pattern that drives each unit) or "decoder" (what it draws).
+    """
+    features = _chosen_features(model, n, units, which)
     cols = math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols, 0.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     _show_images(axes.flat, features, cmap="bwr", symmetric=True)
-    fig.suptitle(title or f"Features of {len(features)} hidden units (encoder weights)")
+    fig.suptitle(title or f"Features of {len(features)} hidden units ({which} weights)")
     fig.tight_layout()
     return fig
 
@@ -75,5 +98,87 @@ def plot_activation_histogram(model, images, rho: float | None = None, title: st
         ax.legend()
     ax.set(xlabel="mean activation ρ̂_j of a hidden unit", ylabel="number of units",
            title=title or "Mean activation per hidden unit")
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None):
+    """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
+
+    models: {row label: model}.
+    """
+    x = prepare_images(images[:n])
+    rows = [("input x", x)] + [(f"{name} x̂", model.reconstruct(x.to(next(model.parameters()).device)).cpu())
+                               for name, model in models.items()]
+    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x), 1.15 * len(rows) + 0.3), squeeze=False)
+    for ax_row, (label, batch) in zip(axes, rows):
+        _show_images(ax_row, batch.reshape(-1, 28, 28))
+        ax_row[0].set_ylabel(label)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
+                            title: str | None = None):
+    """Feature images of ``n`` units of each model, one block per model, side by side.
+
+    models: {label: model}; units: {label: indices to show}, default the first ``n`` units;
+    which: "encoder" or "decoder" weights, as in ``plot_features``.
+    """
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = plt.figure(figsize=(0.85 * cols * len(models) + 0.3 * (len(models) - 1), 0.85 * rows + 0.5))
+    blocks = fig.subfigures(1, len(models), squeeze=False)[0]
+    for block, (label, model) in zip(blocks, models.items()):
+        features = _chosen_features(model, n, (units or {}).get(label), which)
+        axes = block.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        _show_images(axes.flat, features, cmap="bwr", symmetric=True)
+        block.suptitle(label)
+    if title:
+        fig.suptitle(title, y=1.04)
+    return fig
+
+
+SWEEP_KNOB_LABELS = {"rho": "ρ varies (β = 0.005)", "beta": "β varies (ρ = 0.08)", "lam": "λ varies"}
+SWEEP_LABEL_OFFSETS = {"rho": [(-5, -11)], "beta": [(5, 4)], "lam": [(5, 4), (-5, -11)]}  # off the lines
+SWEEP_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+def plot_sweep(results: dict, x_key: str = "active_units_per_digit"):
+    """Test BCE against a sparsity measure for each series of a sweep (``sae_utils.sweep`` results).
+
+    Two panels, KL (sigmoid codes) and L1 (ReLU codes), because "active" means y > 0.5 for the one
+    and y > 0 for the other. Each line joins the points where one knob moves, labelled with its values.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    panels = {"kl": axes[0], "l1": axes[1]}
+    series = {}
+    for point in results["points"]:
+        series.setdefault((point["penalty"], point["knob"]), []).append(point)
+    for index, ((penalty, knob), points) in enumerate(series.items()):
+        ax = panels[penalty]
+        points = sorted(points, key=lambda p: p["value"])
+        xs = [p["metrics"][x_key] for p in points]
+        ys = [p["metrics"]["bce"] for p in points]
+        (line,) = ax.plot(xs, ys, "o^sv"[index % 4] + "-", color=f"C{index}", label=SWEEP_KNOB_LABELS.get(knob, knob))
+        offsets = SWEEP_LABEL_OFFSETS.get(knob, [(5, 4)])
+        for i, (p, x, y) in enumerate(zip(points, xs, ys)):
+            dx, dy = offsets[i % len(offsets)]
+            ax.annotate(f"{p['value']:g}", (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                        ha="left" if dx > 0 else "right", color=line.get_color())
+    for penalty, ax in panels.items():
+        rule = "y > 0.5" if penalty == "kl" else "y > 0"
+        ax.set(xscale="log", xlabel=f"{x_key.replace('_', ' ')} (active: {rule})",
+               title=f"{penalty.upper()} penalty")
+        low, high = ax.get_xlim()
+        ax.set_xticks([t for t in SWEEP_TICKS if low <= t <= high], minor=False)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("test BCE per pixel")
     fig.tight_layout()
     return fig
