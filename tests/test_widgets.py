@@ -185,7 +185,7 @@ def test_training_restores_the_number_of_torch_threads(explorer):
 
 
 def test_explorer_rejects_bad_arguments(train_digits, test_digits):
-    with pytest.raises(ValueError, match="train_size = 20000"):
+    with pytest.raises(ValueError, match="train_size = 15000"):
         Explorer(test_digits, train_digits)
     with pytest.raises(TypeError, match="make_setting"):
         Explorer(test_digits, train_digits, recipe=TINY).result(("kl", 0.08, 0.005, None))
