@@ -17,9 +17,8 @@ from tqdm.auto import tqdm
 from .checks import check_choice, check_int, check_number
 from .data import load_mnist, prepare_images
 from .files import atomic_torch_save, safe_torch_load
-from .metrics import bce_of
 from .model import SparseAutoencoder
-from .penalties import PENALTIES, objective
+from .penalties import PENALTIES, _kl_sparsity, _l1
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 
@@ -108,7 +107,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
 
     torch.manual_seed(config.seed)
     model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     history = new_history()
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -121,7 +120,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             means = _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, history)
-            _record_epoch(history, epoch, means, bce_of(model, x_test))
+            _record_epoch(history, epoch, means, _test_bce(model, x_test))
             bar.set_postfix(loss=f"{means[0]:.4f}", test_bce=f"{history['test_bce'][-1]:.4f}")
             if checkpoint is not None:
                 save_checkpoint(checkpoint, config, model, optimizer, shuffler, history)
@@ -143,20 +142,69 @@ def _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, histor
     for batch, start in enumerate(range(0, n, config.batch_size), start=1):
         xb = x_train.index_select(0, order[start:start + config.batch_size])
         logits, code = model(xb)
-        loss, bce, pen = objective(logits, code, xb, penalty=config.penalty, rho=config.rho, weight=config.weight)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
+        bce = mean_bce_with_logits(logits, xb)
+        pen = _kl_sparsity(code, config.rho) if config.penalty == "kl" else _l1(code)
+        loss = bce + config.weight * pen
+        values = torch.stack((loss, bce, pen)).tolist()  # the step's one synchronisation
+        if not math.isfinite(values[0]):
             raise TrainingDivergedError(
-                f"training diverged: the loss became {loss_value} at epoch {epoch}, batch {batch}. "
+                f"training diverged: the loss became {values[0]} at epoch {epoch}, batch {batch}. "
                 f"The weights of the last good step are kept (error.model). Try a smaller learning rate "
                 f"(lr={config.lr:g}) or a smaller penalty weight (={config.weight:g}).", model, history)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        for i, value in enumerate((loss_value, bce.item(), pen.item())):
+        for i, value in enumerate(values):
             totals[i] += value * len(xb)
         bar.update()
     return [total / n for total in totals]
+
+
+@torch.no_grad()
+def _test_bce(model, x_test) -> float:
+    model.eval()
+    return mean_bce_with_logits(model(x_test)[0], x_test).item()
+
+
+def new_adam(model, lr: float) -> torch.optim.Optimizer:
+    """Adam with its fused one-kernel step where this torch has it for the device (CPU: torch >= 2.4)."""
+    params = list(model.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=lr)
+
+
+class _MeanBCEWithLogits(torch.autograd.Function):
+    """``F.binary_cross_entropy_with_logits(logits, x)`` (mean over all elements), 4x faster on CPU.
+
+    Torch computes it through log1p, which this torch's AVX-512 CPU kernels run about 10x slower
+    than exp, log and sigmoid; here softplus(l) = relu(l) - log(sigmoid(|l|)) needs only those, and
+    the sums of relu(l) = (l + |l|) / 2 and of l * x are reductions that write no array.
+    Same value up to float32 rounding (relative 1e-6); the gradient is (sigmoid(l) - x) / numel.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, x):
+        ctx.save_for_backward(logits, x)
+        flat, size = logits.reshape(-1), logits.numel()
+        magnitude = flat.abs()
+        relu_sum = (flat.sum() + magnitude.sum()) / 2
+        log_sigmoid_sum = magnitude.sigmoid_().log_().sum()
+        return (relu_sum - log_sigmoid_sum - torch.dot(flat, x.reshape(-1))) / size
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, x = ctx.saved_tensors
+        return torch.sigmoid(logits).sub_(x).mul_(grad / logits.numel()), None
+
+
+def mean_bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean BCE of targets x in [0, 1] against sigmoid(logits); logits, x: same shape and dtype.
+
+    Returns a scalar; the gradient flows to the logits only.
+    """
+    return _MeanBCEWithLogits.apply(logits, x)
 
 
 def _record_epoch(history, epoch, means, test_bce):
