@@ -207,17 +207,19 @@ class _MeanBCEWithLogits(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, x):
+        flat = logits.reshape(-1)
+        scratch = flat.abs()
+        relu_sum = (flat.sum() + scratch.sum()) / 2
+        log_sigmoid_sum = scratch.sigmoid_().log_().sum()
         ctx.save_for_backward(logits, x)
-        flat, size = logits.reshape(-1), logits.numel()
-        magnitude = flat.abs()
-        relu_sum = (flat.sum() + magnitude.sum()) / 2
-        log_sigmoid_sum = magnitude.sigmoid_().log_().sum()
-        return (relu_sum - log_sigmoid_sum - torch.dot(flat, x.reshape(-1))) / size
+        ctx.scratch = scratch.view_as(logits)  # the first backward writes its gradient here: no new array
+        return (relu_sum - log_sigmoid_sum - torch.dot(flat, x.reshape(-1))) / flat.numel()
 
     @staticmethod
     def backward(ctx, grad):
         logits, x = ctx.saved_tensors
-        return torch.sigmoid(logits).sub_(x).mul_(grad / logits.numel()), None
+        scratch, ctx.scratch = ctx.scratch, None  # a second backward (retain_graph) gets a new array
+        return torch.sigmoid(logits, out=scratch).sub_(x).mul_(grad / logits.numel()), None
 
 
 def mean_bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
