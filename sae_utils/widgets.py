@@ -64,8 +64,8 @@ class Setting:
 
     def label(self) -> str:
         if self.penalty == "kl":
-            return f"KL  ρ = {self.rho:g}, β = {self.beta:g}"
-        return f"L1  λ = {self.lam:g}"
+            return f"KL: ρ = {self.rho:g}, β = {self.beta:g}"
+        return f"L1: λ = {self.lam:g}"
 
     def train_config(self, **recipe) -> TrainConfig:
         """The TrainConfig of this setting; ``recipe`` sets epochs, batch_size, n_hidden, seed."""
@@ -213,7 +213,7 @@ def reconstructions_png(model, images: torch.Tensor) -> bytes:
     """The digits ``images`` (N, 784) floats in a top row, the model's reconstructions below."""
     x_hat = model.reconstruct(images)
     both = torch.cat([images, x_hat]).reshape(-1, 28, 28).cpu().numpy()
-    return to_png(tile(both, cols=len(images)), scale=3)
+    return to_png(tile(both, cols=len(images)), scale=2)
 
 
 def features_png(model, n: int = N_FEATURES_SHOWN) -> bytes:
@@ -336,17 +336,17 @@ class ExplorerApp:
         if digits is None:
             digits = one_of_each_class(load_mnist("test")[1][:len(self.explorer.test_images)])
         slider = {"continuous_update": False, "style": {"description_width": "9em"},
-                  "layout": w.Layout(width="32em")}
+                  "layout": w.Layout(width="40em")}
         self.penalty = w.ToggleButtons(options=[("KL (sigmoid codes)", "kl"), ("L1 (ReLU codes)", "l1")],
                                        description="penalty", style={"description_width": "9em"})
         self.rho = w.FloatSlider(value=REFERENCE["rho"], min=RHO_RANGE[0], max=RHO_RANGE[1], step=0.01,
                                  description="ρ (KL target)", readout_format=".2f", **slider)
         self.beta = w.FloatLogSlider(value=REFERENCE["beta"], min=np.log10(BETA_RANGE[0]),
                                      max=np.log10(BETA_RANGE[1]), step=0.1, description="β (KL weight)",
-                                     readout_format=".2g", **slider)
+                                     readout_format=".1e", **slider)
         self.lam = w.FloatLogSlider(value=REFERENCE["lam"], min=np.log10(LAM_RANGE[0]),
                                     max=np.log10(LAM_RANGE[1]), step=0.1, description="λ (L1 weight)",
-                                    readout_format=".2g", **slider)
+                                    readout_format=".1e", **slider)
         self.off = w.Checkbox(value=False, description="penalty off (weight 0)", indent=False)
         self.use_pretrained = w.Checkbox(value=self.explorer.use_pretrained, indent=False,
                                          description="pretrained model at the reference setting")
@@ -354,13 +354,17 @@ class ExplorerApp:
                              continuous_update=False, style={"description_width": "9em"},
                              layout=w.Layout(width="32em"))
         self.reference = w.Button(description="reference setting", icon="undo", button_style="info",
-                                  tooltip="KL ρ 0.08, β 0.005 / L1 λ 4e-5, with the pretrained model")
+                                  tooltip="KL ρ 0.08, β 0.005 / L1 λ 4e-5, with the pretrained model",
+                                  layout=w.Layout(width="14em"))
         self.message = w.HTML()
         self.progress_area = w.Output()
-        self.reconstructions = w.Image(format="png")
-        self.features = w.Image(format="png")
-        self.histogram = w.Image(format="png")
+        natural_size = {"format": "png", "layout": w.Layout(align_self="flex-start")}  # not stretched to the box
+        self.reconstructions = w.Image(**natural_size)
+        self.features = w.Image(**natural_size)
+        self.histogram = w.Image(**natural_size)
         self.numbers = w.HTML()
+        for name in ("reconstructions", "features", "histogram", "numbers"):
+            getattr(self, name).add_class(f"sae-{name}")  # for tests/test_browser.py
         for control in (self.penalty, self.rho, self.beta, self.lam, self.off, self.use_pretrained, self.digits):
             control.observe(lambda _change: self.redraw(), names="value")
         self.reference.on_click(lambda _button: self.to_reference())
@@ -429,13 +433,17 @@ class ExplorerApp:
         self.seconds = time.perf_counter() - start
 
     def _result(self, setting: Setting) -> Result:
+        self._clear_progress()  # the last bar belongs to another setting
         if self.explorer.is_cached(setting):
-            self.progress_area.clear_output()  # the last bar belongs to another setting
             return self.explorer.result(setting)
         self._say(f"Training {setting.label()}: {self.explorer.recipe.describe()}...")
-        self.progress_area.clear_output()
         with self.progress_area:
             return self.explorer.result(setting, progress=self.progress)
+
+    def _clear_progress(self) -> None:
+        # Only when there is something to clear: outside a notebook, clear_output prints escape codes.
+        if self.progress_area.outputs:
+            self.progress_area.clear_output()
 
     def close(self) -> None:
         """Close all widgets of the app (its views disappear from the page; the explorer's cache stays)."""

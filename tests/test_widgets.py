@@ -127,8 +127,8 @@ def test_to_png_enlarges_each_value_into_a_block():
 def test_reconstructions_show_the_digits_above_the_model_output(explorer):
     result = explorer.result(make_setting("kl"))
     image = decode_png(explorer.reconstructions(result, [0, 1, 2]))
-    assert image.shape[:2] == (3 * (2 * 28 + 2), 3 * (3 * 28 + 2 * 2))
-    top_left = image[:84:3, :84:3, 0]  # the first input digit, one pixel per 3x3 block
+    assert image.shape[:2] == (2 * (2 * 28 + 2), 2 * (3 * 28 + 2 * 2))
+    top_left = image[:56:2, :56:2, 0]  # the first input digit, one pixel per 2x2 block
     np.testing.assert_allclose(top_left, explorer.test_images[0].reshape(28, 28).numpy(), atol=1 / 255)
 
 
@@ -236,7 +236,7 @@ def test_moving_lam_while_kl_is_chosen_does_not_retrain(app, count_training):
 def test_switching_penalty_and_the_off_box_enable_the_relevant_sliders(app, count_training):
     app.penalty.value = "l1"
     assert (app.rho.disabled, app.beta.disabled, app.lam.disabled) == (True, True, False)
-    assert "L1  λ = 4e-05" in app.numbers.value and not count_training  # the pretrained L1 model
+    assert "L1: λ = 4e-05" in app.numbers.value and not count_training  # the pretrained L1 model
     app.off.value = True
     assert app.lam.disabled and app.setting() == make_setting("l1", lam=0.0)
     assert count_training[-1].lam == 0.0
@@ -246,7 +246,7 @@ def test_digits_text_changes_only_the_reconstructions(app, count_training):
     recon, features, histogram, numbers = shown(app)
     app.digits.value = "5, 6"
     assert app.reconstructions.value != recon and shown(app)[1:] == (features, histogram, numbers)
-    assert decode_png(app.reconstructions.value).shape[1] == 3 * (2 * 28 + 2)
+    assert decode_png(app.reconstructions.value).shape[1] == 2 * (2 * 28 + 2)
     assert not count_training
 
 
@@ -288,5 +288,5 @@ def test_a_diverging_setting_shows_the_error(app, monkeypatch):
     monkeypatch.setattr(widgets, "train", diverge)
     before = shown(app)
     app.beta.value = 0.2
-    assert "Training diverged at KL  ρ = 0.08, β = 0.2" in app.message.value
+    assert "Training diverged at KL: ρ = 0.08, β = 0.2" in app.message.value
     assert shown(app) == before

@@ -1,0 +1,159 @@
+"""The explorer in a real browser: notebooks/04_explorer.ipynb in JupyterLab, in headless Chromium.
+
+JupyterLab runs on 127.0.0.1 (see browser_helpers.JupyterLab); Playwright's Python package drives
+Debian's Chromium (/usr/bin/chromium; Playwright's own browsers are never downloaded). The test runs
+all cells, drags the β slider to a new setting, and checks that the controls rendered, that the
+images and numbers changed, and that no widget failed to display. Skipped only when Chromium or
+Playwright is missing (CI installs both). A screenshot of the explorer is saved in the test's tmp_path.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLICK_AND_TIME, EXECUTION_STATE, IMAGE_PIXELS, NOTEBOOK_READY, RUN_ALL,
+                             WIDGET_ERRORS, JupyterLab)
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    sync_playwright = None
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = "notebooks/04_explorer.ipynb"
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None,
+                       reason="the Python package playwright is missing (pip install -e '.[dev]')"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                       reason=f"Chromium is missing at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    server = JupyterLab(REPO, tmp_path_factory.mktemp("jupyterlab"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``condition()`` until it returns something truthy; return that, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def widget_errors(page) -> list[str]:
+    text = page.locator("body").inner_text()
+    return [message for message in WIDGET_ERRORS if message in text] + \
+        page.locator(".jupyter-widgets-error-widget").all_inner_texts()
+
+
+def click_and_time(page, button, target, timeout: float = 10) -> float:
+    """Click ``button``; return the milliseconds until the text of ``target`` changed."""
+    ms = page.evaluate(CLICK_AND_TIME, [button.element_handle(), target.element_handle(), 1000 * timeout])
+    if ms is None:
+        pytest.fail(f"clicking {button} did not change {target} within {timeout:.0f} s")
+    return ms
+
+
+def run_all_cells(page, timeout: float):
+    """Clear the saved outputs, run every cell, wait until all ran; fail early on an error output."""
+    page.evaluate(RUN_ALL)
+
+    def finished():
+        state = page.evaluate(EXECUTION_STATE)
+        if state["error"]:
+            pytest.fail(f"a cell of {NOTEBOOK} failed: {state['error']}")
+        return state["pending"] == 0 and state["status"] == "idle"
+
+    wait_until(finished, timeout, "all cells of the notebook to run", interval=0.5)
+
+
+def test_explorer_runs_in_jupyterlab_and_reacts_to_a_slider(lab, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1500, "height": 1200})
+    console_errors = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
+    wait_until(lambda: page.evaluate(NOTEBOOK_READY), 60, f"{NOTEBOOK} to open with an idle kernel\n{lab.log()}")
+    page.wait_for_timeout(1000)  # the saved explorer is drawn from the widget state stored in the notebook
+    assert not widget_errors(page), widget_errors(page)
+
+    run_all_cells(page, timeout=90)
+    explorer = page.locator(".sae-explorer")
+    explorer.wait_for(state="visible", timeout=10_000)
+
+    # The controls rendered: three sliders, the penalty toggle, the reference button, the digits box.
+    sliders = explorer.locator(".widget-slider")
+    assert sliders.count() == 3
+    assert [sliders.nth(i).locator("label").inner_text() for i in range(3)] == \
+        ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)"]
+    assert explorer.locator(".widget-toggle-buttons button").all_inner_texts() == \
+        ["KL (sigmoid codes)", "L1 (ReLU codes)"]
+    assert explorer.locator("button", has_text="reference setting").is_visible()
+    assert explorer.locator(".widget-text input").input_value().startswith("3, 2, 1")
+
+    numbers = explorer.locator(".sae-numbers")  # the HTML widget; its table is replaced on every change
+    images = {name: explorer.locator(f"img.sae-{name}") for name in ("reconstructions", "features", "histogram")}
+    before = {"numbers": numbers.inner_text(), **{name: img.evaluate(IMAGE_PIXELS) for name, img in images.items()}}
+    assert "pretrained" in before["numbers"] and "β = 0.005" in before["numbers"]
+
+    # Drag the β handle to the right: a setting not seen yet, trained with a progress bar.
+    beta = sliders.nth(1)
+    handle = beta.locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 90, y, steps=10)
+    page.mouse.up()
+    start = time.monotonic()
+    wait_until(lambda: "quick training" in numbers.inner_text(), 60, "the explorer to train the new setting")
+    new_setting_s = time.monotonic() - start
+
+    readout = float(beta.locator(".widget-readout").inner_text())
+    shown = float(re.search(r"β = ([0-9.e+-]+)", numbers.inner_text()).group(1))
+    assert readout > 0.005 and readout == pytest.approx(shown, rel=1e-6)  # the slider moved right
+    after = {"numbers": numbers.inner_text(), **{name: img.evaluate(IMAGE_PIXELS) for name, img in images.items()}}
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == ["numbers", "reconstructions", "features", "histogram"]
+    assert explorer.locator(".widget-output .widget-hprogress").count() == 1  # the bar stays until the next redraw
+    explorer.screenshot(path=tmp_path / "explorer.png")
+
+    # Cached settings come straight back: the reference button, then the penalty toggled back and forth
+    # between the two pretrained models (the first visit to L1 loads it; the later ones are timed).
+    reference_ms = click_and_time(page, explorer.locator("button", has_text="reference setting"), numbers)
+    wait_until(lambda: numbers.inner_text() == before["numbers"], 10, "the reference setting to come back")
+    assert images["reconstructions"].evaluate(IMAGE_PIXELS) == before["reconstructions"]
+    assert float(beta.locator(".widget-readout").inner_text()) == 0.005
+    assert explorer.locator(".widget-output .widget-hprogress").count() == 0  # cleared: nothing trained
+    toggle = {name: explorer.locator(".widget-toggle-buttons button", has_text=name) for name in ("KL", "L1")}
+    toggle["L1"].click()
+    wait_until(lambda: "L1: λ = 4e-05" in numbers.inner_text(), 20, "the pretrained L1 model")
+    toggle_ms = [click_and_time(page, toggle[name], numbers) for name in ("KL", "L1", "KL", "L1", "KL")]
+    wait_until(lambda: numbers.inner_text() == before["numbers"], 10, "the KL reference to come back")
+
+    assert not widget_errors(page), widget_errors(page)
+    widget_console_errors = [text for text in console_errors if "widget" in text.lower()]
+    assert not widget_console_errors, widget_console_errors
+    timings = {"new_setting_s": round(new_setting_s, 1), "reference_button_ms": round(reference_ms),
+               "penalty_toggle_ms": [round(ms) for ms in toggle_ms]}
+    (tmp_path / "timings.json").write_text(json.dumps(timings))
+    print(f"browser round trips: {timings}; screenshot {tmp_path / 'explorer.png'}")
