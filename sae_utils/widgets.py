@@ -246,11 +246,12 @@ class Explorer:
                  use_pretrained: bool = True, pretrained_dir=None, n_check: int = 500):
         self.test_images = prepare_images(load_mnist("test")[0] if test_images is None else test_images,
                                           "test_images")
-        self.train_images = prepare_images(load_mnist("train")[0] if train_images is None else train_images,
-                                           "train_images")
-        if len(self.train_images) < recipe.train_size:
-            raise ValueError(f"train_images has {len(self.train_images)} digits, the recipe needs "
+        train_images = load_mnist("train")[0] if train_images is None else train_images
+        if len(prepare_images(train_images, "train_images")) < recipe.train_size:
+            raise ValueError(f"train_images has {len(train_images)} digits, the recipe needs "
                              f"train_size = {recipe.train_size}")
+        # Only the digits quick training uses, as given: uint8 stays uint8 (train converts each batch).
+        self.train_images = train_images[:recipe.train_size]
         self.recipe = recipe
         self.use_pretrained = use_pretrained
         self.pretrained_dir = pretrained_dir
@@ -338,7 +339,8 @@ class ExplorerApp:
         slider = {"continuous_update": False, "style": {"description_width": "9em"},
                   "layout": w.Layout(width="40em")}
         self.penalty = w.ToggleButtons(options=[("KL (sigmoid codes)", "kl"), ("L1 (ReLU codes)", "l1")],
-                                       description="penalty", style={"description_width": "9em"})
+                                       tooltips=["KL(ρ ‖ ρ̂_j) summed over units, weight β",
+                                                 "mean over digits of Σ_j |y_j|, weight λ"])
         self.rho = w.FloatSlider(value=REFERENCE["rho"], min=RHO_RANGE[0], max=RHO_RANGE[1], step=0.01,
                                  description="ρ (KL target)", readout_format=".2f", **slider)
         self.beta = w.FloatLogSlider(value=REFERENCE["beta"], min=np.log10(BETA_RANGE[0]),
@@ -382,8 +384,13 @@ class ExplorerApp:
             w.VBox([w.HTML(f"<b>Features of the first {N_FEATURES_SHOWN} hidden units</b> (red +, blue −)"),
                     self.features]),
         ])
-        controls = w.VBox([w.HBox([self.penalty, self.reference]), self.rho, self.beta, self.lam,
-                           w.HBox([self.off, self.use_pretrained]), self.digits])
+        # ToggleButtons puts its description above the buttons, so the label is a widget of its own,
+        # as wide and as aligned as the sliders' descriptions.
+        penalty_label = w.HTML("<div style='text-align:right;padding-right:8px'>penalty</div>",
+                               layout=w.Layout(width="9em"))
+        controls = w.VBox([w.HBox([penalty_label, self.penalty, self.reference]), self.rho, self.beta, self.lam,
+                           w.HBox([self.off, self.use_pretrained], layout=w.Layout(margin="0 0 0 9.5em")),
+                           self.digits])
         return w.VBox([title, controls, self.message, self.progress_area, views, self.histogram])
 
     def setting(self) -> Setting:
