@@ -27,11 +27,11 @@ import torch
 from .checks import check_choice, check_int, check_number
 from .data import load_mnist, prepare_images
 from .metrics import evaluate
+from .penalties import PENALTIES
 from .plots import plot_activation_histogram
 from .pretrained import load_pretrained
 from .train import TrainConfig, TrainingDivergedError, train
 
-PENALTY_NAMES = {"kl": "KL", "l1": "L1"}
 # What the sliders offer. beta and lam may also be 0 (the "penalty off" box): no sparsity pressure.
 RHO_RANGE = (0.01, 0.5)
 BETA_RANGE = (1e-4, 1.0)
@@ -84,7 +84,7 @@ def make_setting(penalty: str = "kl", rho: float = REFERENCE["rho"], beta: float
 
     rho must lie in RHO_RANGE; beta in [0, BETA_RANGE[1]]; lam in [0, LAM_RANGE[1]].
     """
-    check_choice("penalty", penalty, tuple(PENALTY_NAMES))
+    check_choice("penalty", penalty, PENALTIES)
     if penalty == "kl":
         rho = check_number("rho", rho, low=RHO_RANGE[0], high=RHO_RANGE[1])
         beta = check_number("beta", beta, low=0, high=BETA_RANGE[1])
@@ -107,7 +107,7 @@ def parse_digits(text: str, n_test: int) -> list[int]:
         raise ValueError(f"test digits: give 1 to {MAX_DIGITS} comma-separated indices, got {len(parts)}")
     indices = []
     for part in parts:
-        if not part.isdigit() or int(part) >= n_test:
+        if not (part.isascii() and part.isdigit()) or int(part) >= n_test:
             raise ValueError(f"test digits must be whole numbers from 0 to {n_test - 1}, got {part!r}")
         indices.append(int(part))
     return indices
@@ -122,10 +122,11 @@ def one_of_each_class(labels: torch.Tensor) -> list[int]:
 class QuickRecipe:
     """How a new setting is trained: ``epochs`` passes over the first ``train_size`` training digits.
 
-    Small batches give more Adam steps for the same work (300 here; test BCE of the KL reference
-    0.09, the pretrained model's 1,000 steps of 1,200 digits reach 0.070). ``threads``: torch threads while training;
-    one, because with other work on the two cores, two threads wait on each other (5,000 digits took
-    11-13 s with two threads, 0.8 s with one, under a load of 6).
+    Small batches give more Adam steps for the same work: 300 here, which bring the KL reference to a
+    test BCE of 0.093 (the pretrained model's 1,000 steps of 1,200 digits reach 0.070).
+    ``threads``: torch threads while training and evaluating. One, because with other work on the two
+    cores two threads wait on each other: under a load of 6, an epoch over 5,000 digits took 11-13 s
+    with two threads and 0.8 s with one.
     """
 
     epochs: int = 2
@@ -236,22 +237,22 @@ def histogram_png(model, images: torch.Tensor, setting: Setting) -> bytes:
 class Explorer:
     """Settings -> results, computed once per session. The logic behind ``ExplorerApp``.
 
-    test_images: the digits the numbers and histogram are computed on (default: the 10,000 MNIST test
-    digits); train_images: where quick training draws from (default: the MNIST training digits).
-    use_pretrained: at the reference setting, load the shipped model (20 epochs on 60,000 digits)
-    instead of training quickly.
+    test_images: the digits the numbers and histogram are computed on, test_labels their classes
+    (default: the 10,000 MNIST test digits and labels); train_images: where quick training takes its
+    first ``recipe.train_size`` digits from (default: the MNIST training digits). n_check: how many
+    test digits train() scores after each epoch. use_pretrained: at the reference setting, load the
+    shipped model (``pretrained_dir``, default pretrained/) instead of training quickly.
     """
 
-    def __init__(self, test_images=None, train_images=None, *, recipe: QuickRecipe = QuickRecipe(),
-                 use_pretrained: bool = True, pretrained_dir=None, n_check: int = 500):
-        self.test_images = prepare_images(load_mnist("test")[0] if test_images is None else test_images,
-                                          "test_images")
-        train_images = load_mnist("train")[0] if train_images is None else train_images
-        if len(prepare_images(train_images, "train_images")) < recipe.train_size:
-            raise ValueError(f"train_images has {len(train_images)} digits, the recipe needs "
-                             f"train_size = {recipe.train_size}")
-        # Only the digits quick training uses, as given: uint8 stays uint8 (train converts each batch).
-        self.train_images = train_images[:recipe.train_size]
+    def __init__(self, test_images=None, train_images=None, *, test_labels=None,
+                 recipe: QuickRecipe = QuickRecipe(), use_pretrained: bool = True, pretrained_dir=None,
+                 n_check: int = 500):
+        if test_images is None:
+            test_images, test_labels = load_mnist("test")
+        self.test_images = prepare_images(test_images, "test_images")
+        self.test_labels = test_labels
+        self.train_images = _first_digits(load_mnist("train")[0] if train_images is None else train_images,
+                                          recipe.train_size)
         self.recipe = recipe
         self.use_pretrained = use_pretrained
         self.pretrained_dir = pretrained_dir
@@ -281,9 +282,9 @@ class Explorer:
 
     def _compute_now(self, setting: Setting, pretrained: bool, progress: bool) -> Result:
         start = time.perf_counter()
-        model = self._pretrained(setting) if pretrained else None
+        model, card = self._pretrained(setting) if pretrained else (None, None)
         if model is not None:
-            source = "pretrained model: 20 epochs on all 60,000 training digits"
+            source = f"pretrained model: {card['config']['epochs']} epochs on all 60,000 training digits"
         else:
             model, _ = quick_train(setting, self.train_images, self.check_images, self.recipe, progress)
             source = f"quick training: {self.recipe.describe()}"
@@ -295,13 +296,24 @@ class Explorer:
 
     def _pretrained(self, setting: Setting):
         try:
-            return load_pretrained(setting.penalty, self.pretrained_dir)[0]
+            return load_pretrained(setting.penalty, self.pretrained_dir)
         except FileNotFoundError as err:
             self.notes.append(f"{err}; trained quickly instead")
-            return None
+            return None, None
 
     def reconstructions(self, result: Result, digits: list[int]) -> bytes:
         return reconstructions_png(result.model, self.test_images[digits])
+
+
+def _first_digits(images, size: int) -> torch.Tensor:
+    """The first ``size`` digits of ``images``, as given (uint8 stays uint8: train converts each batch),
+    checked now rather than at the first new setting."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"train_images must be a torch.Tensor, got {type(images).__name__}")
+    if len(images) < size:
+        raise ValueError(f"train_images has {len(images)} digits, the recipe needs train_size = {size}")
+    prepare_images(images[:size], "train_images")
+    return images[:size]
 
 
 def numbers_html(result: Result) -> str:
@@ -335,7 +347,9 @@ class ExplorerApp:
         self.seconds = float("nan")  # how long the last redraw took, training included
         self._holding = False
         if digits is None:
-            digits = one_of_each_class(load_mnist("test")[1][:len(self.explorer.test_images)])
+            labels = self.explorer.test_labels
+            n_test = len(self.explorer.test_images)
+            digits = one_of_each_class(labels) if labels is not None else list(range(min(10, n_test)))
         slider = {"continuous_update": False, "style": {"description_width": "9em"},
                   "layout": w.Layout(width="40em")}
         self.penalty = w.ToggleButtons(options=[("KL (sigmoid codes)", "kl"), ("L1 (ReLU codes)", "l1")],

@@ -187,6 +187,10 @@ def test_training_restores_the_number_of_torch_threads(explorer):
 def test_explorer_rejects_bad_arguments(train_digits, test_digits):
     with pytest.raises(ValueError, match="train_size = 15000"):
         Explorer(test_digits, train_digits)
+    with pytest.raises(TypeError, match="train_images must be a torch.Tensor, got list"):
+        Explorer(test_digits, [[0] * 784] * 2000, recipe=TINY)
+    with pytest.raises(ValueError, match="train_images must have values in"):
+        Explorer(test_digits, train_digits.float(), recipe=TINY)  # 0-255 floats: not divided by 255
     with pytest.raises(TypeError, match="make_setting"):
         Explorer(test_digits, train_digits, recipe=TINY).result(("kl", 0.08, 0.005, None))
 
@@ -200,6 +204,13 @@ def app(explorer) -> ExplorerApp:
 
 def shown(app) -> tuple[bytes, bytes, bytes, str]:
     return app.reconstructions.value, app.features.value, app.histogram.value, app.numbers.value
+
+
+def test_the_default_digits_are_one_of_each_class_when_labels_are_known(explorer, test_digits):
+    assert ExplorerApp(explorer, progress=False).digits.value == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    labels = sae_utils.load_mnist("test")[1][:300]
+    labelled = Explorer(test_digits[:300], explorer.train_images, test_labels=labels, recipe=TINY)
+    assert ExplorerApp(labelled, progress=False).digits.value == "3, 2, 1, 18, 4, 8, 11, 0, 61, 7"
 
 
 def test_the_app_starts_at_the_pretrained_kl_reference(app):
