@@ -407,6 +407,15 @@ class ExplorerApp:
                            self.digits])
         return w.VBox([title, controls, self.message, self.progress_area, views, self.histogram])
 
+    def _repr_mimebundle_(self, **kwargs):
+        """Display as the widget; where widgets cannot be shown (an untrusted or static notebook),
+        as a line saying so instead of the widget's repr."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if bundle:
+            bundle["text/plain"] = ("Sparse autoencoder explorer (interactive widgets): run the notebook's "
+                                    "cells to use it.")
+        return bundle
+
     def setting(self) -> Setting:
         """The setting the controls show."""
         weight = {} if not self.off.value else {"beta": 0.0, "lam": 0.0}
@@ -491,5 +500,5 @@ def explore(**kwargs) -> ExplorerApp:
     from IPython.display import display
 
     app = ExplorerApp(**kwargs)
-    display(app.widget)
+    display(app)
     return app

@@ -92,7 +92,8 @@ def test_explorer_runs_in_jupyterlab_and_reacts_to_a_slider(lab, browser, tmp_pa
     page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
     page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
     wait_until(lambda: page.evaluate(NOTEBOOK_READY), 60, f"{NOTEBOOK} to open with an idle kernel\n{lab.log()}")
-    page.wait_for_timeout(1000)  # the saved explorer is drawn from the widget state stored in the notebook
+    # Before anything runs, the saved (untrusted) output shows its plain-text line, not an error.
+    page.locator(".jp-OutputArea-output", has_text="run the notebook's cells to use it").wait_for(timeout=20_000)
     assert not widget_errors(page), widget_errors(page)
 
     run_all_cells(page, timeout=90)

@@ -287,6 +287,12 @@ def test_a_cached_setting_redraws_without_training(app, count_training):
     assert math.isfinite(app.seconds)
 
 
+def test_the_app_displays_as_its_widget_with_a_plain_text_line(app):
+    bundle = app._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == app.widget.model_id
+    assert "run the notebook's cells" in bundle["text/plain"]
+
+
 def test_set_rejects_unknown_controls(app):
     with pytest.raises(ValueError, match="gamma"):
         app.set(gamma=1)
