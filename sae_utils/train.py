@@ -107,7 +107,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
 
     torch.manual_seed(config.seed)
     model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho).to(device)
-    optimizer = new_adam(model, config.lr)
+    optimizer = _new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     history = new_history()
     if resume and checkpoint is not None and Path(checkpoint).exists():
@@ -187,7 +187,7 @@ def _test_bce(model, x_test, batch_size: int) -> float:
     return total.item() / len(x_test)
 
 
-def new_adam(model, lr: float) -> torch.optim.Optimizer:
+def _new_adam(model, lr: float) -> torch.optim.Optimizer:
     """Adam with its fused one-kernel step where this torch has it for the device (CPU: torch >= 2.4)."""
     params = list(model.parameters())
     try:
