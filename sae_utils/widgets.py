@@ -333,7 +333,7 @@ def numbers_html(result: Result) -> str:
 
 
 class ExplorerApp:
-    """The ipywidgets front end of an ``Explorer``: display ``app.widget`` in a notebook.
+    """The ipywidgets front end of an ``Explorer``: display the app (or ``app.widget``) in a notebook.
 
     Every control change calls ``redraw``: a cached setting is redrawn at once, a new one is trained
     first (with a tqdm progress bar when ``progress``). Invalid input shows an error and keeps the views.
@@ -418,9 +418,9 @@ class ExplorerApp:
 
     def setting(self) -> Setting:
         """The setting the controls show."""
-        weight = {} if not self.off.value else {"beta": 0.0, "lam": 0.0}
-        return make_setting(self.penalty.value, rho=self.rho.value, **{"beta": self.beta.value,
-                                                                        "lam": self.lam.value, **weight})
+        off = self.off.value
+        return make_setting(self.penalty.value, rho=self.rho.value, beta=0.0 if off else self.beta.value,
+                            lam=0.0 if off else self.lam.value)
 
     def set(self, **values) -> None:
         """Set several controls at once (names: penalty, rho, beta, lam, off, use_pretrained, digits),
@@ -441,6 +441,7 @@ class ExplorerApp:
         self.set(off=False, use_pretrained=True, **REFERENCE)
 
     def redraw(self) -> None:
+        """Show the setting the controls describe: from the cache, or trained (or loaded) first."""
         if self._holding:
             return
         start = time.perf_counter()
@@ -474,15 +475,6 @@ class ExplorerApp:
         # Only when there is something to clear: outside a notebook, clear_output prints escape codes.
         if self.progress_area.outputs:
             self.progress_area.clear_output()
-
-    def close(self) -> None:
-        """Close all widgets of the app (its views disappear from the page; the explorer's cache stays)."""
-        def close_tree(widget):
-            for child in getattr(widget, "children", ()):
-                close_tree(child)
-            widget.close()
-
-        close_tree(self.widget)
 
     def _enable_relevant_controls(self) -> None:
         kl = self.penalty.value == "kl"
