@@ -1,6 +1,6 @@
 """How fast ``sae_utils.train`` is, against the matrix-product floor and a conventional DataLoader loop.
 
-Run by hand from the repository root, on an otherwise idle machine (about 3 minutes on 2 cores):
+Run by hand from the repository root, on an otherwise idle machine (about 2 minutes on 2 cores):
 
     python benchmarks/train_speed.py                 # --penalty kl --repeats 5 [--threads N]
 
