@@ -26,13 +26,6 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def bce_of(model, x: torch.Tensor) -> float:
-    """Mean per-pixel BCE of the model on validated float images x (N, 784)."""
-    model.eval()
-    return F.binary_cross_entropy_with_logits(model(x)[0], x).item()
-
-
-@torch.no_grad()
 def evaluate(model, images, config=None) -> dict:
     """Metrics of ``model`` on ``images`` (uint8 (N, 28, 28) or floats in [0, 1]), as plain floats.
 

@@ -22,7 +22,7 @@ from .checks import check_choice, check_int, check_number
 from .data import load_mnist, prepare_images, to_float
 from .files import atomic_torch_save, safe_torch_load
 from .model import SparseAutoencoder
-from .penalties import PENALTIES, _kl_sparsity, _l1
+from .penalties import PENALTIES, mean_bce_with_logits, objective
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 
@@ -101,6 +101,9 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     config = config if config is not None else TrainConfig()
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config = TrainConfig(**config.as_dict())  # checks again fields changed after construction (sliders)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH, the file to continue from")
     device = resolve_device(config.device)
     x_train = _digits(load_mnist("train")[0] if train_images is None else train_images, "train_images")
     x_test = _digits(load_mnist("test")[0] if test_images is None else test_images, "test_images")
@@ -146,9 +149,7 @@ def _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, histor
     for batch, start in enumerate(range(0, n, config.batch_size), start=1):
         xb = _floats(x_train.index_select(0, order[start:start + config.batch_size]))
         logits, code = model(xb)
-        bce = mean_bce_with_logits(logits, xb)
-        pen = _kl_sparsity(code, config.rho) if config.penalty == "kl" else _l1(code)
-        loss = bce + config.weight * pen
+        loss, bce, pen = objective(logits, code, xb, penalty=config.penalty, rho=config.rho, weight=config.weight)
         values = torch.stack((loss, bce, pen)).tolist()  # the step's one synchronisation
         if not math.isfinite(values[0]):
             raise TrainingDivergedError(
@@ -200,42 +201,6 @@ def _new_adam(model, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
-class _MeanBCEWithLogits(torch.autograd.Function):
-    """``F.binary_cross_entropy_with_logits(logits, x)`` (mean over all elements), 5x faster on CPU.
-
-    Torch computes it through log1p, which this torch's AVX-512 CPU kernels run about 10x slower
-    than exp, log and sigmoid. Here each element's loss is relu(l) - l * x - log(sigmoid(|l|)), two
-    sums of non-negative terms, and the logs are taken of products of 16 sigmoids (each in [0.5, 1],
-    so a product is >= 2**-16: no underflow), which makes the costliest step 16 times smaller.
-    Same value up to float32 rounding (relative 1e-7); the gradient is (sigmoid(l) - x) / numel.
-    """
-
-    @staticmethod
-    def forward(ctx, logits, x):
-        flat = logits.reshape(-1)
-        scratch = flat.clamp(min=0).addcmul_(flat, x.reshape(-1), value=-1)
-        linear_sum = scratch.sum()
-        rows = 16 if flat.numel() % 16 == 0 else 1
-        log_sigmoid_sum = torch.abs(flat, out=scratch).sigmoid_().view(rows, -1).prod(dim=0).log_().sum()
-        ctx.save_for_backward(logits, x)
-        ctx.scratch = scratch.view_as(logits)  # the first backward writes its gradient here: no new array
-        return (linear_sum - log_sigmoid_sum) / flat.numel()
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits, x = ctx.saved_tensors
-        scratch, ctx.scratch = ctx.scratch, None  # a second backward (retain_graph) gets a new array
-        return torch.sigmoid(logits, out=scratch).sub_(x).mul_(grad / logits.numel()), None
-
-
-def mean_bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean BCE of targets x in [0, 1] against sigmoid(logits); logits, x: same shape and dtype.
-
-    Returns a scalar; the gradient flows to the logits only.
-    """
-    return _MeanBCEWithLogits.apply(logits, x)
-
-
 def _record_epoch(history, epoch, means, test_bce):
     for key, value in zip(HISTORY_KEYS, (epoch, *means, test_bce)):
         history[key].append(value)
@@ -251,7 +216,10 @@ def save_checkpoint(path, config, model, optimizer, shuffler, history) -> None:
 def load_checkpoint(path, config, model, optimizer, shuffler) -> dict:
     """Restore model, optimizer and shuffler state in place from ``path``; return the history."""
     state = safe_torch_load(path)
-    saved = {k: v for k, v in state.get("config", {}).items() if k not in ("device", "epochs")}
+    needed = {"config", "model", "optimizer", "shuffler", "history"}
+    if not isinstance(state, dict) or not needed <= state.keys():
+        raise ValueError(f"{path} is not a sae_utils training checkpoint: it must hold {', '.join(sorted(needed))}")
+    saved = {k: v for k, v in state["config"].items() if k not in ("device", "epochs")}
     wanted = {k: v for k, v in config.as_dict().items() if k not in ("device", "epochs")}
     if saved != wanted:
         raise ValueError(f"checkpoint {path} was written for a different config: {saved}, not {wanted}")

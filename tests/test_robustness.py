@@ -224,3 +224,22 @@ def test_files_written_by_the_package_have_the_usual_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     assert json.loads(path.read_text()) == {}
 
+
+
+def test_config_changed_after_construction_is_checked_again():
+    config = TrainConfig(**TINY)
+    config.lr = -1.0  # as a slider bound to the field would do
+    with pytest.raises(ValueError, match=r"lr must lie in \(0, inf\), got -1.0"):
+        train(config, DIGITS, DIGITS, progress=False)
+
+
+def test_resume_without_a_checkpoint_path_is_refused():
+    with pytest.raises(ValueError, match=r"resume=True needs checkpoint=PATH"):
+        train(TrainConfig(**TINY), DIGITS, DIGITS, resume=True, progress=False)
+
+
+def test_a_torch_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"weights": torch.ones(3)}, path)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a sae_utils training checkpoint"):
+        train(TrainConfig(**TINY), DIGITS, DIGITS, checkpoint=path, resume=True, progress=False)
