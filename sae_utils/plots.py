@@ -25,6 +25,7 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
     ax.set(xlabel="epoch", ylabel="loss per pixel", title=title, yscale="log")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -44,7 +45,7 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None):
     fig, axes = plt.subplots(2, len(x), figsize=(1.1 * len(x), 2.4), squeeze=False)
     _show_images(axes[0], x.reshape(-1, 28, 28))
     _show_images(axes[1], x_hat.reshape(-1, 28, 28))
-    axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel("x̂")
+    axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel(r"$\hat{x}$")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -108,7 +109,7 @@ def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str
     models: {row label: model}.
     """
     x = prepare_images(images[:n])
-    rows = [("input x", x)] + [(f"{name} x̂", model.reconstruct(x.to(next(model.parameters()).device)).cpu())
+    rows = [("input x", x)] + [(f"{name} $\\hat{{x}}$", model.reconstruct(x.to(next(model.parameters()).device)).cpu())
                                for name, model in models.items()]
     fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x), 1.15 * len(rows) + 0.3), squeeze=False)
     for ax_row, (label, batch) in zip(axes, rows):
