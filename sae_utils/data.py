@@ -75,11 +75,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.reshape(len(images), -1).to(torch.float32).div_(255.0)
 
 
-def prepare_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """Validate images and return float32 of shape (N, 784) in [0, 1].
+def flat_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Validate images and return them flattened to (N, 784), uint8 kept as uint8, floats as float32.
 
-    Accepts uint8 (N, 28, 28) (divided by 255) or floats of shape (N, 784), (N, 28, 28) or
-    (N, 1, 28, 28) with finite values in [0, 1].
+    Accepts uint8 (N, 28, 28) (0-255) or floats of shape (N, 784), (N, 28, 28) or (N, 1, 28, 28)
+    with finite values in [0, 1].
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
@@ -90,7 +90,13 @@ def prepare_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
             f"got {tuple(images.shape)}"
         )
     if images.dtype == torch.uint8:
-        return to_float(images)
+        return images.reshape(len(images), N_PIXELS)
     if not images.is_floating_point():
         raise TypeError(f"{name} must be uint8 (0-255) or floating point in [0, 1], got dtype {images.dtype}")
     return check_values(name, images.reshape(len(images), N_PIXELS).to(torch.float32))
+
+
+def prepare_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Validate images (see ``flat_images``) and return float32 of shape (N, 784) in [0, 1]."""
+    flat = flat_images(images, name)
+    return to_float(flat) if flat.dtype == torch.uint8 else flat
