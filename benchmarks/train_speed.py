@@ -14,7 +14,7 @@ Every repeat runs each variant once, in turn, so that all of them see the same m
     y @ Wd^T and the backward products dL/dWd, dL/dy, dL/dWe (no gradient for x);
 (c) a conventional loop: ``torchvision.datasets.MNIST`` with ``transforms.ToTensor()``,
     ``DataLoader(batch_size=1200, shuffle=True)``, the same model, Adam and loss
-    (``F.binary_cross_entropy_with_logits`` + weight * penalty, ``loss.item()`` every step), one
+    (``penalties.objective``: the package's BCE + weight * penalty, ``loss.item()`` every step), one
     epoch and then the test BCE through a DataLoader, like (a). Also timed: iterating its two
     DataLoaders alone, with no model.
 

@@ -29,7 +29,6 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 FILE_PREFIX = {"train": "train", "test": "t10k"}
-SPLIT_SIZE = {"train": 60_000, "test": 10_000}
 
 
 def read_idx(path: Path, expected_sha256: str) -> np.ndarray:
@@ -71,7 +70,9 @@ def load_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images of shape (N, 28, 28) -> float32 of shape (N, 784) with values in [0, 1]."""
+    """uint8 images of shape (N, 28, 28) or (N, 784) -> float32 of shape (N, 784) with values in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise TypeError(f"images must be a uint8 tensor (0-255), got {getattr(images, 'dtype', type(images).__name__)}")
     return images.reshape(len(images), -1).to(torch.float32).div_(255.0)
 
 

@@ -65,11 +65,13 @@ def safe_torch_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"refused to load {path}: it holds objects other than tensors and plain containers, "
-            f"and loading it could execute code ({str(err).splitlines()[0]})"
-        ) from err
-    except (RuntimeError, EOFError, OSError) as err:
+        if "GLOBAL" in str(err):  # it names a Python object to build: the one case that could run code
+            raise ValueError(
+                f"refused to load {path}: it holds objects other than tensors and plain containers, "
+                f"and loading it could execute code ({str(err).splitlines()[0]})"
+            ) from err
+        raise ValueError(f"{path} is not a readable torch weights file; truncated or corrupted? ({err})") from err
+    except Exception as err:  # on junk bytes the unpickler also raises KeyError, IndexError, struct.error
         raise ValueError(f"{path} is not a readable torch weights file; truncated or corrupted? ({err})") from err
 
 

@@ -119,7 +119,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     shuffler = torch.Generator().manual_seed(config.seed)
     history = new_history()
     if resume and Path(checkpoint).exists():
-        history = load_checkpoint(checkpoint, config, model, optimizer, shuffler)
+        history = load_checkpoint(checkpoint, config, model, optimizer, shuffler, len(x_train))
 
     n_batches = math.ceil(len(x_train) / config.batch_size)
     start_epoch = len(history["epoch"])
@@ -131,7 +131,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
             _record_epoch(history, epoch, means, _test_bce(model, x_test, config.batch_size))
             bar.set_postfix(loss=f"{means[0]:.4f}", test_bce=f"{history['test_bce'][-1]:.4f}")
             if checkpoint is not None:
-                save_checkpoint(checkpoint, config, model, optimizer, shuffler, history)
+                save_checkpoint(checkpoint, config, model, optimizer, shuffler, history, len(x_train))
     except KeyboardInterrupt:
         history["interrupted"] = True
         warnings.warn(f"training interrupted after {len(history['epoch'])} complete epochs; "
@@ -193,14 +193,14 @@ def _record_epoch(history, epoch, means, test_bce):
         history[key].append(value)
 
 
-def save_checkpoint(path, config, model, optimizer, shuffler, history) -> None:
+def save_checkpoint(path, config, model, optimizer, shuffler, history, n_train: int) -> None:
     """Everything needed to continue training exactly, written atomically; loadable with weights_only."""
-    atomic_torch_save({"config": config.as_dict(), "model": model.state_dict(),
+    atomic_torch_save({"config": config.as_dict(), "n_train": n_train, "model": model.state_dict(),
                        "optimizer": optimizer.state_dict(), "shuffler": shuffler.get_state(),
                        "history": history}, path)
 
 
-def load_checkpoint(path, config, model, optimizer, shuffler) -> dict:
+def load_checkpoint(path, config, model, optimizer, shuffler, n_train: int) -> dict:
     """Restore model, optimizer and shuffler state in place from ``path``; return the history."""
     state = safe_torch_load(path)
     needed = {"config", "model", "optimizer", "shuffler", "history"}
@@ -210,6 +210,8 @@ def load_checkpoint(path, config, model, optimizer, shuffler) -> dict:
     wanted = {k: v for k, v in config.as_dict().items() if k not in ("device", "epochs")}
     if saved != wanted:
         raise ValueError(f"checkpoint {path} was written for a different config: {saved}, not {wanted}")
+    if state.get("n_train") != n_train:
+        raise ValueError(f"checkpoint {path} was written for {state.get('n_train')} training images, not {n_train}")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     shuffler.set_state(state["shuffler"])

@@ -297,7 +297,7 @@ class Explorer:
     def _pretrained(self, setting: Setting):
         try:
             return load_pretrained(setting.penalty, self.pretrained_dir)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:
             self.notes.append(f"{err}; trained quickly instead")
             return None, None
 

@@ -129,10 +129,12 @@ def test_resume_without_a_stopped_run_is_refused(tmp_path, capsys):
     assert status == 2 and "no stopped run to continue" in err and "checkpoint.pt" in err
 
 
-def test_resume_from_a_damaged_checkpoint_names_it(tmp_path, capsys):
-    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 half a zip file")
+@pytest.mark.parametrize("junk", [b"PK\x03\x04 half a zip file", b"hello\n", bytes(range(7, 40))])
+def test_resume_from_a_damaged_checkpoint_names_it(tmp_path, capsys, junk):
+    (tmp_path / "checkpoint.pt").write_bytes(junk)
     status, _, err = run_main(["train", "--out", str(tmp_path), "--resume", *SMALL], capsys)
     assert status == 2 and str(tmp_path / "checkpoint.pt") in err and "Traceback" not in err
+    assert "not a readable torch weights file" in err  # junk, not mistaken for a file that runs code
 
 
 def test_evaluate_rejects_unknown_names(capsys):

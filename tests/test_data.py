@@ -7,6 +7,7 @@ import torch
 
 import sae_utils
 from sae_utils import data
+from sae_utils.data import to_float
 
 # The well-known MNIST label counts per digit 0..9.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -107,3 +108,10 @@ def test_missing_file_is_reported(test_split_copy):
 def test_unknown_split_is_refused():
     with pytest.raises(ValueError, match=r"split must be 'train' or 'test', got 'validation'"):
         sae_utils.load_mnist("validation")
+
+
+def test_to_float_refuses_floats_rather_than_dividing_them_in_place():
+    images = torch.full((2, 784), 0.5)
+    with pytest.raises(TypeError, match="images must be a uint8 tensor"):
+        to_float(images)
+    assert torch.all(images == 0.5)

@@ -243,3 +243,10 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     torch.save({"weights": torch.ones(3)}, path)
     with pytest.raises(ValueError, match=r"checkpoint\.pt is not a sae_utils training checkpoint"):
         train(TrainConfig(**TINY), DIGITS, DIGITS, checkpoint=path, resume=True, progress=False)
+
+
+def test_resume_on_different_training_data_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    train(TrainConfig(**TINY), DIGITS[:30], DIGITS, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match=r"written for 30 training images, not 40"):
+        train(TrainConfig(**{**TINY, "epochs": 2}), DIGITS[:40], DIGITS, checkpoint=path, resume=True, progress=False)

@@ -179,9 +179,13 @@ def test_a_missing_pretrained_model_is_replaced_by_quick_training(train_digits, 
 
 
 def test_training_restores_the_number_of_torch_threads(explorer):
-    before = torch.get_num_threads()
-    explorer.result(make_setting("kl", beta=0.02))
-    assert torch.get_num_threads() == before
+    original = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the quick recipe's count, so a forgotten restore shows
+    try:
+        explorer.result(make_setting("kl", beta=0.02))
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(original)
 
 
 def test_explorer_rejects_bad_arguments(train_digits, test_digits):
