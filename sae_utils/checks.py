@@ -22,6 +22,11 @@ def check_number(name: str, value, *, low=None, high=None, low_open=False, high_
     return value
 
 
+def check_rho(value) -> float:
+    """The KL target activation: a probability strictly inside (0, 1)."""
+    return check_number("rho", value, low=0, high=1, low_open=True, high_open=True)
+
+
 def check_int(name: str, value, *, low: int = 1) -> int:
     """Return ``value`` after checking it is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .data import prepare_images
 from .model import CODE_FOR_PENALTY, SparseAutoencoder
-from .penalties import _kl_sparsity, _l1
+from .penalties import unchecked_penalty
 
 ACTIVE_THRESHOLD = {"sigmoid": 0.5, "relu": 0.0}
 
@@ -50,7 +50,7 @@ def evaluate(model, images, config=None) -> dict:
     model.eval()
     logits, code = model(x)
     bce = F.binary_cross_entropy_with_logits(logits, x).item()
-    penalty = (_kl_sparsity(code, config.rho) if config.penalty == "kl" else _l1(code)).item()
+    penalty = unchecked_penalty(config.penalty, code, config.rho).item()
     active = active_units(code, model.activation)
     return {
         "bce": bce,

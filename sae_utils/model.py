@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import check_choice, check_float_tensor, check_int, check_number, check_values
+from .checks import check_choice, check_float_tensor, check_int, check_rho, check_values
 from .data import IMAGE_SIDE, N_PIXELS
 
 CODE_ACTIVATIONS = ("sigmoid", "relu")
@@ -40,7 +40,7 @@ class SparseAutoencoder(nn.Module):
         check_choice("penalty", penalty, tuple(CODE_FOR_PENALTY))
         model = cls(n_hidden, CODE_FOR_PENALTY[penalty])
         if penalty == "kl":
-            rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+            rho = check_rho(rho)
             with torch.no_grad():
                 model.encoder.bias.fill_(math.log(rho / (1 - rho)))
         return model

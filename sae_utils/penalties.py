@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_choice, check_float_tensor, check_number, check_values
+from .checks import check_choice, check_float_tensor, check_rho, check_values
 
 PENALTIES = ("kl", "l1")
 
@@ -18,7 +18,7 @@ def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     rho in (0, 1); rho_hat in [0, 1]. rho_hat is clamped to [eps, 1 - eps] (eps the dtype's machine
     epsilon), so value and gradient stay finite at 0 and 1 (the gradient is zero past the clamp).
     """
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    rho = check_rho(rho)
     check_values("rho_hat", check_float_tensor("rho_hat", rho_hat))
     return _bernoulli_kl(rho, rho_hat)
 
@@ -28,7 +28,7 @@ def kl_sparsity_penalty(code: torch.Tensor, rho: float) -> torch.Tensor:
 
     code: (B, H) sigmoid activations in [0, 1]. Returns a scalar.
     """
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    rho = check_rho(rho)
     _check_code(code)
     check_values("code", code)
     return _kl_sparsity(code, rho)
@@ -66,8 +66,13 @@ def objective(logits, code, x, *, penalty: str, rho: float, weight: float):
     This is the training loop's hot path: callers validate once, up front.
     """
     bce = mean_bce_with_logits(logits, x)
-    pen = _kl_sparsity(code, rho) if penalty == "kl" else _l1(code)
+    pen = unchecked_penalty(penalty, code, rho)
     return bce + weight * pen, bce, pen
+
+
+def unchecked_penalty(penalty: str, code: torch.Tensor, rho: float) -> torch.Tensor:
+    """``sparsity_penalty`` with no input checks, for callers that validated up front."""
+    return _kl_sparsity(code, rho) if penalty == "kl" else _l1(code)
 
 
 def _bernoulli_kl(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_choice, check_int, check_number
+from .checks import check_choice, check_int, check_number, check_rho
 from .data import flat_images, load_mnist, to_float
 from .files import atomic_torch_save, safe_torch_load
 from .model import SparseAutoencoder
@@ -48,7 +48,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_choice("penalty", self.penalty, PENALTIES)
-        self.rho = check_number("rho", self.rho, low=0, high=1, low_open=True, high_open=True)
+        self.rho = check_rho(self.rho)
         self.beta = check_number("beta", self.beta, low=0)
         self.lam = check_number("lam", self.lam, low=0)
         self.lr = check_number("lr", self.lr, low=0, low_open=True)
