@@ -99,5 +99,9 @@ def flat_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
 
 def prepare_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     """Validate images (see ``flat_images``) and return float32 of shape (N, 784) in [0, 1]."""
-    flat = flat_images(images, name)
+    return as_float(flat_images(images, name))
+
+
+def as_float(flat: torch.Tensor) -> torch.Tensor:
+    """The output of ``flat_images`` as float32 in [0, 1]: uint8 is converted, floats pass through."""
     return to_float(flat) if flat.dtype == torch.uint8 else flat

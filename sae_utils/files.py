@@ -48,10 +48,15 @@ def atomic_torch_save(obj, path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def atomic_save_figure(fig, path) -> Path:
+def figure_png(fig, dpi: int = 100, **savefig_kwargs) -> bytes:
+    """A matplotlib figure as PNG bytes."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
+    fig.savefig(buffer, format="png", dpi=dpi, **savefig_kwargs)
+    return buffer.getvalue()
+
+
+def atomic_save_figure(fig, path) -> Path:
+    return atomic_write_bytes(path, figure_png(fig, bbox_inches="tight"))
 
 
 def safe_torch_load(path):

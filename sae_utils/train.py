@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checks import check_choice, check_int, check_number, check_rho
-from .data import flat_images, load_mnist, to_float
+from .data import as_float, flat_images, load_mnist
 from .files import atomic_torch_save, safe_torch_load
 from .model import SparseAutoencoder
 from .penalties import PENALTIES, mean_bce_with_logits, objective
@@ -148,7 +148,7 @@ def _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, histor
     order = torch.randperm(n, generator=shuffler).to(x_train.device)
     totals = [0.0, 0.0, 0.0]
     for batch, start in enumerate(range(0, n, config.batch_size), start=1):
-        xb = _floats(x_train.index_select(0, order[start:start + config.batch_size]))
+        xb = as_float(x_train.index_select(0, order[start:start + config.batch_size]))
         logits, code = model(xb)
         loss, bce, pen = objective(logits, code, xb, penalty=config.penalty, rho=config.rho, weight=config.weight)
         values = torch.stack((loss, bce, pen)).tolist()  # the step's one synchronisation
@@ -166,16 +166,12 @@ def _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, histor
     return [total / n for total in totals]
 
 
-def _floats(batch: torch.Tensor) -> torch.Tensor:
-    return to_float(batch) if batch.dtype == torch.uint8 else batch
-
-
 @torch.no_grad()
 def _test_bce(model, x_test, batch_size: int) -> float:
     """Mean BCE over x_test, computed a batch at a time: no 30 MB temporaries to allocate every epoch."""
     model.eval()
     total = sum(mean_bce_with_logits(model(xb)[0], xb) * len(xb)
-                for xb in map(_floats, x_test.split(batch_size)))
+                for xb in map(as_float, x_test.split(batch_size)))
     return total.item() / len(x_test)
 
 

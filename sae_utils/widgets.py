@@ -26,6 +26,7 @@ import torch
 
 from .checks import check_choice, check_int, check_number
 from .data import load_mnist, prepare_images
+from .files import figure_png
 from .metrics import evaluate
 from .penalties import PENALTIES
 from .plots import plot_activation_histogram
@@ -228,10 +229,9 @@ def features_png(model, n: int = N_FEATURES_SHOWN) -> bytes:
 def histogram_png(model, images: torch.Tensor, setting: Setting) -> bytes:
     """``plots.plot_activation_histogram`` of the test digits, with the target rho for KL, as PNG bytes."""
     fig = plot_activation_histogram(model, images, rho=setting.rho, title=setting.label())
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    png = figure_png(fig, dpi=80)
     plt.close(fig)
-    return buffer.getvalue()
+    return png
 
 
 class Explorer:
