@@ -14,7 +14,7 @@ Every repeat runs each variant once, in turn, so that all of them see the same m
     y @ Wd^T and the backward products dL/dWd, dL/dy, dL/dWe (no gradient for x);
 (c) a conventional loop: ``torchvision.datasets.MNIST`` with ``transforms.ToTensor()``,
     ``DataLoader(batch_size=1200, shuffle=True)``, the same model, Adam and loss
-    (``penalties.objective``: the package's BCE + weight * penalty, ``loss.item()`` every step), one
+    (the package's BCE (``fast_bce.training_bce``) + the family's weighted penalty, ``loss.item()`` every step), one
     epoch and then the test BCE through a DataLoader, like (a). Also timed: iterating its two
     DataLoaders alone, with no model.
 
@@ -45,7 +45,8 @@ from tqdm.auto import tqdm
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate, load_mnist, load_pretrained, train
 from sae_utils.data import MNIST_DIR
-from sae_utils.penalties import objective
+from sae_utils.fast_bce import training_bce
+from sae_utils.families import FAMILIES
 from sae_utils.pretrained import PRETRAINED_DIR
 
 N_TRAIN, N_TEST, N_PIXELS = 60_000, 10_000, 784
@@ -128,6 +129,8 @@ def conventional_loop(config: TrainConfig, root: Path):
     train_set = datasets.MNIST(root, train=True, transform=transforms.ToTensor(), download=False)
     test_set = datasets.MNIST(root, train=False, transform=transforms.ToTensor(), download=False)
 
+    bce, family = training_bce("cpu"), FAMILIES[config.penalty]
+
     def epoch() -> float:
         start = time.perf_counter()
         torch.manual_seed(config.seed)
@@ -138,7 +141,7 @@ def conventional_loop(config: TrainConfig, root: Path):
         for images, _ in DataLoader(train_set, batch_size=config.batch_size, shuffle=True):
             x = images.view(len(images), -1)
             logits, code = model(x)
-            loss, _, _ = objective(logits, code, x, penalty=config.penalty, rho=config.rho, weight=config.weight)
+            loss = bce(logits, x) + family.weighted_penalty(code, config.hyperparameters())[0]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,6 +1,8 @@
 """Validation of public inputs: each check raises with the parameter's name, the value and what is allowed."""
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 
@@ -48,7 +50,7 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
     if not x.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor, got dtype {x.dtype}"
-            + (" (convert uint8 images with sae_utils.to_float)" if x.dtype == torch.uint8 else "")
+            + (" (convert uint8 images with sae_utils.prepare_images)" if x.dtype == torch.uint8 else "")
         )
     return x
 
@@ -66,3 +68,33 @@ def check_values(name: str, x: torch.Tensor, low: float = 0.0, high: float = 1.0
     if lo.item() < low or hi.item() > high:
         raise ValueError(f"{name} must have values in [{low:g}, {high:g}], got values in [{lo.item():g}, {hi.item():g}]")
     return x
+
+
+def check_code(name: str, code, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """A code of shape (batch, n_hidden), batch >= 1, floating point, finite, values in [low, high]."""
+    check_float_tensor(name, code)
+    if code.dim() != 2 or code.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (batch, n_hidden) with batch >= 1, got {tuple(code.shape)}")
+    return check_values(name, code, low, high)
+
+
+def validated(**checkers):
+    """Decorate a formula so that each named argument is first passed through ``checker(name, value)``.
+
+    The formula stays one plain function; the checks run at public calls only. Callers that validated
+    their inputs once, up front (the training loop), call ``function.unchecked`` instead.
+    """
+    def decorate(formula):
+        signature = inspect.signature(formula)
+
+        @functools.wraps(formula)
+        def checked(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            for name, checker in checkers.items():
+                if name in bound.arguments:
+                    bound.arguments[name] = checker(name, bound.arguments[name])
+            return formula(*bound.args, **bound.kwargs)
+
+        checked.unchecked = formula
+        return checked
+    return decorate

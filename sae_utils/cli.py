@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -10,9 +11,6 @@ from .data import load_mnist
 from .metrics import evaluate
 from .pretrained import PRETRAINED_DIR, PRETRAINED_NAMES, load_model, save_model
 from .train import PUBLISHED_LOSSES, TrainConfig, TrainingDivergedError, train
-
-DEFAULTS = TrainConfig()
-
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a malformed command line gets one line of error instead of the whole usage."""
@@ -26,16 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     t = commands.add_parser("train", help="train a sparse autoencoder (reference setup by default)")
-    t.add_argument("--penalty", choices=("kl", "l1"), default=DEFAULTS.penalty)
-    t.add_argument("--rho", type=float, default=DEFAULTS.rho, help="KL target activation, in (0, 1)")
-    t.add_argument("--beta", type=float, default=DEFAULTS.beta, help="KL weight, >= 0")
-    t.add_argument("--lam", type=float, default=DEFAULTS.lam, help="L1 weight, >= 0")
-    t.add_argument("--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate, > 0")
-    t.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    t.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    t.add_argument("--n-hidden", type=int, default=DEFAULTS.n_hidden)
-    t.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=DEFAULTS.device)
+    for f in dataclasses.fields(TrainConfig):  # one flag per config field: --penalty, --rho, ..., --batch-size
+        t.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                       choices=f.metadata.get("choices"), help=f.metadata["help"])
     t.add_argument("--train-size", type=int, default=None,
                    help="train on the first N training digits only (default: all 60,000)")
     t.add_argument("--out", type=Path, default=None, help="output folder (default: runs/PENALTY)")
@@ -65,9 +56,7 @@ def main(argv=None) -> int:
 
 
 def run_train(args) -> int:
-    config = TrainConfig(penalty=args.penalty, rho=args.rho, beta=args.beta, lam=args.lam, lr=args.lr,
-                         epochs=args.epochs, batch_size=args.batch_size, n_hidden=args.n_hidden,
-                         seed=args.seed, device=args.device)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     out = args.out or Path("runs") / config.penalty
     ensure_writable(out)
     train_images = load_mnist("train")[0]
@@ -116,7 +105,9 @@ def ensure_writable(folder: Path) -> None:
 
 def make_card(model, config: TrainConfig, history: dict, train_images) -> dict:
     """The run's record: config, history, and fresh metrics on the training and test sets."""
-    metrics = {"train": evaluate(model, train_images, config), "test": evaluate(model, load_mnist("test")[0], config)}
+    hyperparameters = config.hyperparameters()
+    metrics = {split: evaluate(model, images, **hyperparameters)
+               for split, images in (("train", train_images), ("test", load_mnist("test")[0]))}
     return {"config": config.as_dict(), "history": history, "metrics": metrics,
             "published": PUBLISHED_LOSSES[config.penalty]}
 

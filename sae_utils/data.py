@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -69,39 +70,42 @@ def load_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images.clone(), labels.clone()
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images of shape (N, 28, 28) or (N, 784) -> float32 of shape (N, 784) with values in [0, 1]."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
-        raise TypeError(f"images must be a uint8 tensor (0-255), got {getattr(images, 'dtype', type(images).__name__)}")
-    return images.reshape(len(images), -1).to(torch.float32).div_(255.0)
+def image_shapes(n_input: int) -> list[tuple[int, ...]]:
+    """The shapes one input of D = ``n_input`` values may have: (D,), and (s, s), (1, s, s) where D = s * s."""
+    side = math.isqrt(n_input)
+    return [(n_input,)] + ([(side, side), (1, side, side)] if side > 1 and side * side == n_input else [])
 
 
-def flat_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """Validate images and return them flattened to (N, 784), uint8 kept as uint8, floats as float32.
+def describe_shapes(shapes, lead: str) -> str:
+    names = [f"({lead}, {', '.join(map(str, shape))})" for shape in shapes]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
-    Accepts uint8 (N, 28, 28) (0-255) or floats of shape (N, 784), (N, 28, 28) or (N, 1, 28, 28)
-    with finite values in [0, 1].
+
+def flat_images(images: torch.Tensor, name: str = "images", n_input: int | None = None) -> torch.Tensor:
+    """Validate images and return them flattened to (N, D): uint8 kept as uint8, floats as float32.
+
+    Accepts uint8 (0-255) or floats with finite values in [0, 1], of shape (N, D) or, where D = s * s,
+    (N, s, s) or (N, 1, s, s); N >= 1. ``n_input``: the D required (a model's input size); default: the
+    number of values per input that ``images`` has.
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    shapes = {(N_PIXELS,), (IMAGE_SIDE, IMAGE_SIDE), (1, IMAGE_SIDE, IMAGE_SIDE)}
+    d = n_input or (math.prod(images.shape[1:]) if images.dim() >= 2 else N_PIXELS) or N_PIXELS
+    shapes = image_shapes(d)
     if images.dim() < 2 or tuple(images.shape[1:]) not in shapes or len(images) == 0:
-        raise ValueError(
-            f"{name} must have shape (N, 784), (N, 28, 28) or (N, 1, 28, 28) with N >= 1, "
-            f"got {tuple(images.shape)}"
-        )
+        raise ValueError(f"{name} must have shape {describe_shapes(shapes, 'N')} with N >= 1, got {tuple(images.shape)}")
     if images.dtype == torch.uint8:
-        return images.reshape(len(images), N_PIXELS)
+        return images.reshape(len(images), d)
     if not images.is_floating_point():
         raise TypeError(f"{name} must be uint8 (0-255) or floating point in [0, 1], got dtype {images.dtype}")
-    return check_values(name, images.reshape(len(images), N_PIXELS).to(torch.float32))
+    return check_values(name, images.reshape(len(images), d).to(torch.float32))
 
 
-def prepare_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """Validate images (see ``flat_images``) and return float32 of shape (N, 784) in [0, 1]."""
-    return as_float(flat_images(images, name))
+def prepare_images(images: torch.Tensor, name: str = "images", n_input: int | None = None) -> torch.Tensor:
+    """The public conversion: validate images (see ``flat_images``), return float32 (N, D) in [0, 1]."""
+    return pixels(flat_images(images, name, n_input))
 
 
-def as_float(flat: torch.Tensor) -> torch.Tensor:
-    """The output of ``flat_images`` as float32 in [0, 1]: uint8 is converted, floats pass through."""
-    return to_float(flat) if flat.dtype == torch.uint8 else flat
+def pixels(flat: torch.Tensor) -> torch.Tensor:
+    """A batch from ``flat_images`` as float32 in [0, 1]: uint8 is divided by 255, floats pass through."""
+    return flat.to(torch.float32).div_(255.0) if flat.dtype == torch.uint8 else flat

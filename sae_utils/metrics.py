@@ -1,19 +1,19 @@
 """Evaluation: reconstruction BCE, penalty and sparsity statistics of a trained model.
 
-"Active" is defined here and only here: a sigmoid unit is active on a digit when its activation
-exceeds 0.5 (closer to "on" than "off"), a ReLU unit when its activation is above 0 (not exactly zero).
-A unit is dead when it is active on none of the evaluated digits.
+"Active" is defined by each family's ``active_threshold`` in ``families.py``: a sigmoid unit is active on a
+digit when its activation exceeds 0.5 (closer to "on" than "off"), a ReLU unit when its activation is above
+0 (not exactly zero). A unit is dead when it is active on none of the evaluated digits.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .data import prepare_images
-from .model import CODE_FOR_PENALTY, SparseAutoencoder
-from .penalties import unchecked_penalty
+from .fast_bce import training_bce
+from .families import FAMILIES, family_of_activation
+from .model import SparseAutoencoder
 
-ACTIVE_THRESHOLD = {"sigmoid": 0.5, "relu": 0.0}
+ACTIVE_THRESHOLD = {fam.activation: fam.active_threshold for fam in FAMILIES.values()}
 
 
 def active_units(code: torch.Tensor, activation: str) -> torch.Tensor:
@@ -26,36 +26,35 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model, images, config=None) -> dict:
-    """Metrics of ``model`` on ``images`` (uint8 (N, 28, 28) or floats in [0, 1]), as plain floats.
+def evaluate(model, images, **hyperparameters) -> dict:
+    """Metrics of ``model`` on ``images`` (uint8 or floats in [0, 1], (N, D) or image-shaped), as floats.
 
-    bce: mean over digits and pixels. penalty: the unweighted penalty with rho_hat over all N digits.
+    bce: mean over inputs and pixels, through the same definition as training (``fast_bce.training_bce``).
+    penalty: the unweighted penalty of the model's family, with rho_hat over all N inputs.
     objective: bce + weight * penalty. mean_activation: mean code value. active_fraction_per_digit:
-    mean over digits of the fraction of units active. active_units_per_digit: the same as a count.
-    dead_fraction: fraction of units active on no digit. ``config``: a TrainConfig for rho and the
-    weight; by default the reference setup of the model's penalty (sigmoid -> KL, ReLU -> L1).
+    mean over inputs of the fraction of units active. active_units_per_digit: the same as a count.
+    dead_fraction: fraction of units active on no input. ``hyperparameters``: the family's (KL: rho,
+    beta; L1: lam), each defaulting to its reference value.
     """
-    from .train import TrainConfig  # train imports this module
-
     if not isinstance(model, SparseAutoencoder):
         raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
-    if config is None:
-        config = TrainConfig(penalty="kl" if model.activation == "sigmoid" else "l1")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig or None, got {type(config).__name__}")
-    if CODE_FOR_PENALTY[config.penalty] != model.activation:
-        raise ValueError(f"config.penalty {config.penalty!r} needs a {CODE_FOR_PENALTY[config.penalty]} model, "
-                         f"got a model with {model.activation!r} codes")
-    x = prepare_images(images).to(_device(model))
+    fam = family_of_activation(model.activation)
+    allowed = {h.name: h for h in fam.hyperparameters}
+    unknown = sorted(set(hyperparameters) - set(allowed))
+    if unknown:
+        raise ValueError(f"evaluate got {', '.join(map(repr, unknown))}, which the {fam.name.upper()} family "
+                         f"({model.activation} codes) does not use; its hyperparameters are {', '.join(allowed)}")
+    hp = {**fam.reference(), **{name: allowed[name].check(value) for name, value in hyperparameters.items()}}
+    x = prepare_images(images, n_input=model.n_input).to(_device(model))
     model.eval()
     logits, code = model(x)
-    bce = F.binary_cross_entropy_with_logits(logits, x).item()
-    penalty = unchecked_penalty(config.penalty, code, config.rho).item()
+    bce = training_bce(x.device)(logits, x).item()
+    penalty = fam.penalty.unchecked(code, **fam.penalty_arguments(hp)).item()
     active = active_units(code, model.activation)
     return {
         "bce": bce,
         "penalty": penalty,
-        "objective": bce + config.weight * penalty,
+        "objective": bce + hp[fam.weight] * penalty,
         "mean_activation": code.mean().item(),
         "active_fraction_per_digit": active.float().mean().item(),
         "active_units_per_digit": active.sum(dim=1).float().mean().item(),

@@ -1,131 +1,83 @@
-"""The reconstruction loss and the two sparsity penalties, unweighted.
+"""The four losses of the lesson, each written once, as the notebooks' equations.
 
-Notation: x is an input of 784 pixels in [0, 1], the code y = g(x) has one value per hidden unit,
-rho_hat_j is the mean of unit j over the batch. Training minimises BCE + beta * KL or BCE + lam * L1.
+Notation: x is an input of D pixels in [0, 1] (D = 784 for MNIST), the code y = f(W_e x + b_e) has one
+value per hidden unit j, and rho_hat_j is the mean of y_j over a batch of B inputs. Training minimises
+
+    BCE(x, x_hat) + beta * sum_j KL(rho || rho_hat_j)      (KL family, sigmoid codes)
+    BCE(x, x_hat) + lam * mean_b sum_j |y_bj|               (L1 family, ReLU codes)
+
+Each function checks its inputs when called (``checks.validated``); the training loop, which checks its
+data once up front, calls ``function.unchecked``, the same formula without the checks.
+The fast BCE used for training on CPUs lives in ``fast_bce.py``, pinned to ``reconstruction_bce`` by a test.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from .checks import check_choice, check_float_tensor, check_rho, check_values
-
-PENALTIES = ("kl", "l1")
+from .checks import check_code, check_float_tensor, check_rho, check_values, validated
 
 
+def _rho(name, value):
+    return check_rho(value)
+
+
+def _probabilities(name, tensor):
+    return check_values(name, check_float_tensor(name, tensor))
+
+
+def _finite(name, tensor):
+    return check_values(name, check_float_tensor(name, tensor), low=-float("inf"), high=float("inf"))
+
+
+def _probability_code(name, code):
+    return check_code(name, code)
+
+
+def _finite_code(name, code):
+    return check_code(name, code, low=-float("inf"), high=float("inf"))
+
+
+@validated(rho=_rho, rho_hat=_probabilities)
 def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
-    """Elementwise KL(Bernoulli(rho) || Bernoulli(rho_hat)); same shape as ``rho_hat``.
+    """KL(Bernoulli(rho) || Bernoulli(rho_hat)), elementwise: same shape as ``rho_hat``.
 
-    rho in (0, 1); rho_hat in [0, 1]. rho_hat is clamped to [eps, 1 - eps] (eps the dtype's machine
-    epsilon), so value and gradient stay finite at 0 and 1 (the gradient is zero past the clamp).
+    rho in (0, 1); rho_hat in [0, 1], clamped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that
+    value and gradient stay finite at 0 and 1 (the gradient is zero past the clamp).
     """
-    rho = check_rho(rho)
-    check_values("rho_hat", check_float_tensor("rho_hat", rho_hat))
-    return _bernoulli_kl(rho, rho_hat)
-
-
-def kl_sparsity_penalty(code: torch.Tensor, rho: float) -> torch.Tensor:
-    """Sum over hidden units j of KL(rho || rho_hat_j), rho_hat_j = mean of code[:, j] over the batch.
-
-    code: (B, H) sigmoid activations in [0, 1]. Returns a scalar.
-    """
-    rho = check_rho(rho)
-    _check_code(code)
-    check_values("code", code)
-    return _kl_sparsity(code, rho)
-
-
-def l1_penalty(code: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of sum_j |code_j|. code: (B, H). Returns a scalar."""
-    _check_code(code)
-    check_values("code", code, low=-float("inf"), high=float("inf"))
-    return _l1(code)
-
-
-def reconstruction_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy between targets x in [0, 1] and sigmoid(logits), mean over batch and pixels.
-
-    Computed from logits (``mean_bce_with_logits``), so it is finite for any finite logits.
-    logits, x: same shape, e.g. (B, 784). Returns a scalar.
-    """
-    check_values("logits", check_float_tensor("logits", logits), low=-float("inf"), high=float("inf"))
-    check_values("x", check_float_tensor("x", x))
-    if logits.shape != x.shape:
-        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
-    return mean_bce_with_logits(logits, x)
-
-
-def sparsity_penalty(penalty: str, code: torch.Tensor, rho: float = 0.08) -> torch.Tensor:
-    """The unweighted penalty named ``penalty`` ("kl" or "l1") of ``code`` (B, H). Returns a scalar."""
-    check_choice("penalty", penalty, PENALTIES)
-    return kl_sparsity_penalty(code, rho) if penalty == "kl" else l1_penalty(code)
-
-
-def objective(logits, code, x, *, penalty: str, rho: float, weight: float):
-    """Return ``(objective, bce, unweighted_penalty)`` for one batch, with no input checks.
-
-    This is the training loop's hot path: callers validate once, up front.
-    """
-    bce = mean_bce_with_logits(logits, x)
-    pen = unchecked_penalty(penalty, code, rho)
-    return bce + weight * pen, bce, pen
-
-
-def unchecked_penalty(penalty: str, code: torch.Tensor, rho: float) -> torch.Tensor:
-    """``sparsity_penalty`` with no input checks, for callers that validated up front."""
-    return _kl_sparsity(code, rho) if penalty == "kl" else _l1(code)
-
-
-def _bernoulli_kl(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     eps = torch.finfo(rho_hat.dtype).eps
     rho_hat = rho_hat.clamp(eps, 1 - eps)
     return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
 
 
-def _kl_sparsity(code: torch.Tensor, rho: float) -> torch.Tensor:
-    return _bernoulli_kl(rho, code.mean(dim=0)).sum()
+@validated(code=_probability_code, rho=_rho)
+def kl_sparsity_penalty(code: torch.Tensor, rho: float) -> torch.Tensor:
+    """sum_j KL(rho || rho_hat_j). code: (B, H) sigmoid activations in [0, 1]. Returns a scalar."""
+    rho_hat = code.mean(dim=0)  # (B, H) -> (H,): each unit's mean activation over the batch
+    return kl_divergence.unchecked(rho, rho_hat).sum()
 
 
-def _l1(code: torch.Tensor) -> torch.Tensor:
+@validated(code=_finite_code)
+def l1_penalty(code: torch.Tensor) -> torch.Tensor:
+    """mean over the batch of sum_j |y_j|. code: (B, H). Returns a scalar."""
     return code.abs().sum(dim=1).mean()
 
 
-def _check_code(code) -> None:
-    check_float_tensor("code", code)
-    if code.dim() != 2 or code.shape[0] < 1:
-        raise ValueError(f"code must have shape (batch, n_hidden) with batch >= 1, got {tuple(code.shape)}")
+@validated(logits=_finite, x=_probabilities)
+def reconstruction_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of targets x in [0, 1] against x_hat = sigmoid(logits), mean over batch and pixels.
 
-
-class _MeanBCEWithLogits(torch.autograd.Function):
-    """``F.binary_cross_entropy_with_logits(logits, x)`` (mean over all elements), 5x faster on CPU.
-
-    Torch computes it through log1p, which this torch's AVX-512 CPU kernels run about 10x slower
-    than exp, log and sigmoid. Here each element's loss is relu(l) - l * x - log(sigmoid(|l|)), two
-    sums of non-negative terms, and the logs are taken of products of 16 sigmoids (each in [0.5, 1],
-    so a product is >= 2**-16: no underflow), which makes the costliest step 16 times smaller.
-    Same value up to float32 rounding (relative 1e-7); the gradient is (sigmoid(l) - x) / numel.
+    -[x log x_hat + (1 - x) log(1 - x_hat)], computed from the logits so that it is finite for any finite
+    logits. logits, x: the same shape, e.g. (B, 784). Returns a scalar.
     """
-
-    @staticmethod
-    def forward(ctx, logits, x):
-        flat = logits.reshape(-1)
-        scratch = flat.clamp(min=0).addcmul_(flat, x.reshape(-1), value=-1)
-        linear_sum = scratch.sum()
-        rows = 16 if flat.numel() % 16 == 0 else 1
-        log_sigmoid_sum = torch.abs(flat, out=scratch).sigmoid_().view(rows, -1).prod(dim=0).log_().sum()
-        ctx.save_for_backward(logits, x)
-        ctx.scratch = scratch.view_as(logits)  # the first backward writes its gradient here: no new array
-        return (linear_sum - log_sigmoid_sum) / flat.numel()
-
-    @staticmethod
-    def backward(ctx, grad):
-        logits, x = ctx.saved_tensors
-        scratch, ctx.scratch = ctx.scratch, None  # a second backward (retain_graph) gets a new array
-        return torch.sigmoid(logits, out=scratch).sub_(x).mul_(grad / logits.numel()), None
+    if logits.shape != x.shape:
+        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
+    return F.binary_cross_entropy_with_logits(logits, x)
 
 
-def mean_bce_with_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean BCE of targets x in [0, 1] against sigmoid(logits), with no input checks (the hot path).
+def sparsity_penalty(penalty: str, code: torch.Tensor, rho: float = 0.08) -> torch.Tensor:
+    """The unweighted penalty of the family named ``penalty`` ("kl" or "l1") of ``code`` (B, H)."""
+    from .families import family  # the table of families is built from the functions above
 
-    logits, x: same shape and dtype. Returns a scalar; the gradient flows to the logits only.
-    """
-    return _MeanBCEWithLogits.apply(logits, x)
+    fam = family(penalty)
+    return fam.penalty(code, **fam.penalty_arguments({"rho": rho}))

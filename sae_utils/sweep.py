@@ -59,7 +59,7 @@ def run_point(config: TrainConfig, train_images=None, test_images=None) -> dict:
     train_images = load_mnist("train")[0][:TRAIN_SIZE] if train_images is None else train_images
     test_images = load_mnist("test")[0] if test_images is None else test_images
     model, history = train(config, train_images, test_images[:MONITOR_SIZE], progress=False)
-    metrics = evaluate(model, test_images, config)
+    metrics = evaluate(model, test_images, **config.hyperparameters())
     metrics["train_objective_last_epoch"] = history["train_objective"][-1]
     return metrics
 

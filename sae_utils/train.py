@@ -12,56 +12,68 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_choice, check_int, check_number, check_rho
-from .data import as_float, flat_images, load_mnist
+from .checks import check_choice, check_int, check_number
+from .data import N_PIXELS, flat_images, load_mnist, pixels
+from .fast_bce import training_bce
+from .families import FAMILIES, HYPERPARAMETERS, family
 from .files import atomic_torch_save, safe_torch_load
 from .model import SparseAutoencoder
-from .penalties import PENALTIES, mean_bce_with_logits, objective
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 
 
-@dataclass
-class TrainConfig:
-    """Hyperparameters; the defaults are the published reference setup.
+def _field(default, check, help: str, **metadata):
+    """A TrainConfig field: its default, ``check(name, value) -> value``, and the command line's help."""
+    return field(default=default, metadata={"check": check, "help": help, **metadata})
 
-    penalty: "kl" (sigmoid codes, weight beta, target rho) or "l1" (ReLU codes, weight lam).
-    device: "cpu", "cuda" or "auto" (CUDA when available).
+
+def _hyperparameter(name: str):
+    """A TrainConfig field for a family's hyperparameter: default, range and help from the table."""
+    h = HYPERPARAMETERS[name]
+    return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters, checked once when built; the defaults are the published reference setup.
+
+    penalty: the family ("kl": sigmoid codes, weight beta, target rho; "l1": ReLU codes, weight lam).
+    device: "cpu", "cuda" or "auto" (CUDA when available). Frozen: change a field with
+    ``dataclasses.replace(config, beta=0.01)``, which builds (and checks) a new config.
     """
 
-    penalty: str = "kl"
-    rho: float = 0.08
-    beta: float = 0.005
-    lam: float = 4e-5
-    lr: float = 9e-3
-    epochs: int = 20
-    batch_size: int = 1200
-    n_hidden: int = 512
-    seed: int = 0
-    device: str = "cpu"
+    penalty: str = _field("kl", lambda name, value: family(value).name, "family of sparse autoencoder",
+                          choices=tuple(FAMILIES))
+    rho: float = _hyperparameter("rho")
+    beta: float = _hyperparameter("beta")
+    lam: float = _hyperparameter("lam")
+    lr: float = _field(9e-3, lambda name, value: check_number(name, value, low=0, low_open=True),
+                       "Adam learning rate, > 0")
+    epochs: int = _field(20, check_int, "passes over the training set, >= 1")
+    batch_size: int = _field(1200, check_int, "inputs per Adam step, >= 1")
+    n_hidden: int = _field(512, check_int, "hidden units, >= 1")
+    seed: int = _field(0, lambda name, value: check_int(name, value, low=0), "random seed, >= 0")
+    device: str = _field("cpu", lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto")),
+                         "where to train", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self):
-        check_choice("penalty", self.penalty, PENALTIES)
-        self.rho = check_rho(self.rho)
-        self.beta = check_number("beta", self.beta, low=0)
-        self.lam = check_number("lam", self.lam, low=0)
-        self.lr = check_number("lr", self.lr, low=0, low_open=True)
-        self.epochs = check_int("epochs", self.epochs)
-        self.batch_size = check_int("batch_size", self.batch_size)
-        self.n_hidden = check_int("n_hidden", self.n_hidden)
-        self.seed = check_int("seed", self.seed, low=0)
-        check_choice("device", self.device, ("cpu", "cuda", "auto"))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+
+    def hyperparameters(self) -> dict:
+        """The values of this config's family's hyperparameters, e.g. {"rho": 0.08, "beta": 0.005}."""
+        return {h.name: getattr(self, h.name) for h in family(self.penalty).hyperparameters}
 
     @property
     def weight(self) -> float:
         """The penalty's weight: beta for KL, lam for L1."""
-        return self.beta if self.penalty == "kl" else self.lam
+        return getattr(self, family(self.penalty).weight)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -70,9 +82,35 @@ class TrainConfig:
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite. ``model`` holds the weights of the last good step."""
 
-    def __init__(self, message: str, model, history: dict):
+    def __init__(self, message: str, model, history: dict | None = None):
         super().__init__(message)
         self.model, self.history = model, history
+
+
+def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, epoch: int):
+    """One pass over ``x_train`` (N, D) in shuffled minibatches: the textbook loop.
+
+    Yields after each Adam step ``([objective, bce, penalty], batch size)``, the batch means. A loss that
+    is not finite raises TrainingDivergedError before its step, so the model keeps the last good weights.
+    """
+    fam, hyperparameters = FAMILIES[config.penalty], config.hyperparameters()
+    order = torch.randperm(len(x_train), generator=shuffler).to(x_train.device)
+    for step, indices in enumerate(order.split(config.batch_size), start=1):
+        x = pixels(x_train.index_select(0, indices))                  # (B, D) in [0, 1]
+        logits, code = model(x)                                       # (B, D), (B, H)
+        reconstruction = bce(logits, x)                               # mean over batch and pixels
+        weighted_penalty, penalty = fam.weighted_penalty(code, hyperparameters)
+        loss = reconstruction + weighted_penalty                      # BCE + weight * penalty
+        values = torch.stack((loss, reconstruction, penalty)).tolist()  # the step's one synchronisation
+        if not math.isfinite(values[0]):
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {values[0]} at epoch {epoch}, batch {step}. "
+                f"The weights of the last good step are kept (error.model). Try a smaller learning rate "
+                f"(lr={config.lr:g}) or a smaller penalty weight (={config.weight:g}).", model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        yield values, len(x)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,34 +130,40 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
           checkpoint=None, resume: bool = False, progress: bool = True):
     """Train a sparse autoencoder; return ``(model, history)``.
 
-    train_images / test_images: uint8 (N, 28, 28) or floats in [0, 1] (see ``flat_images``);
-    default: the MNIST training and test sets. ``checkpoint``: a path written after every epoch;
-    with ``resume=True`` an existing checkpoint is continued (its config must match).
-    Ctrl-C stops training and returns the model and the history of the completed epochs, with
-    ``history["interrupted"] = True``. A NaN or infinite loss raises ``TrainingDivergedError``.
+    train_images: uint8 (0-255) or floats in [0, 1], of shape (N, D) or, where D = s * s, (N, s, s) or
+    (N, 1, s, s); default the 60,000 MNIST training digits. The model is built for that D. test_images:
+    the same D, scored after every epoch; default the 10,000 MNIST test digits (needed when D != 784).
+    ``checkpoint``: a path written after every epoch; with ``resume=True`` an existing checkpoint is
+    continued (its config must match). Ctrl-C stops training and returns the model and the history of
+    the completed epochs, with ``history["interrupted"] = True``. A NaN or infinite loss raises
+    ``TrainingDivergedError``.
     """
     config = config if config is not None else TrainConfig()
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    config = TrainConfig(**config.as_dict())  # checks again fields changed after construction (sliders)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH, the file to continue from")
     device = resolve_device(config.device)
     # uint8 digits stay uint8 and each batch is converted when taken: a quarter of the memory
     x_train = flat_images(load_mnist("train")[0] if train_images is None else train_images, "train_images")
-    x_test = flat_images(load_mnist("test")[0] if test_images is None else test_images, "test_images")
+    n_input = x_train.shape[1]
+    if test_images is None and n_input != N_PIXELS:
+        raise ValueError(f"test_images must be given when training on inputs of {n_input} values "
+                         f"(the default test set, MNIST, has {N_PIXELS})")
+    x_test = flat_images(load_mnist("test")[0] if test_images is None else test_images, "test_images", n_input)
     if config.batch_size > len(x_train):
         raise ValueError(f"batch_size must be at most the number of training images ({len(x_train)}), "
                          f"got {config.batch_size}")
     x_train, x_test = x_train.to(device), x_test.to(device)
 
     torch.manual_seed(config.seed)
-    model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho).to(device)
+    model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho, n_input).to(device)
     optimizer = _new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     history = new_history()
     if resume and Path(checkpoint).exists():
         history = load_checkpoint(checkpoint, config, model, optimizer, shuffler, len(x_train))
+    bce = training_bce(device)
 
     n_batches = math.ceil(len(x_train) / config.batch_size)
     start_epoch = len(history["epoch"])
@@ -127,11 +171,19 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
                desc=f"{config.penalty.upper()} autoencoder", unit="batch")
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
-            means = _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, history)
-            _record_epoch(history, epoch, means, _test_bce(model, x_test, config.batch_size))
+            model.train()
+            sums = [0.0, 0.0, 0.0]
+            for values, size in train_epoch(model, optimizer, x_train, config, bce, shuffler, epoch):
+                sums = [total + value * size for total, value in zip(sums, values)]
+                bar.update()
+            means = [total / len(x_train) for total in sums]
+            _record_epoch(history, epoch, means, _test_bce(model, x_test, config.batch_size, bce))
             bar.set_postfix(loss=f"{means[0]:.4f}", test_bce=f"{history['test_bce'][-1]:.4f}")
             if checkpoint is not None:
                 save_checkpoint(checkpoint, config, model, optimizer, shuffler, history, len(x_train))
+    except TrainingDivergedError as err:
+        err.history = history
+        raise
     except KeyboardInterrupt:
         history["interrupted"] = True
         warnings.warn(f"training interrupted after {len(history['epoch'])} complete epochs; "
@@ -141,37 +193,11 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     return model, history
 
 
-def _train_epoch(model, optimizer, x_train, config, shuffler, epoch, bar, history):
-    """One pass over x_train in shuffled minibatches; returns the mean (objective, bce, penalty)."""
-    model.train()
-    n = len(x_train)
-    order = torch.randperm(n, generator=shuffler).to(x_train.device)
-    totals = [0.0, 0.0, 0.0]
-    for batch, start in enumerate(range(0, n, config.batch_size), start=1):
-        xb = as_float(x_train.index_select(0, order[start:start + config.batch_size]))
-        logits, code = model(xb)
-        loss, bce, pen = objective(logits, code, xb, penalty=config.penalty, rho=config.rho, weight=config.weight)
-        values = torch.stack((loss, bce, pen)).tolist()  # the step's one synchronisation
-        if not math.isfinite(values[0]):
-            raise TrainingDivergedError(
-                f"training diverged: the loss became {values[0]} at epoch {epoch}, batch {batch}. "
-                f"The weights of the last good step are kept (error.model). Try a smaller learning rate "
-                f"(lr={config.lr:g}) or a smaller penalty weight (={config.weight:g}).", model, history)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        for i, value in enumerate(values):
-            totals[i] += value * len(xb)
-        bar.update()
-    return [total / n for total in totals]
-
-
 @torch.no_grad()
-def _test_bce(model, x_test, batch_size: int) -> float:
+def _test_bce(model, x_test, batch_size: int, bce) -> float:
     """Mean BCE over x_test, computed a batch at a time: no 30 MB temporaries to allocate every epoch."""
     model.eval()
-    total = sum(mean_bce_with_logits(model(xb)[0], xb) * len(xb)
-                for xb in map(as_float, x_test.split(batch_size)))
+    total = sum(bce(model(x)[0], x) * len(x) for x in map(pixels, x_test.split(batch_size)))
     return total.item() / len(x_test)
 
 

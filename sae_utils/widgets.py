@@ -28,7 +28,7 @@ from .checks import check_choice, check_int, check_number
 from .data import load_mnist, prepare_images
 from .files import figure_png
 from .metrics import evaluate
-from .penalties import PENALTIES
+from .families import FAMILIES
 from .plots import plot_activation_histogram
 from .pretrained import load_pretrained
 from .train import TrainConfig, TrainingDivergedError, train
@@ -85,7 +85,7 @@ def make_setting(penalty: str = "kl", rho: float = REFERENCE["rho"], beta: float
 
     rho must lie in RHO_RANGE; beta in [0, BETA_RANGE[1]]; lam in [0, LAM_RANGE[1]].
     """
-    check_choice("penalty", penalty, PENALTIES)
+    check_choice("penalty", penalty, tuple(FAMILIES))
     if penalty == "kl":
         rho = check_number("rho", rho, low=RHO_RANGE[0], high=RHO_RANGE[1])
         beta = check_number("beta", beta, low=0, high=BETA_RANGE[1])
@@ -290,7 +290,7 @@ class Explorer:
             source = f"quick training: {self.recipe.describe()}"
         model.eval()
         config = setting.train_config(n_hidden=model.n_hidden)
-        return Result(setting, model, evaluate(model, self.test_images, config), source,
+        return Result(setting, model, evaluate(model, self.test_images, **config.hyperparameters()), source,
                       time.perf_counter() - start, features_png(model),
                       histogram_png(model, self.test_images, setting))
 

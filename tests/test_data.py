@@ -7,7 +7,7 @@ import torch
 
 import sae_utils
 from sae_utils import data
-from sae_utils.data import to_float
+from sae_utils.data import pixels
 
 # The well-known MNIST label counts per digit 0..9.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -34,7 +34,7 @@ def test_first_labels_are_the_famous_five_and_seven():
 
 
 def test_pixel_mean_and_std_of_training_set():
-    x = sae_utils.to_float(sae_utils.load_mnist("train")[0])
+    x = sae_utils.prepare_images(sae_utils.load_mnist("train")[0])
     assert x.mean().item() == pytest.approx(0.1307, abs=1e-4)
     assert x.std().item() == pytest.approx(0.3081, abs=1e-4)
 
@@ -110,8 +110,8 @@ def test_unknown_split_is_refused():
         sae_utils.load_mnist("validation")
 
 
-def test_to_float_refuses_floats_rather_than_dividing_them_in_place():
-    images = torch.full((2, 784), 0.5)
-    with pytest.raises(TypeError, match="images must be a uint8 tensor"):
-        to_float(images)
-    assert torch.all(images == 0.5)
+def test_pixels_converts_bytes_and_never_touches_its_input():
+    floats = torch.full((2, 784), 0.5)
+    assert pixels(floats) is floats and torch.all(floats == 0.5)  # floats pass through, not divided again
+    digits = torch.full((2, 784), 255, dtype=torch.uint8)
+    assert torch.all(pixels(digits) == 1.0) and torch.all(digits == 255)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sae_utils import kl_divergence, kl_sparsity_penalty, l1_penalty, reconstruction_bce, sparsity_penalty
-from sae_utils.penalties import mean_bce_with_logits, objective
+from sae_utils.families import family
 
 RHOS = [0.01, 0.08, 0.5, 0.9]
 
@@ -74,16 +74,24 @@ def test_reconstruction_bce_is_finite_and_exact_at_extreme_logits():
     np.testing.assert_allclose(logits.grad.numpy(), [[0.25, -0.25, 0.0, 0.0]], atol=1e-6)
 
 
-def test_sparsity_penalty_and_objective_dispatch():
+def test_sparsity_penalty_and_the_families_weighted_penalty_dispatch():
     code = random_code()
     assert sparsity_penalty("kl", code, 0.1).item() == kl_sparsity_penalty(code, 0.1).item()
     assert sparsity_penalty("l1", code).item() == l1_penalty(code).item()
-    logits, x = torch.randn(64, 784), torch.rand(64, 784)
-    for penalty, weight in (("kl", 0.005), ("l1", 4e-5)):
-        total, bce, pen = objective(logits, code, x, penalty=penalty, rho=0.1, weight=weight)
-        assert bce.item() == pytest.approx(reconstruction_bce(logits, x).item(), rel=1e-7)
-        assert pen.item() == pytest.approx(sparsity_penalty(penalty, code, 0.1).item(), rel=1e-7)
-        assert total.item() == pytest.approx(bce.item() + weight * pen.item(), rel=1e-6)
+    for name, hyperparameters in (("kl", {"rho": 0.1, "beta": 0.005}), ("l1", {"lam": 4e-5})):
+        weighted, penalty = family(name).weighted_penalty(code, hyperparameters)
+        assert penalty.item() == pytest.approx(sparsity_penalty(name, code, 0.1).item(), rel=1e-7)
+        weight = hyperparameters["beta" if name == "kl" else "lam"]
+        assert weighted.item() == pytest.approx(weight * penalty.item(), rel=1e-6)
+
+
+def test_unchecked_formula_is_the_checked_one_without_the_checks():
+    code = random_code()
+    assert kl_sparsity_penalty.unchecked(code, 0.1).item() == kl_sparsity_penalty(code, 0.1).item()
+    bad = torch.full((4, 3), 1.25)  # not a probability: refused when checked, computed when not
+    with pytest.raises(ValueError, match=r"code must have values in \[0, 1\]"):
+        kl_sparsity_penalty(bad, 0.1)
+    assert torch.isfinite(l1_penalty.unchecked(bad))
 
 
 # --- gradients ---------------------------------------------------------------------------------------
@@ -155,23 +163,3 @@ def test_kl_penalty_finite_with_dead_and_saturated_units(dtype):
     value = kl_sparsity_penalty(code, 0.08)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(code.grad).all()
-
-
-@pytest.mark.parametrize("scale", [0.5, 5.0, 40.0])
-def test_mean_bce_with_logits_matches_a_float64_reference(scale):
-    g = torch.Generator().manual_seed(0)
-    logits, x = torch.randn(64, 784, generator=g) * scale, torch.rand(64, 784, generator=g)
-    x_hat = torch.sigmoid(logits.double())
-    reference = -(x.double() * torch.log(x_hat) + (1 - x.double()) * torch.log1p(-x_hat)).mean().item()
-    if scale < 40:  # at scale 40 sigmoid saturates in float64 too; compare with torch's stable form there
-        assert mean_bce_with_logits(logits, x).item() == pytest.approx(reference, rel=1e-6)
-    reference = torch.nn.functional.binary_cross_entropy_with_logits(logits.double(), x.double()).item()
-    assert mean_bce_with_logits(logits, x).item() == pytest.approx(reference, rel=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(3, 16), (5, 7)])  # numel divisible by 16 (products of 16 sigmoids) or not
-def test_mean_bce_with_logits_gradient(shape):
-    g = torch.Generator().manual_seed(1)
-    logits = (torch.randn(*shape, generator=g, dtype=torch.float64) * 6).requires_grad_()
-    x = torch.rand(*shape, generator=g, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda t: mean_bce_with_logits(t, x), (logits,))

@@ -32,7 +32,7 @@ def test_card_describes_the_reference_run(name):
 def test_card_test_metrics_match_a_fresh_evaluation(name):
     model, card = load_pretrained(name)
     assert model.architecture() == card["architecture"] and not model.training
-    fresh = sae_utils.evaluate(model, sae_utils.load_mnist("test")[0], TrainConfig(**card["config"]))
+    fresh = sae_utils.evaluate(model, sae_utils.load_mnist("test")[0], **TrainConfig(**card["config"]).hyperparameters())
     for key, value in card["metrics"]["test"].items():
         assert fresh[key] == pytest.approx(value, abs=1e-4), key
 

@@ -26,12 +26,12 @@ def test_short_run_lowers_the_loss(train_digits, test_digits, penalty):
     config = small_config(penalty=penalty, epochs=3)
     torch.manual_seed(config.seed)
     untrained = SparseAutoencoder.for_penalty(penalty, config.n_hidden, config.rho)
-    before = evaluate(untrained, test_digits, config)["bce"]
+    before = evaluate(untrained, test_digits, **config.hyperparameters())["bce"]
     model, history = run(config, train_digits, test_digits)
     assert history["train_objective"][-1] < 0.8 * history["train_objective"][0]
     assert history["test_bce"][-1] < history["test_bce"][0] < before
     # The history's test BCE is the BCE evaluate() reports for the returned model.
-    assert evaluate(model, test_digits, config)["bce"] == pytest.approx(history["test_bce"][-1], rel=1e-5)
+    assert evaluate(model, test_digits, **config.hyperparameters())["bce"] == pytest.approx(history["test_bce"][-1], rel=1e-5)
 
 
 def test_history_holds_one_entry_per_epoch(train_digits, test_digits):
@@ -160,7 +160,7 @@ def test_evaluate_relu_model_by_hand():
     # unit 0 = relu(x_PIXEL - 0.5): 0.5 on the first two digits; unit 1 = 1 always; unit 2 = 0 always (dead).
     model = hand_model("relu", 1.0, [-0.5, 1.0, -1.0], decoder_bias)
     config = TrainConfig(penalty="l1", lam=0.1)
-    metrics = evaluate(model, x, config)
+    metrics = evaluate(model, x, **config.hyperparameters())
     bce = naive_bce(x.double().numpy(), decoder_bias.double().numpy())
     assert metrics["bce"] == pytest.approx(bce, rel=1e-6)
     assert metrics["penalty"] == pytest.approx((1.5 + 1.5 + 1 + 1) / 4)
@@ -191,4 +191,4 @@ def test_evaluate_sigmoid_model_by_hand():
 
 def test_evaluate_accepts_uint8_digits(test_digits):
     model = SparseAutoencoder(16)
-    assert evaluate(model, test_digits) == evaluate(model, sae_utils.to_float(test_digits))
+    assert evaluate(model, test_digits) == evaluate(model, sae_utils.prepare_images(test_digits))
