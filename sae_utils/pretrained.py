@@ -11,8 +11,24 @@ from .checks import check_choice
 from .files import atomic_torch_save, atomic_write_json, read_json, safe_torch_load, sha256_file
 from .model import SparseAutoencoder
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-PRETRAINED_NAMES = ("kl", "l1")
+
+def _shipped_models_dir() -> Path:
+    """The folder of the shipped models.
+
+    An installed wheel (``pip install .``, ``pip install <wheel>``) carries them as the package data
+    ``sae_utils/pretrained_models/`` (pyproject.toml maps that onto the repository's ``pretrained/``);
+    a source checkout or an editable install (``pip install -e .``) has no such folder beside this
+    file and reads the repository's top-level ``pretrained/`` folder. Both are found from this
+    file's location, never from the working directory or another sae_utils on the path.
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "pretrained_models"
+    return packaged if packaged.is_dir() else here.parent / "pretrained"
+
+
+PRETRAINED_DIR = _shipped_models_dir()
+# The shipped models are the cards present (NAME.json beside NAME.pt): a new model needs no code change.
+PRETRAINED_NAMES = tuple(sorted(card.stem for card in PRETRAINED_DIR.glob("*.json")))
 
 
 def save_model(model, card: dict, directory, name: str) -> dict:
@@ -65,6 +81,7 @@ def load_model(card_path) -> tuple[SparseAutoencoder, dict]:
 
 
 def load_pretrained(name: str = "kl", directory=None) -> tuple[SparseAutoencoder, dict]:
-    """Return ``(model, card)`` of the shipped "kl" or "l1" model, after checking its sha256."""
+    """Return ``(model, card)`` of a shipped model (one of ``PRETRAINED_NAMES``: "kl", "l1"), after
+    checking its sha256; ``directory`` reads NAME.json and NAME.pt from another folder instead."""
     check_choice("name", name, PRETRAINED_NAMES)
     return load_model(Path(directory or PRETRAINED_DIR) / f"{name}.json")
