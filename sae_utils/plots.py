@@ -14,6 +14,21 @@ import torch
 from .data import prepare_images
 
 
+def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
+    """The (height, width) to draw an input of ``n_values`` values as: ``shape`` if given, else (s, s) with
+    s * s = n_values. Anything else is a ValueError naming the values and what is needed."""
+    if shape is not None:
+        if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+                or not all(isinstance(v, int) and v >= 1 for v in shape) or shape[0] * shape[1] != n_values):
+            raise ValueError(f"image_shape must be (height, width) with height * width = {n_values}, got {shape!r}")
+        return tuple(shape)
+    side = math.isqrt(n_values)
+    if side * side != n_values:
+        raise ValueError(f"inputs of {n_values} values are not square images; pass image_shape=(height, width) "
+                         f"with height * width = {n_values}")
+    return side, side
+
+
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch"):
     """Training objective, training BCE and test BCE against the epoch; published losses as dashed lines."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -38,13 +53,17 @@ def _show_images(axes, images, cmap="gray", symmetric=False):
         ax.set_xticks([]), ax.set_yticks([])
 
 
-def plot_reconstructions(model, images, n: int = 10, title: str | None = None):
-    """The first ``n`` of ``images`` (top row) above the model's reconstructions (bottom row)."""
-    x = prepare_images(images[:n]).to(next(model.parameters()).device)
+def plot_reconstructions(model, images, n: int = 10, title: str | None = None, image_shape=None):
+    """The first ``n`` of ``images`` (top row) above the model's reconstructions (bottom row).
+
+    image_shape: (height, width) of one input; default (s, s) where the model's input size is s * s.
+    """
+    shape = drawn_shape(model.n_input, image_shape)
+    x = prepare_images(images[:n], n_input=model.n_input).to(next(model.parameters()).device)
     x_hat = model.reconstruct(x)
     fig, axes = plt.subplots(2, len(x), figsize=(1.1 * len(x), 2.4), squeeze=False)
-    _show_images(axes[0], x.reshape(-1, 28, 28))
-    _show_images(axes[1], x_hat.reshape(-1, 28, 28))
+    _show_images(axes[0], x.reshape(-1, *shape))
+    _show_images(axes[1], x_hat.reshape(-1, *shape))
     axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel(r"$\hat{x}$")
     if title:
         fig.suptitle(title)
@@ -55,27 +74,29 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None):
 FEATURE_KINDS = ("encoder", "decoder")
 
 
-def feature_images(model, which: str = "encoder") -> torch.Tensor:
-    """(n_hidden, 28, 28): encoder rows (the pattern that drives a unit) or decoder columns (what it draws)."""
+def feature_images(model, which: str = "encoder", image_shape=None) -> torch.Tensor:
+    """(n_hidden, height, width): encoder rows (the pattern that drives a unit) or decoder columns (what
+    it draws); (28, 28) on MNIST, see ``drawn_shape`` for other inputs."""
     if which not in FEATURE_KINDS:
         raise ValueError(f"which must be 'encoder' or 'decoder', got {which!r}")
-    if which == "encoder":
-        return model.feature_images()
-    return model.decoder.weight.detach().T.reshape(model.n_hidden, 28, 28)
+    weights = model.encoder.weight if which == "encoder" else model.decoder.weight.T  # (H, D) either way
+    return weights.detach().reshape(model.n_hidden, *drawn_shape(model.n_input, image_shape))
 
 
-def _chosen_features(model, n, units, which):
-    images = feature_images(model, which)
+def _chosen_features(model, n, units, which, image_shape=None):
+    images = feature_images(model, which, image_shape)
     return images[:n] if units is None else images[list(units)[:n]]
 
 
-def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder"):
-    """Weights of hidden units as 28x28 images (red +, blue -, each unit scaled to its own largest value).
+def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
+                  image_shape=None):
+    """Weights of hidden units as images (red +, blue -, each unit scaled to its own largest value).
 
     ``units``: indices of the units to show (e.g. only the living ones); default the first ``n``.
     ``which``: "encoder" (default, the input pattern that drives each unit) or "decoder" (what it draws).
+    ``image_shape``: (height, width) of one input; default (s, s) where the input size is s * s.
     """
-    features = _chosen_features(model, n, units, which)
+    features = _chosen_features(model, n, units, which, image_shape)
     cols = math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols, 0.9 * rows), squeeze=False)

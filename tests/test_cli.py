@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from conftest import raise_keyboard_interrupt
 
 import sae_utils
@@ -145,3 +147,68 @@ def test_evaluate_rejects_unknown_names(capsys):
 def test_evaluate_with_a_missing_folder_names_it(tmp_path, capsys):
     status, _, err = run_main(["evaluate", "kl", "--dir", str(tmp_path / "nowhere")], capsys)
     assert status == 2 and str(Path(tmp_path / "nowhere" / "kl.json")) in err
+
+
+# --- --data: the user's own (N, D) arrays -----------------------------------------------------------
+
+def own_patches(n=600, d=36, seed=0):
+    """Random inputs in [0, 1] of D = 36 values (6x6 images), float32 (n, d)."""
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def test_train_on_a_npy_file_holds_out_a_tenth_and_draws_its_images(tmp_path, capsys):
+    path = tmp_path / "patches.npy"
+    np.save(path, own_patches().numpy())
+    argv = ["train", "--data", str(path), "--penalty", "l1", "--epochs", "1", "--batch-size", "100",
+            "--n-hidden", "8", "--no-progress", "--out", str(tmp_path / "run")]
+    status, out, err = run_main(argv, capsys)
+    assert status == 0, err
+    card = json.loads((tmp_path / "run" / "l1.json").read_text())
+    assert card["data"] == str(path) and card["test_data"] == "last 60 rows of --data"
+    assert card["metrics"]["train"]["n_images"] == 540 and card["metrics"]["test"]["n_images"] == 60
+    assert card["architecture"]["n_input"] == 36 and card["published"] is None
+    assert (tmp_path / "run" / "l1_reconstructions.png").is_file()  # 36 = 6 * 6: drawn as images
+    model, _ = load_model(tmp_path / "run" / "l1.json")
+    assert sae_utils.evaluate(model, own_patches()[-60:])["bce"] == pytest.approx(card["metrics"]["test"]["bce"])
+
+
+def test_train_on_a_pt_file_of_non_square_inputs_with_a_test_file(tmp_path, capsys):
+    torch.save(own_patches(d=10), tmp_path / "train.pt")
+    torch.save(own_patches(n=50, d=10, seed=1), tmp_path / "test.pt")
+    argv = ["train", "--data", str(tmp_path / "train.pt"), "--test-data", str(tmp_path / "test.pt"),
+            "--epochs", "1", "--batch-size", "100", "--n-hidden", "4", "--no-progress", "--out", str(tmp_path)]
+    status, out, err = run_main(argv, capsys)
+    assert status == 0, err
+    assert (tmp_path / "kl_loss_curve.png").is_file() and not (tmp_path / "kl_reconstructions.png").exists()
+    assert json.loads((tmp_path / "kl.json").read_text())["metrics"]["test"]["n_images"] == 50
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: np.save(p.with_suffix(".npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True),
+     "is not a plain numeric .npy array (pickled objects are refused)"),
+    (lambda p: torch.save({"x": RunsCode()}, p.with_suffix(".pt")), "could execute code"),
+    (lambda p: torch.save({"x": torch.rand(3, 4)}, p.with_suffix(".pt")), "must hold one tensor of shape (N, D), got a dict"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.random.rand(4, 3, 2)), "must hold an array of shape (N, D), got shape (4, 3, 2)"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.full((4, 9), 2.0)), "must have values in [0, 1], got values in [2, 2]"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.ones((4, 9), dtype=np.int64)), "must be uint8 (0-255) or floating point"),
+    (lambda p: p.with_suffix(".csv").write_text("1,2\n"), "--data must be a .npy or .pt file, got 'data.csv'"),
+])
+def test_bad_data_files_get_one_line_naming_the_file_and_exit_2(tmp_path, capsys, write, message):
+    write(tmp_path / "data")
+    (path,) = tmp_path.glob("data.*")
+    status, out, err = run_main(["train", "--data", str(path), "--out", str(tmp_path / "run"), *SMALL[2:]], capsys)
+    assert status == 2 and message in err and str(path.name) in err
+    assert len(err.strip().splitlines()) == 1 and "pickled code ran" not in out
+
+
+def test_a_test_file_of_another_width_is_refused(tmp_path, capsys):
+    torch.save(own_patches(d=10), tmp_path / "train.pt")
+    torch.save(own_patches(d=12), tmp_path / "test.pt")
+    status, _, err = run_main(["train", "--data", str(tmp_path / "train.pt"), "--test-data",
+                               str(tmp_path / "test.pt"), "--out", str(tmp_path)], capsys)
+    assert status == 2 and "--test-data" in err and "(N, 10)" in err and "(600, 12)" in err

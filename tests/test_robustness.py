@@ -9,6 +9,7 @@ import torch
 
 from sae_utils import (SparseAutoencoder, TrainConfig, evaluate, kl_divergence, kl_sparsity_penalty, l1_penalty,
                        load_mnist, load_pretrained, prepare_images, reconstruction_bce, sparsity_penalty, train)
+from sae_utils import plots
 from sae_utils.files import atomic_torch_save, atomic_write_bytes, atomic_write_json, safe_torch_load
 from sae_utils.pretrained import load_model, save_model
 
@@ -144,6 +145,11 @@ CASES = [
     ("load_pretrained name", lambda: load_pretrained("l2"), ValueError, ["name must", "'l2'", "'kl', 'l1'"]),
     ("load_mnist split", lambda: load_mnist("val"), ValueError, ["split must", "'val'", "'train' or 'test'"]),
     ("prepare_images None", lambda: prepare_images(None), TypeError, ["images must", "NoneType", "torch.Tensor"]),
+    # plots of inputs that are not 28x28 digits
+    ("plot D not square", lambda: plots.plot_features(SparseAutoencoder(4, n_input=10)), ValueError,
+     ["inputs of 10 values are not square images", "image_shape=(height, width)"]),
+    ("plot image_shape wrong", lambda: plots.plot_features(SparseAutoencoder(4, n_input=10), image_shape=(3, 4)),
+     ValueError, ["image_shape must be (height, width)", "= 10", "(3, 4)"]),
 ]
 
 
