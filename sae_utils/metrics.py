@@ -61,3 +61,79 @@ def evaluate(model, images, **hyperparameters) -> dict:
         "dead_fraction": (~active.any(dim=0)).float().mean().item(),
         "n_images": len(x),
     }
+
+
+# Sparsity and reconstruction measures with written definitions, shared by every penalty family.
+# code: non-negative (B, H) tensor, one row per digit, one column per hidden unit.
+# (Imported here rather than at the top so this block merges apart from changes to evaluate.)
+from .checks import check_float_tensor, check_number  # noqa: E402
+
+def _check_code(code: torch.Tensor) -> torch.Tensor:
+    check_float_tensor("code", code)
+    if code.dim() != 2:
+        raise ValueError(f"code must have shape (B, H), got {tuple(code.shape)}")
+    return code
+
+
+def firing_frequency(code: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(H,) float: for each unit j, the fraction of the B digits on which code[:, j] > ``threshold``.
+
+    ``threshold``: ``ACTIVE_THRESHOLD[activation]`` (sigmoid 0.5, ReLU 0.0), the definition of "active".
+    """
+    return (_check_code(code) > threshold).float().mean(dim=0)
+
+
+def dead_fraction(code: torch.Tensor, threshold: float) -> float:
+    """The fraction of the H units whose ``firing_frequency`` is 0: active on none of the B digits."""
+    frequency = firing_frequency(code, threshold)
+    return (frequency == 0).sum().item() / len(frequency)
+
+
+def l0(code: torch.Tensor) -> float:
+    """Mean over the B digits of the number of code values that are exactly non-zero (L0 "norm").
+
+    Meaningful for ReLU codes only: a sigmoid is never exactly 0, so for sigmoid codes this is always H.
+    To compare the sparsity of every family use ``units_for_mass``.
+    """
+    return (_check_code(code) != 0).sum(dim=1).double().mean().item()
+
+
+# Relative slack when comparing a cumulative sum with share * total: sums that are equal on paper
+# (0.7 + 0.2 of a total 1.0 at share 0.9) may differ in the last bits once rounded.
+_MASS_RTOL = 1e-6
+
+
+def units_for_mass(code: torch.Tensor, share: float = 0.9) -> float:
+    """The sparsity yardstick of every family: how few units carry ``share`` of a digit's code mass.
+
+    For each digit b, the smallest number k of units whose k largest values add up to at least
+    ``share * sum_j code[b, j]``; returns the mean of k over the B digits. A digit whose code is all
+    zero counts 0 units. share in (0, 1]. Computed in float64 with a relative slack of 1e-6 on the target.
+    """
+    share = check_number("share", share, low=0, high=1, low_open=True)
+    code = _check_code(code)
+    if code.numel() and code.min().item() < 0:
+        raise ValueError(f"code must be non-negative, got a smallest value of {code.min().item():g}")
+    ordered = code.double().sort(dim=1, descending=True).values
+    mass = ordered.cumsum(dim=1)
+    total = mass[:, -1:]  # the same rounding as the cumulative sums it is compared with
+    reached = mass >= share * total * (1 - _MASS_RTOL)  # non-decreasing along a row: False..., True...
+    counts = code.shape[1] - reached.sum(dim=1) + 1
+    return torch.where(total[:, 0] > 0, counts, 0).double().mean().item()
+
+
+def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """sum (x - x_hat)^2 / sum (x - mean_b x)^2, summed over digits and pixels, computed in float64.
+
+    x, x_hat: (B, ...) floats of the same shape, one digit per row; mean_b x is the mean digit.
+    0 is a perfect reconstruction; 1 is no better than drawing the mean digit every time.
+    """
+    check_float_tensor("x", x)
+    check_float_tensor("x_hat", x_hat)
+    if x.shape != x_hat.shape or x.dim() < 2:
+        raise ValueError(f"x and x_hat must have the same shape (B, ...), got {tuple(x.shape)} and {tuple(x_hat.shape)}")
+    x, x_hat = x.double(), x_hat.double()
+    spread = (x - x.mean(dim=0)).pow(2).sum()
+    if spread == 0:
+        raise ValueError("x has no variance across digits, so the fraction of variance unexplained is undefined")
+    return ((x - x_hat).pow(2).sum() / spread).item()

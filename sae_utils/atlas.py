@@ -1,0 +1,350 @@
+"""The atlas: every setting of a grid trained with the full reference recipe, and what the figures need of it.
+
+``GRID`` is a table of families (the penalty name) -> parameter -> values; a family's points are the
+cartesian product of its values. Each point is trained as ``TrainConfig(penalty=family, **point)`` with
+every other field at its default: 20 epochs on all 60,000 training digits, batch 1200, Adam lr 9e-3,
+512 hidden units, seed 0. It is then measured on all 10,000 test digits. Stored per point (never the
+weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
+share 0.9, ``l0`` for ReLU codes (None for sigmoid codes), ``fraction_variance_unexplained`` and
+``dead_fraction``), each unit's firing frequency and mean activation (rho_hat_j), the reconstructions of
+20 fixed test digits (the first two of each class) as uint8, the decoder feature images of the 64 units
+that fire most often as int8 with a float32 scale per unit, and the seconds the point took.
+
+One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
+so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
+.npz: it loads with ``allow_pickle=False``. About 56 kB a point (2.4 MB for the 43 points of KL and L1).
+Read it with ``load_atlas(family).entry(**params)``.
+
+    python -m sae_utils.atlas                               # every missing point of every family
+    python -m sae_utils.atlas --family l1                   # one family
+    python -m sae_utils.atlas --point rho=0.08,beta=0.005   # one point
+    python -m sae_utils.atlas --list                        # what is built
+
+Resumable: points already in the file are skipped. Deterministic: training is seeded, and the torch
+thread count hardly matters (after one epoch, 1 and 2 threads differ by 3e-9 in the train objective
+and not at all in test BCE). Run one build per family at a time: two builds of one family would
+overwrite each other's points.
+
+Cost, measured on an AMD EPYC with 2 cores: one point (the L1 reference) takes 68 s with 1 thread,
+so the 43 points of KL and L1 take about 43 x 68 s = 50 minutes with ``--threads 1``. On two idle
+cores ``--threads 2`` trains about 1.5 times faster (about 35 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import itertools
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checks import check_choice
+from .data import IMAGE_SIDE, load_mnist, prepare_images
+from .files import atomic_write_bytes
+from .metrics import (ACTIVE_THRESHOLD, dead_fraction, evaluate, firing_frequency, fraction_variance_unexplained,
+                      l0, units_for_mass)
+from .train import TrainConfig, TrainingDivergedError, train
+
+GRID = {
+    "kl": {"rho": (0.01, 0.02, 0.04, 0.08, 0.16, 0.32), "beta": (0.0, 0.0015, 0.005, 0.015, 0.05, 0.15)},
+    "l1": {"lam": (0.0, 1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 6.4e-4)},
+}
+ATLAS_DIR = Path(__file__).with_name("atlas_runs")
+FORMAT = 1
+MASS_SHARE = 0.9
+DIGITS_PER_CLASS = 2
+N_FEATURES = 64
+ARRAYS = ("recon", "features", "feature_scale", "feature_units", "firing_frequency", "mean_activation")
+
+
+class MissingSettingError(KeyError):
+    """A setting that is not in the atlas; the message names it and what is there."""
+
+    def __str__(self):
+        return str(self.args[0])  # KeyError would print the message in quotes
+
+
+def grid_values(family: str) -> dict[str, tuple]:
+    """The grid of ``family``: parameter name -> its values."""
+    return dict(GRID[check_choice("family", family, tuple(GRID))])
+
+
+def grid_points(family: str) -> list[dict]:
+    """Every point of the family's grid as a parameter dict, the last parameter varying fastest."""
+    values = grid_values(family)
+    return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+
+
+def point_id(params: dict) -> str:
+    """The canonical name of a point, e.g. "rho=0.08,beta=0.005" (floats with ``:g``, in grid order)."""
+    return ",".join(f"{name}={float(value):g}" for name, value in params.items())
+
+
+def _describe_grid(family: str) -> str:
+    return "; ".join(f"{name} in {', '.join(f'{v:g}' for v in values)}" for name, values in grid_values(family).items())
+
+
+def grid_point(family: str, params: dict) -> dict:
+    """``params`` checked against the grid of ``family`` and put in grid order; raises if it is not a point."""
+    names = tuple(grid_values(family))
+    if set(params) != set(names):
+        raise ValueError(f"a {family} setting needs exactly the parameters {', '.join(names)}, "
+                         f"got {', '.join(params) or 'none'}")
+    wanted = point_id({name: params[name] for name in names})
+    point = {point_id(p): p for p in grid_points(family)}.get(wanted)
+    if point is None:
+        raise MissingSettingError(f"the {family} atlas has no setting {wanted}; its grid is {_describe_grid(family)}")
+    return point
+
+
+def parse_point(text: str, family: str | None = None) -> tuple[str, dict]:
+    """"rho=0.08,beta=0.005" -> ("kl", {"rho": 0.08, "beta": 0.005}); the family is found from the names."""
+    params = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--point must look like name=value,name=value (e.g. rho=0.08,beta=0.005), "
+                             f"got {text!r}") from None
+    families = [family] if family else [f for f, values in GRID.items() if set(values) == set(params)]
+    if len(families) != 1:
+        known = "; ".join(f"{f}: {', '.join(values)}" for f, values in GRID.items())
+        raise ValueError(f"--point {text!r} names no family's parameters (families and parameters: {known})")
+    try:
+        return families[0], grid_point(families[0], params)
+    except MissingSettingError as err:
+        raise ValueError(str(err)) from None
+
+
+def point_config(family: str, params: dict) -> TrainConfig:
+    """The TrainConfig of a point: the family's penalty and the point's values, everything else default."""
+    return TrainConfig(penalty=family, **params)
+
+
+def fixed_digits(labels: torch.Tensor) -> np.ndarray:
+    """Indices of the first ``DIGITS_PER_CLASS`` digits of each class 0-9 in ``labels``, ordered by class."""
+    return np.concatenate([np.flatnonzero(labels.numpy() == c)[:DIGITS_PER_CLASS] for c in range(10)])
+
+
+@torch.no_grad()
+def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray) -> tuple[dict, dict]:
+    """The stored numbers of a trained model: (JSON-able metrics, arrays of one point).
+
+    Arrays: recon uint8 (20, 28, 28); features int8 (64, 28, 28) with feature_scale float32 (64,)
+    (the decoder column of each unit divided by its largest absolute value, times 127); feature_units
+    (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
+    mean_activation float32 (H,).
+    """
+    metrics = evaluate(model, test_images, config)
+    x = prepare_images(test_images)
+    model.eval()
+    logits, code = model(x)
+    threshold = ACTIVE_THRESHOLD[model.activation]
+    metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
+                   l0=l0(code) if model.activation == "relu" else None,
+                   fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
+                   dead_fraction=dead_fraction(code, threshold))
+    frequency = firing_frequency(code, threshold).numpy()
+    mean_activation = code.mean(dim=0).numpy()
+    units = np.lexsort((-mean_activation, -frequency))[:N_FEATURES]  # last key sorts first
+    weights = model.decoder.weight.T[torch.from_numpy(units)].numpy()  # (64, 784): the image each unit adds to the output
+    scale = np.abs(weights).max(axis=1).astype(np.float32)
+    quantised = np.round(127 * weights / np.where(scale > 0, scale, 1)[:, None]).astype(np.int8)
+    recon = np.round(255 * torch.sigmoid(logits[torch.from_numpy(digits)]).numpy()).astype(np.uint8)
+    side = (IMAGE_SIDE, IMAGE_SIDE)
+    return metrics, {"recon": recon.reshape(-1, *side), "features": quantised.reshape(-1, *side),
+                     "feature_scale": scale, "feature_units": units.astype(np.int16),
+                     "firing_frequency": frequency.astype(np.float32),
+                     "mean_activation": mean_activation.astype(np.float32)}
+
+
+def build_point(config: TrainConfig, train_images, test_images, digits: np.ndarray) -> tuple[dict, dict]:
+    """Train one point and measure it; return (metadata for the JSON, arrays)."""
+    start = time.perf_counter()
+    model, history = train(config, train_images, test_images, progress=False)
+    if history["interrupted"]:  # train turns Ctrl-C into a short history: stop the build, store nothing
+        raise KeyboardInterrupt
+    metrics, arrays = measure(model, config, test_images, digits)
+    return {"config": config.as_dict(), "history": history, "metrics": metrics,
+            "seconds": round(time.perf_counter() - start, 1)}, arrays
+
+
+def atlas_path(family: str, directory=None) -> Path:
+    return Path(ATLAS_DIR if directory is None else directory) / f"{check_choice('family', family, tuple(GRID))}.npz"
+
+
+def _read(path: Path, family: str) -> tuple[dict, dict]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {name: data[name] for name in (*ARRAYS, "digit_indices")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable atlas file; truncated or corrupted? ({err})") from err
+    if meta.get("format") != FORMAT or meta.get("family") != family:
+        raise ValueError(f"{path} is not a format-{FORMAT} atlas of family {family!r} "
+                         f"(it says format {meta.get('format')!r}, family {meta.get('family')!r})")
+    return meta, arrays
+
+
+def _write(path: Path, meta: dict, arrays: dict) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def build(family: str, points: list[dict] | None = None, directory=None, *, progress: bool = True,
+          log=tqdm.write) -> list[str]:
+    """Train and store the points of ``family`` (default: its whole grid) missing from its atlas file.
+
+    The file is rewritten atomically after each point. A point whose training diverges is reported
+    and left out. Returns the ids of the points that diverged.
+    """
+    path = atlas_path(family, directory)
+    meta, arrays = {"format": FORMAT, "family": family, "mass_share": MASS_SHARE, "points": []}, {}
+    test_images, test_labels = load_mnist("test")
+    digits = fixed_digits(test_labels)
+    if path.exists():
+        meta, arrays = _read(path, family)
+        for entry in meta["points"]:  # a file from another recipe must not be extended silently
+            if entry["config"] != point_config(family, entry["params"]).as_dict():
+                raise ValueError(f"{path} holds {entry['id']} trained with {entry['config']}, not the current "
+                                 f"recipe {point_config(family, entry['params']).as_dict()}; move the file away")
+    done = {entry["id"] for entry in meta["points"]}
+    todo = [grid_point(family, p) for p in (grid_points(family) if points is None else points)]
+    todo = [p for p in todo if point_id(p) not in done]
+    train_images = load_mnist("train")[0] if todo else None
+    failed = []
+    for params in tqdm(todo, desc=f"{family} atlas", unit="point", disable=not progress):
+        try:
+            entry, new = build_point(point_config(family, params), train_images, test_images, digits)
+        except TrainingDivergedError as err:
+            log(f"{family} {point_id(params)}: {err}; left out")
+            failed.append(point_id(params))
+            continue
+        meta["points"].append({"id": point_id(params), "params": params, **entry})
+        arrays = {name: np.concatenate([arrays[name], new[name][None]]) if arrays else new[name][None]
+                  for name in ARRAYS} | {"digit_indices": digits}
+        _write(path, meta, arrays)
+        m = entry["metrics"]
+        log(f"{family} {point_id(params)}: test BCE {m['bce']:.4f}, units for {MASS_SHARE:.0%} of the code mass "
+            f"{m['units_for_mass']:.1f}, dead {m['dead_fraction']:.3f}, {entry['seconds']:.0f} s")
+    return failed
+
+
+@dataclass
+class AtlasEntry:
+    """One trained point. recon: uint8 (20, 28, 28) reconstructions of the test digits ``digit_indices``;
+    features: float32 (64, 28, 28) decoder feature images of the units ``feature_units`` (int8-rounded);
+    firing_frequency, mean_activation: float32 (H,)."""
+
+    family: str
+    params: dict
+    config: TrainConfig
+    history: dict
+    metrics: dict
+    seconds: float
+    recon: np.ndarray
+    digit_indices: np.ndarray
+    features: np.ndarray
+    feature_units: np.ndarray
+    firing_frequency: np.ndarray
+    mean_activation: np.ndarray
+
+
+class Atlas:
+    """The stored points of one family, read from its file; see ``load_atlas``."""
+
+    def __init__(self, family: str, path: Path):
+        self.family, self.path = family, path
+        self._meta, self._arrays = _read(path, family)
+        self._rows = {entry["id"]: row for row, entry in enumerate(self._meta["points"])}
+
+    def points(self) -> list[dict]:
+        """The parameter dicts of the stored points, in the order they were built."""
+        return [dict(entry["params"]) for entry in self._meta["points"]]
+
+    def entry(self, **params) -> AtlasEntry:
+        """The stored point with these parameters, e.g. ``entry(rho=0.08, beta=0.005)``."""
+        params = grid_point(self.family, params)
+        row = self._rows.get(point_id(params))
+        if row is None:
+            raise MissingSettingError(
+                f"the {self.family} setting {point_id(params)} is in the grid but not built in {self.path}; "
+                f"build it with `python -m sae_utils.atlas --point {point_id(params)}`")
+        meta = self._meta["points"][row]
+        a = {name: array[row].copy() if name in ARRAYS else array.copy()  # copies: the cached atlas stays intact
+             for name, array in self._arrays.items()}
+        features = a["features"].astype(np.float32) * (a["feature_scale"] / 127)[:, None, None]
+        return AtlasEntry(self.family, dict(meta["params"]), TrainConfig(**meta["config"]),
+                          copy.deepcopy(meta["history"]), dict(meta["metrics"]), meta["seconds"], a["recon"],
+                          a["digit_indices"], features, a["feature_units"].astype(np.int64),
+                          a["firing_frequency"], a["mean_activation"])
+
+
+def load_atlas(family: str, directory=None) -> Atlas:
+    """The atlas of ``family`` from ``directory`` (default: the package's atlas_runs), cached per process
+    until the file changes."""
+    path = atlas_path(family, directory)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {family} atlas: {path} does not exist; build it with "
+                                f"`python -m sae_utils.atlas --family {family}`")
+    stat = path.stat()
+    return _load(family, path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load(family: str, path: Path, _mtime_ns: int, _size: int) -> Atlas:
+    return Atlas(family, path)
+
+
+def _list(directory) -> None:
+    for family in GRID:
+        path = atlas_path(family, directory)
+        built = {e["id"]: e for e in _read(path, family)[0]["points"]} if path.is_file() else {}
+        print(f"{family}: {len(built)} of {len(grid_points(family))} points built in {path}")
+        for params in grid_points(family):
+            entry = built.get(point_id(params))
+            state = f"test BCE {entry['metrics']['bce']:.4f}, {entry['seconds']:.0f} s" if entry else "missing"
+            print(f"  {point_id(params)}: {state}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sae_utils.atlas", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=tuple(GRID), help="build this family only (default: all)")
+    parser.add_argument("--point", help="build this one point only, e.g. rho=0.08,beta=0.005 or lam=4e-05")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--out", type=Path, default=ATLAS_DIR, help=f"folder of the atlas files (default {ATLAS_DIR})")
+    parser.add_argument("--list", action="store_true", help="list the grid and what is built, build nothing")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
+    jobs = {family: None for family in ([args.family] if args.family else GRID)}
+    if args.point:
+        try:
+            family, params = parse_point(args.point, args.family)
+        except ValueError as err:
+            parser.error(str(err))
+        jobs = {family: [params]}
+    if args.list:
+        _list(args.out)
+        return 0
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = [f"{family} {pid}" for family, points in jobs.items() for pid in build(family, points, args.out)]
+    if failed:
+        print(f"diverged, not stored: {'; '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
