@@ -1,7 +1,7 @@
 """The atlas: every setting of a grid trained with the full reference recipe, and what the figures need of it.
 
-``GRID`` is a table of families (the penalty name) -> parameter -> values; a family's points are the
-cartesian product of its values. Each point is trained as ``TrainConfig(penalty=family, **point)`` with
+``GRID`` is family -> hyperparameter -> values, read from the table of families (each hyperparameter's
+``grid``); a family's points are the cartesian product of its values. Each point is trained as ``TrainConfig(penalty=family, **point)`` with
 every other field at its default: 20 epochs on all 60,000 training digits, batch 1200, Adam lr 9e-3,
 512 hidden units, seed 0. It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
@@ -48,15 +48,13 @@ from tqdm.auto import tqdm
 
 from .checks import check_choice
 from .data import IMAGE_SIDE, load_mnist, prepare_images
+from .families import FAMILIES
 from .files import atomic_write_bytes
 from .metrics import (ACTIVE_THRESHOLD, dead_fraction, evaluate, firing_frequency, fraction_variance_unexplained,
                       l0, units_for_mass)
 from .train import TrainConfig, TrainingDivergedError, train
 
-GRID = {
-    "kl": {"rho": (0.01, 0.02, 0.04, 0.08, 0.16, 0.32), "beta": (0.0, 0.0015, 0.005, 0.015, 0.05, 0.15)},
-    "l1": {"lam": (0.0, 1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 6.4e-4)},
-}
+GRID = {name: {h.name: h.grid for h in fam.hyperparameters} for name, fam in FAMILIES.items()}
 ATLAS_DIR = Path(__file__).with_name("atlas_runs")
 FORMAT = 1
 MASS_SHARE = 0.9
@@ -144,13 +142,13 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
     mean_activation float32 (H,).
     """
-    metrics = evaluate(model, test_images, config)
+    metrics = evaluate(model, test_images, **config.hyperparameters())
     x = prepare_images(test_images)
     model.eval()
     logits, code = model(x)
     threshold = ACTIVE_THRESHOLD[model.activation]
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
-                   l0=l0(code) if model.activation == "relu" else None,
+                   l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    dead_fraction=dead_fraction(code, threshold))
     frequency = firing_frequency(code, threshold).numpy()
