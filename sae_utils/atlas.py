@@ -207,6 +207,7 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
     and left out. Returns the ids of the points that diverged.
     """
     path = atlas_path(family, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
     meta, arrays = {"format": FORMAT, "family": family, "mass_share": MASS_SHARE, "points": []}, {}
     test_images, test_labels = load_mnist("test")
     digits = fixed_digits(test_labels)
@@ -269,6 +270,11 @@ class Atlas:
     def points(self) -> list[dict]:
         """The parameter dicts of the stored points, in the order they were built."""
         return [dict(entry["params"]) for entry in self._meta["points"]]
+
+    def records(self) -> list[dict]:
+        """Every stored point's ``{"params", "config", "history", "metrics"}`` (no arrays), in build order."""
+        return [{key: copy.deepcopy(entry[key]) for key in ("params", "config", "history", "metrics")}
+                for entry in self._meta["points"]]
 
     def entry(self, **params) -> AtlasEntry:
         """The stored point with these parameters, e.g. ``entry(rho=0.08, beta=0.005)``."""

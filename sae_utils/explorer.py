@@ -1,0 +1,134 @@
+"""The explorer's logic (tooling, not lesson): a setting of a family's hyperparameters -> what it shows.
+
+Every setting the explorer offers is a point of the atlas (``sae_utils.atlas``): a model trained with the
+full reference recipe (20 epochs on all 60,000 training digits), stored with its test metrics, the
+reconstructions of 20 fixed test digits and the feature images of its 64 most often active units. So
+every setting, the reference included, is shown at the same budget, and shown at once: nothing is
+trained while you explore. ``explorer_app.ExplorerApp`` is the ipywidgets front end of ``Explorer``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .atlas import load_atlas
+from .checks import check_choice
+from .data import load_mnist
+from .families import FAMILIES, family
+from .files import figure_png
+from .plots import features_png, plot_unit_statistics, reconstructions_png
+
+DIGIT_SETS = ("first", "second")  # of each class: the atlas stores the first two test digits of each class
+RECIPE = "20 epochs on all 60,000 training digits (the reference recipe), from the atlas"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A family and a value for each of its hyperparameters, all on the atlas grid. Build with ``make_setting``."""
+
+    family: str
+    params: tuple[tuple[str, float], ...]  # (name, value) in the order of the family's hyperparameters
+
+    def as_dict(self) -> dict:
+        return dict(self.params)
+
+    @property
+    def is_reference(self) -> bool:
+        return self == reference_setting(self.family)
+
+    def label(self) -> str:
+        fam = FAMILIES[self.family]
+        symbols = {h.name: h.symbol for h in fam.hyperparameters}
+        return f"{self.family.upper()}: " + ", ".join(f"{symbols[name]} = {value:g}" for name, value in self.params)
+
+
+def make_setting(penalty: str = "kl", **values) -> Setting:
+    """The setting of family ``penalty`` with the given hyperparameter values (others: their reference).
+
+    Values of hyperparameters the family does not use are ignored (the explorer sends every slider's
+    value). Each used value must be one of the atlas grid's values for it.
+    """
+    fam = family(penalty)
+    params = []
+    for h in fam.hyperparameters:
+        value = h.check(values.get(h.name, h.reference))
+        if not any(np.isclose(value, g, rtol=1e-9, atol=0) for g in h.grid):
+            raise ValueError(f"{h.name} must be one of the atlas grid values "
+                             f"{', '.join(f'{g:g}' for g in h.grid)}, got {value:g}")
+        params.append((h.name, next(g for g in h.grid if np.isclose(value, g, rtol=1e-9, atol=0))))
+    return Setting(fam.name, tuple(params))
+
+
+def reference_setting(penalty: str) -> Setting:
+    """The published reference setting of the family: KL rho 0.08, beta 0.005; L1 lam 4e-5."""
+    return make_setting(penalty)
+
+
+@dataclass
+class View:
+    """What the explorer shows for one setting: the atlas numbers and three pictures (PNG bytes)."""
+
+    setting: Setting
+    metrics: dict
+    history: dict
+    source: str
+    seconds: float
+    reconstructions: dict = field(repr=False)  # digit set ("first", "second") -> PNG
+    features_png: bytes = field(repr=False)
+    statistics_png: bytes = field(repr=False)
+    feature_units: np.ndarray = field(repr=False)
+
+
+class Explorer:
+    """Settings -> views, read from the atlas in ``atlas_dir`` (default: the package's) and kept for the
+    session. The test digits are MNIST's, for the top row of the reconstructions."""
+
+    def __init__(self, atlas_dir=None):
+        self.atlas_dir = atlas_dir
+        self.test_images = load_mnist("test")[0]
+        self.cache: dict[Setting, View] = {}
+
+    def view(self, setting: Setting) -> View:
+        """The view of ``setting``, from the cache or drawn from its atlas entry."""
+        if not isinstance(setting, Setting):
+            raise TypeError(f"setting must be a Setting (use make_setting), got {type(setting).__name__}")
+        if setting not in self.cache:
+            self.cache[setting] = self._draw(setting)
+        return self.cache[setting]
+
+    def is_cached(self, setting: Setting) -> bool:
+        return setting in self.cache
+
+    def _draw(self, setting: Setting) -> View:
+        start = time.perf_counter()
+        entry = load_atlas(setting.family, self.atlas_dir).entry(**setting.as_dict())
+        inputs = self.test_images[entry.digit_indices].numpy() / 255.0
+        recon = entry.recon / 255.0
+        # the atlas's digits are ordered by class, DIGITS_PER_CLASS of each: set k is every k-th one
+        reconstructions = {name: reconstructions_png(inputs[k::len(DIGIT_SETS)], recon[k::len(DIGIT_SETS)])
+                           for k, name in enumerate(DIGIT_SETS)}
+        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency,
+                                   setting.as_dict().get("rho"), setting.label())
+        statistics_png = figure_png(fig, dpi=80)
+        plt.close(fig)
+        return View(setting, entry.metrics, entry.history, RECIPE, time.perf_counter() - start,
+                    reconstructions, features_png(entry.features), statistics_png, entry.feature_units)
+
+    def neighbours(self, setting: Setting) -> list[tuple[str, float, float]]:
+        """``(hyperparameter, value, test BCE)`` of each setting one grid step away from ``setting``."""
+        fam, here = FAMILIES[setting.family], setting.as_dict()
+        book = load_atlas(setting.family, self.atlas_dir)
+        steps = []
+        for h in fam.hyperparameters:
+            i = h.grid.index(here[h.name])
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(h.grid):
+                    steps.append((h.name, h.grid[j], book.entry(**{**here, h.name: h.grid[j]}).metrics["bce"]))
+        return steps
+
+
+def check_digit_set(name: str) -> str:
+    return check_choice("digits", name, DIGIT_SETS)

@@ -1,0 +1,170 @@
+"""The explorer's ipywidgets front end (tooling): sliders over the atlas grid, the views of ``explorer.py``.
+
+``explore()`` in a notebook shows it. Every control change calls ``redraw``; a setting seen before comes
+from the cache, a new one from its atlas entry (no training). ``snapshot()`` is a static picture of the
+current views, for places where widgets cannot run (a notebook opened without a kernel).
+"""
+from __future__ import annotations
+
+import html
+import io
+import time
+
+import PIL.Image
+
+from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
+from .families import FAMILIES
+
+
+def numbers_html(view: View) -> str:
+    """The metrics of ``view`` as a small HTML table (class sae-numbers-table)."""
+    m = view.metrics
+    active = FAMILIES[view.setting.family].active_threshold
+    rows = [
+        ("setting", view.setting.label()),
+        ("test BCE per pixel", f"{m['bce']:.4f}"),
+        ("units carrying 90 % of a digit's code mass", f"{m['units_for_mass']:.1f} (mean over test digits)"),
+        ("L0: exactly non-zero units per digit",
+         "— (a sigmoid is never exactly 0)" if m.get("l0") is None else f"{m['l0']:.1f}"),
+        (f"active units per digit (code > {active:g})", f"{m['active_units_per_digit']:.1f}"),
+        (f"units never active (code > {active:g})", f"{100 * m['dead_fraction']:.1f} %"),
+        ("mean activation", f"{m['mean_activation']:.4f}"),
+        ("pixel variance unexplained", f"{100 * m['fraction_variance_unexplained']:.1f} %"),
+        ("model", view.source),
+    ]
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table class='sae-numbers-table'>{cells}</table>"
+
+
+class ExplorerApp:
+    """The widgets of an ``Explorer``: display the app (or ``app.widget``) in a notebook."""
+
+    def __init__(self, explorer: Explorer | None = None):
+        import ipywidgets as w
+
+        self.explorer = explorer if explorer is not None else Explorer()
+        self.seconds = float("nan")  # how long the last redraw took
+        self._holding = False
+        self.penalty = w.ToggleButtons(options=[(f"{f.name.upper()} ({f.activation} codes)", f.name)
+                                                for f in FAMILIES.values()])
+        self.sliders = {}
+        for fam in FAMILIES.values():
+            for h in fam.hyperparameters:
+                self.sliders[h.name] = w.SelectionSlider(
+                    options=[(f"{g:g}", g) for g in h.grid], value=h.reference, continuous_update=False,
+                    description=f"{h.symbol} ({fam.name.upper()} {'weight' if h.name == fam.weight else h.name})",
+                    style={"description_width": "9em"}, layout=w.Layout(width="34em"))
+        self.digits = w.ToggleButtons(options=[(f"{name} of each class", name) for name in DIGIT_SETS])
+        self.reference = w.Button(description="reference setting", icon="undo", button_style="info",
+                                  layout=w.Layout(width="14em"))
+        self.message = w.HTML()
+        natural_size = {"format": "png", "layout": w.Layout(align_self="flex-start")}
+        self.reconstructions = w.Image(**natural_size)
+        self.features = w.Image(**natural_size)
+        self.statistics = w.Image(**natural_size)
+        self.numbers = w.HTML()
+        for name in ("reconstructions", "features", "statistics", "numbers"):
+            getattr(self, name).add_class(f"sae-{name}")  # for tests/test_browser.py
+        for control in (self.penalty, self.digits, *self.sliders.values()):
+            control.observe(lambda _change: self.redraw(), names="value")
+        self.reference.on_click(lambda _button: self.to_reference())
+        self.widget = self._layout(w)
+        self.widget.add_class("sae-explorer")
+        self.redraw()
+
+    def _layout(self, w):
+        title = w.HTML("<b>Sparse autoencoder explorer.</b> Every setting is a model trained with the full "
+                       "reference recipe (20 epochs on all 60,000 training digits), read from the atlas.")
+        label = w.HTML("<div style='text-align:right;padding-right:8px'>family</div>", layout=w.Layout(width="9em"))
+        digits_label = w.HTML("<div style='text-align:right;padding-right:8px'>test digits</div>",
+                              layout=w.Layout(width="9em"))
+        controls = w.VBox([w.HBox([label, self.penalty, self.reference]), *self.sliders.values(),
+                           w.HBox([digits_label, self.digits])])
+        views = w.HBox([
+            w.VBox([w.HTML("<b>Test digits (top) and their reconstructions (bottom)</b>"), self.reconstructions,
+                    w.HTML("<b>Numbers on the 10,000 test digits</b>"), self.numbers]),
+            w.VBox([w.HTML("<b>What the 64 most often active units draw</b> (decoder weights, most active "
+                           "first, each scaled to its own largest weight; red +, blue −)"), self.features]),
+        ])
+        return w.VBox([title, controls, self.message, views, self.statistics])
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Display as the widget; where widgets cannot be shown, as a line saying so."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if bundle:
+            bundle["text/plain"] = ("Sparse autoencoder explorer (interactive widgets): run the notebook's "
+                                    "cells to use it.")
+        return bundle
+
+    def setting(self):
+        """The setting the controls show."""
+        return make_setting(self.penalty.value, **{name: s.value for name, s in self.sliders.items()})
+
+    def set(self, **values) -> None:
+        """Set several controls at once (penalty, digits, or a hyperparameter's name), then redraw once."""
+        unknown = set(values) - {"penalty", "digits", *self.sliders}
+        if unknown:
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; the controls are penalty, digits, "
+                             f"{', '.join(self.sliders)}")
+        self._holding = True
+        try:
+            for name, value in values.items():
+                control = self.sliders.get(name) or getattr(self, name)
+                try:
+                    control.value = value
+                except Exception as err:  # traitlets' TraitError: not one of the options
+                    raise ValueError(f"{name} must be one of {[v for _, v in control.options]}, "
+                                     f"got {value!r}") from err
+        finally:
+            self._holding = False
+        self.redraw()
+
+    def to_reference(self) -> None:
+        """The reference button: every hyperparameter back at its reference value."""
+        self.set(**{h.name: h.reference for fam in FAMILIES.values() for h in fam.hyperparameters})
+
+    def redraw(self) -> None:
+        """Show the setting the controls describe."""
+        if self._holding:
+            return
+        start = time.perf_counter()
+        self._enable_relevant_sliders()
+        view = self.explorer.view(self.setting())
+        self.reconstructions.value = view.reconstructions[check_digit_set(self.digits.value)]
+        self.features.value = view.features_png
+        self.statistics.value = view.statistics_png
+        self.numbers.value = numbers_html(view)
+        self._say("")
+        self.seconds = time.perf_counter() - start
+
+    def snapshot(self) -> bytes:
+        """The current views stacked in one PNG: a static picture of the explorer."""
+        images = [PIL.Image.open(io.BytesIO(w.value)).convert("RGB")
+                  for w in (self.reconstructions, self.features, self.statistics)]
+        width = max(im.width for im in images)
+        canvas = PIL.Image.new("RGB", (width, sum(im.height for im in images) + 20), "white")
+        y = 0
+        for im in images:
+            canvas.paste(im, (0, y))
+            y += im.height + 10
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="png", optimize=True)
+        return buffer.getvalue()
+
+    def _enable_relevant_sliders(self) -> None:
+        used = {h.name for h in FAMILIES[self.penalty.value].hyperparameters}
+        for name, slider in self.sliders.items():
+            slider.disabled = name not in used
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#444"
+        self.message.value = f"<span class='sae-message' style='color:{color}'>{html.escape(text)}</span>" if text else ""
+
+
+def explore(**kwargs) -> ExplorerApp:
+    """Build the explorer and display it (in a notebook); returns the app for programmatic control."""
+    from IPython.display import display
+
+    app = ExplorerApp(**kwargs)
+    display(app)
+    return app
