@@ -52,7 +52,7 @@ class ExplorerApp:
             for h in fam.hyperparameters:
                 self.sliders[h.name] = w.SelectionSlider(
                     options=[(f"{g:g}", g) for g in h.grid], value=h.reference, continuous_update=False,
-                    description=f"{h.symbol} ({fam.name.upper()} {'weight' if h.name == fam.weight else h.name})",
+                    description=f"{h.symbol} ({h.label})",
                     style={"description_width": "9em"}, layout=w.Layout(width="34em"))
         self.digits = w.ToggleButtons(options=[(f"{name} of each class", name) for name in DIGIT_SETS])
         self.reference = w.Button(description="reference setting", icon="undo", button_style="info",

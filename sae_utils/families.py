@@ -23,6 +23,7 @@ class Hyperparameter:
 
     name: str
     symbol: str
+    label: str  # what it is, in two words, for the explorer's sliders
     reference: float
     help: str
     low: float = 0.0
@@ -76,10 +77,10 @@ def start_codes_at_rho(model, rho: float, **_) -> None:
         model.encoder.bias.fill_(math.log(rho / (1 - rho)))
 
 
-RHO = Hyperparameter("rho", "ρ", 0.08, "KL target mean activation of each unit", low=0, high=1,
+RHO = Hyperparameter("rho", "ρ", "KL target", 0.08, "KL target mean activation of each unit", low=0, high=1,
                      open_low=True, open_high=True, grid=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32))
-BETA = Hyperparameter("beta", "β", 0.005, "weight of the KL penalty", grid=(0.0, 0.0015, 0.005, 0.015, 0.05, 0.15))
-LAM = Hyperparameter("lam", "λ", 4e-5, "weight of the L1 penalty", grid=(0.0, 1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 6.4e-4))
+BETA = Hyperparameter("beta", "β", "KL weight", 0.005, "weight of the KL penalty", grid=(0.0, 0.0015, 0.005, 0.015, 0.05, 0.15))
+LAM = Hyperparameter("lam", "λ", "L1 weight", 4e-5, "weight of the L1 penalty", grid=(0.0, 1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 6.4e-4))
 
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off".

@@ -137,3 +137,10 @@ def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float
     if spread == 0:
         raise ValueError("x has no variance across digits, so the fraction of variance unexplained is undefined")
     return ((x - x_hat).pow(2).sum() / spread).item()
+
+
+def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) -> torch.Tensor:
+    """Unit indices (H,), the most often active first, ties broken by the higher mean activation: the
+    stated order in which the figures and the atlas pick units to show. Both inputs (H,)."""
+    order = torch.argsort(mean_activation, descending=True, stable=True)                 # the tie-break first,
+    return order[torch.argsort(firing_frequency[order], descending=True, stable=True)]  # then the main key

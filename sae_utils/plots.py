@@ -1,5 +1,6 @@
-"""Figures: loss curves, inputs above reconstructions, feature images, histogram of rho_hat_j, and the
-comparisons of notebook 03 (two models side by side, the hyperparameter sweep).
+"""Figures: loss curves, inputs above reconstructions, feature images, histograms of rho_hat_j, the
+comparisons of notebook 03 (two models side by side, error maps, the trade-off drawn from the atlas),
+and the mosaics the explorer redraws.
 
 Each function returns a matplotlib Figure and draws nothing else; notebooks display it, the CLI saves it.
 """
@@ -33,8 +34,10 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch"):
-    """Training objective, training BCE and test BCE against the epoch; published losses as dashed lines."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
+    losses dashed). Right: their gap, the weighted penalty (objective - BCE), which is too small to see
+    on the left's scale."""
+    fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
     epochs = history["epoch"]
     ax.plot(epochs, history["train_objective"], "o-", label="train objective (BCE + weight·penalty)")
     ax.plot(epochs, history["train_bce"], "s-", label="train BCE")
@@ -43,7 +46,11 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
     ax.set(xlabel="epoch", ylabel="loss per pixel", title=title, yscale="log")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    weighted = [o - b for o, b in zip(history["train_objective"], history["train_bce"])]
+    gap.plot(epochs, weighted, "o-", color="C3")
+    gap.set(xlabel="epoch", ylabel="weight · penalty", title="objective − BCE (train, epoch mean)")
+    for axis in (ax, gap):
+        axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -91,36 +98,65 @@ def _chosen_features(model, n, units, which, image_shape=None):
     return images[:n] if units is None else images[list(units)[:n]]
 
 
-def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
-                  image_shape=None):
-    """Weights of hidden units as images (red +, blue -, each unit scaled to its own largest value).
-
-    ``units``: indices of the units to show (e.g. only the living ones); default the first ``n``.
-    ``which``: "encoder" (default, the input pattern that drives each unit) or "decoder" (what it draws).
-    ``image_shape``: (height, width) of one input; default (s, s) where the input size is s * s.
-    """
-    features = _chosen_features(model, n, units, which, image_shape)
+def _feature_grid(fig, features, labels, title):
+    """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar."""
     cols = math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols, 0.9 * rows), squeeze=False)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    limit = features.abs().max().item() or 1.0
     for ax in axes.flat:
         ax.axis("off")
-    _show_images(axes.flat, features, cmap="bwr", symmetric=True)
-    fig.suptitle(title or f"Features of {len(features)} hidden units ({which} weights)")
-    fig.tight_layout()
+    for ax, image, label in zip(axes.flat, features, labels):
+        shown = ax.imshow(image.cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+        ax.set_title(label, fontsize=6, pad=1.5)
+    fig.colorbar(shown, ax=axes, shrink=0.6, label="weight")
+    fig.suptitle(title)
+    return axes
+
+
+def unit_labels(units, firing_frequency=None) -> list[str]:
+    """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12%"."""
+    if firing_frequency is None:
+        return [f"unit {u}" for u in units]
+    return [f"unit {u}, {100 * float(firing_frequency[u]):.0f}%" for u in units]
+
+
+def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
+                  image_shape=None, firing_frequency=None):
+    """Weights of hidden units as images on one shared colour scale (red +, blue -), with a colour bar.
+
+    ``units``: which units to show, in order (e.g. ``metrics.units_by_use``: the most often active
+    first); default the first ``n``. ``which``: "encoder" (default, the input pattern that drives each
+    unit) or "decoder" (what it draws). ``image_shape``: (height, width) of one input; default (s, s)
+    where the input size is s * s. ``firing_frequency`` (H,): if given, each tile says how often its
+    unit is active.
+    """
+    units = list(range(model.n_hidden))[:n] if units is None else list(units)[:n]
+    features = feature_images(model, which, image_shape)[units]
+    cols = math.ceil(math.sqrt(len(features)))
+    fig = plt.figure(figsize=(1.0 * cols + 1.2, 1.05 * math.ceil(len(features) / cols) + 0.6))
+    _feature_grid(fig, features, unit_labels(units, firing_frequency),
+                  title or f"Features of {len(features)} hidden units ({which} weights)")
     return fig
 
 
 @torch.no_grad()
 def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None):
-    """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``."""
-    x = prepare_images(images).to(next(model.parameters()).device)
+    """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``.
+
+    Units whose code is exactly 0 on every image (dead ReLU units) are not drawn, so that they do not
+    flatten the rest of the histogram; their number is given in the legend.
+    """
+    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
     rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist(rho_hat, bins=40, color="C0")
+    alive = rho_hat[rho_hat > 0]
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    label = f"{len(alive)} units" + (f" ({len(rho_hat) - len(alive)} dead units, ρ̂_j = 0, not drawn)"
+                                     if len(alive) < len(rho_hat) else "")
+    ax.hist(alive, bins=40, color="C0", label=label)
     if rho is not None:
         ax.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
-        ax.legend()
+    ax.legend(fontsize=8)
     ax.set(xlabel="mean activation ρ̂_j of a hidden unit", ylabel="number of units",
            title=title or "Mean activation per hidden unit")
     fig.tight_layout()
@@ -146,25 +182,49 @@ def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str
 
 
 def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
-                            title: str | None = None):
-    """Feature images of ``n`` units of each model, one block per model, side by side.
+                            title: str | None = None, firing_frequency: dict | None = None):
+    """Feature images of ``n`` units of each model, one block per model, side by side; each block on its
+    own shared colour scale, with a colour bar.
 
     models: {label: model}; units: {label: indices to show}, default the first ``n`` units;
-    which: "encoder" or "decoder" weights, as in ``plot_features``.
+    which: "encoder" or "decoder" weights, as in ``plot_features``; firing_frequency: {label: (H,)}
+    to label each tile with how often its unit is active.
     """
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(0.85 * cols * len(models) + 0.3 * (len(models) - 1), 0.85 * rows + 0.5))
+    fig = plt.figure(figsize=(1.0 * cols * len(models) + 1.5 * len(models), 1.05 * rows + 0.8))
     blocks = fig.subfigures(1, len(models), squeeze=False)[0]
     for block, (label, model) in zip(blocks, models.items()):
-        features = _chosen_features(model, n, (units or {}).get(label), which)
-        axes = block.subplots(rows, cols, squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        _show_images(axes.flat, features, cmap="bwr", symmetric=True)
-        block.suptitle(label)
+        chosen = list((units or {}).get(label, range(n)))[:n]
+        features = feature_images(model, which)[chosen]
+        _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label)
     if title:
         fig.suptitle(title, y=1.04)
+    return fig
+
+
+@torch.no_grad()
+def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None):
+    """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x
+    (red: too bright, blue: too dark, one shared scale), and the difference of the first two models'
+    reconstructions. models: {label: model} (two or more)."""
+    x = prepare_images(images[:n])
+    labels = list(models)
+    x_hat = {label: model.reconstruct(x.to(next(model.parameters()).device)).cpu() for label, model in models.items()}
+    rows = [("input x", x, "gray", 1.0)]
+    rows += [(f"{label}: $\\hat{{x}} - x$", x_hat[label] - x, "bwr", None) for label in labels]
+    rows.append((f"{labels[0]} − {labels[1]}", x_hat[labels[0]] - x_hat[labels[1]], "PiYG", None))
+    limit = max(r[1].abs().max().item() for r in rows[1:])
+    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x) + 1.2, 1.15 * len(rows) + 0.3), squeeze=False)
+    for ax_row, (label, batch, cmap, top) in zip(axes, rows):
+        for ax, image in zip(ax_row, batch.reshape(-1, 28, 28)):
+            shown = ax.imshow(image.numpy(), cmap=cmap, vmin=0 if top else -limit, vmax=top or limit)
+            ax.set_xticks([]), ax.set_yticks([])
+        ax_row[0].set_ylabel(label, fontsize=8)
+        if top is None:
+            fig.colorbar(shown, ax=list(ax_row), shrink=0.8, pad=0.01)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

@@ -147,3 +147,20 @@ CLICK_AND_TIME = """([button, target, timeout]) => new Promise(resolve => {
     setTimeout(() => { observer.disconnect(); resolve(null); }, timeout);
     button.click();
 })"""
+
+# Start watching ``target``: the milliseconds from the next keydown or mouseup in the page to the next
+# change of ``target``'s text go into window.saeTiming (read it with READ_TIMING).
+TIME_NEXT_CHANGE = """([target]) => {
+    window.saeTiming = null;
+    let start = null;
+    const begin = () => { start = performance.now(); };
+    document.addEventListener('keydown', begin, {capture: true, once: true});
+    document.addEventListener('mouseup', begin, {capture: true, once: true});
+    const observer = new MutationObserver(() => {
+        if (start === null) return;
+        observer.disconnect();
+        window.saeTiming = performance.now() - start;
+    });
+    observer.observe(target, {childList: true, subtree: true, characterData: true});
+}"""
+READ_TIMING = "() => window.saeTiming"

@@ -2,20 +2,21 @@
 
 JupyterLab runs on 127.0.0.1 (see browser_helpers.JupyterLab); Playwright's Python package drives
 Debian's Chromium (/usr/bin/chromium; Playwright's own browsers are never downloaded). The test runs
-all cells, drags the β slider to a new setting, and checks that the controls rendered, that the
-images and numbers changed, and that no widget failed to display. Skipped only when Chromium or
+all cells, moves the sliders, the reference button and the family toggle, checks that the controls
+rendered, that the images and numbers changed, and that no widget failed to display, and times each
+change from the key press or click to the new numbers on the page. Skipped only when Chromium or
 Playwright is missing (CI installs both). A screenshot of the explorer is saved in the test's tmp_path.
 """
 from __future__ import annotations
 
 import json
-import re
+import statistics
 import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLICK_AND_TIME, EXECUTION_STATE, IMAGE_PIXELS, NOTEBOOK_READY, RUN_ALL,
-                             WIDGET_ERRORS, JupyterLab)
+from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLICK_AND_TIME, EXECUTION_STATE, IMAGE_PIXELS, NOTEBOOK_READY,
+                             READ_TIMING, RUN_ALL, TIME_NEXT_CHANGE, WIDGET_ERRORS, JupyterLab)
 
 try:
     from playwright.sync_api import sync_playwright
@@ -86,75 +87,72 @@ def run_all_cells(page, timeout: float):
     wait_until(finished, timeout, "all cells of the notebook to run", interval=0.5)
 
 
-def test_explorer_runs_in_jupyterlab_and_reacts_to_a_slider(lab, browser, tmp_path):
+def move_and_time(page, target, action, timeout: float = 10) -> float:
+    """Do ``action()`` (a key press or a drag) and return the milliseconds from it to ``target``'s next change."""
+    page.evaluate(TIME_NEXT_CHANGE, [target.element_handle()])
+    action()
+    return wait_until(lambda: page.evaluate(READ_TIMING), timeout, f"{target} to change")
+
+
+def test_explorer_runs_in_jupyterlab_and_redraws_each_grid_setting_at_once(lab, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1500, "height": 1200})
     console_errors = []
     page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
     page.goto(lab.url(f"lab/tree/{NOTEBOOK}"))
     wait_until(lambda: page.evaluate(NOTEBOOK_READY), 60, f"{NOTEBOOK} to open with an idle kernel\n{lab.log()}")
-    # Before anything runs, the saved (untrusted) output shows its plain-text line, not an error.
+    # Before anything runs, the saved output shows the plain-text line and the static picture.
     page.locator(".jp-OutputArea-output", has_text="run the notebook's cells to use it").wait_for(timeout=20_000)
+    assert page.locator(".jp-OutputArea-output img").count() >= 1
     assert not widget_errors(page), widget_errors(page)
-
     run_all_cells(page, timeout=90)
     explorer = page.locator(".sae-explorer")
     explorer.wait_for(state="visible", timeout=10_000)
-
-    # The controls rendered: three sliders, the penalty toggle, the reference button, the digits box.
+    # The controls rendered: one slider per hyperparameter, the family toggle, the reference button.
     sliders = explorer.locator(".widget-slider")
     assert sliders.count() == 3
     assert [sliders.nth(i).locator("label").inner_text() for i in range(3)] == \
         ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)"]
-    assert explorer.locator(".widget-toggle-buttons button").all_inner_texts() == \
-        ["KL (sigmoid codes)", "L1 (ReLU codes)"]
+    assert explorer.locator(".widget-toggle-buttons").first.locator("button").all_inner_texts() == \
+        ["KL (sigmoid codes)", "L1 (relu codes)"]
     assert explorer.locator("button", has_text="reference setting").is_visible()
-    assert explorer.locator(".widget-text input").input_value().startswith("3, 2, 1")
-
     numbers = explorer.locator(".sae-numbers")  # the HTML widget; its table is replaced on every change
-    images = {name: explorer.locator(f"img.sae-{name}") for name in ("reconstructions", "features", "histogram")}
+    images = {name: explorer.locator(f"img.sae-{name}") for name in ("reconstructions", "features", "statistics")}
     before = {"numbers": numbers.inner_text(), **{name: img.evaluate(IMAGE_PIXELS) for name, img in images.items()}}
-    assert "pretrained" in before["numbers"] and "β = 0.005" in before["numbers"]
+    assert "from the atlas" in before["numbers"] and "β = 0.005" in before["numbers"]
 
-    # Drag the β handle to the right: a setting not seen yet, trained with a progress bar.
-    beta = sliders.nth(1)
-    handle = beta.locator(".noUi-handle")
+    # One notch right on β with the keyboard: a setting not seen yet, read from the atlas.
+    handle = sliders.nth(1).locator(".noUi-handle")
     handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 90, y, steps=10)
-    page.mouse.up()
-    start = time.monotonic()
-    wait_until(lambda: "quick training" in numbers.inner_text(), 60, "the explorer to train the new setting")
-    new_setting_s = time.monotonic() - start
-
-    readout = float(beta.locator(".widget-readout").inner_text())
-    shown = float(re.search(r"β = ([0-9.e+-]+)", numbers.inner_text()).group(1))
-    assert readout > 0.005 and readout == pytest.approx(shown, rel=1e-6)  # the slider moved right
+    handle.focus()
+    new_ms = [move_and_time(page, numbers, lambda: page.keyboard.press("ArrowRight"))]
+    assert sliders.nth(1).locator(".widget-readout").inner_text() == "0.015"
+    assert "β = 0.015" in numbers.inner_text() and "from the atlas" in numbers.inner_text()
     after = {"numbers": numbers.inner_text(), **{name: img.evaluate(IMAGE_PIXELS) for name, img in images.items()}}
-    changed = [name for name in before if before[name] != after[name]]
-    assert changed == ["numbers", "reconstructions", "features", "histogram"]
-    assert explorer.locator(".widget-output .widget-hprogress").count() == 1  # the bar stays until the next redraw
+    assert [name for name in before if before[name] != after[name]] == list(before)
     explorer.screenshot(path=tmp_path / "explorer.png")
-
-    # Cached settings come straight back: the reference button, then the penalty toggled back and forth
-    # between the two pretrained models (the first visit to L1 loads it; the later ones are timed).
-    reference_ms = click_and_time(page, explorer.locator("button", has_text="reference setting"), numbers)
+    # More settings never seen: ρ one notch either way, then a seen one (β back).
+    rho = sliders.nth(0).locator(".noUi-handle")
+    rho.focus()
+    new_ms += [move_and_time(page, numbers, lambda: page.keyboard.press(key)) for key in ("ArrowRight", "ArrowLeft", "ArrowLeft")]
+    handle.focus()
+    seen_ms = [move_and_time(page, numbers, lambda: page.keyboard.press("ArrowLeft"))]
+    # The reference button and the family toggle (the first visit to L1 reads its atlas).
+    seen_ms.append(click_and_time(page, explorer.locator("button", has_text="reference setting"), numbers))
     wait_until(lambda: numbers.inner_text() == before["numbers"], 10, "the reference setting to come back")
     assert images["reconstructions"].evaluate(IMAGE_PIXELS) == before["reconstructions"]
-    assert float(beta.locator(".widget-readout").inner_text()) == 0.005
-    assert explorer.locator(".widget-output .widget-hprogress").count() == 0  # cleared: nothing trained
     toggle = {name: explorer.locator(".widget-toggle-buttons button", has_text=name) for name in ("KL", "L1")}
-    toggle["L1"].click()
-    wait_until(lambda: "L1: λ = 4e-05" in numbers.inner_text(), 20, "the pretrained L1 model")
-    toggle_ms = [click_and_time(page, toggle[name], numbers) for name in ("KL", "L1", "KL", "L1", "KL")]
+    new_ms.append(click_and_time(page, toggle["L1"], numbers))
+    assert "L1: λ = 4e-05" in numbers.inner_text()
+    seen_ms += [click_and_time(page, toggle[name], numbers) for name in ("KL", "L1", "KL")]
     wait_until(lambda: numbers.inner_text() == before["numbers"], 10, "the KL reference to come back")
 
     assert not widget_errors(page), widget_errors(page)
     widget_console_errors = [text for text in console_errors if "widget" in text.lower()]
     assert not widget_console_errors, widget_console_errors
-    timings = {"new_setting_s": round(new_setting_s, 1), "reference_button_ms": round(reference_ms),
-               "penalty_toggle_ms": [round(ms) for ms in toggle_ms]}
+    timings = {"new_setting_ms": [round(ms) for ms in new_ms], "seen_setting_ms": [round(ms) for ms in seen_ms]}
     (tmp_path / "timings.json").write_text(json.dumps(timings))
     print(f"browser round trips: {timings}; screenshot {tmp_path / 'explorer.png'}")
+    # The goal is 0.3 s from the key press or click to the new numbers on the page; the bound asserted
+    # is looser (1 s) so that a busy CI machine does not fail the test on timing alone.
+    assert statistics.median(new_ms + seen_ms) < 300, timings
+    assert max(new_ms + seen_ms) < 1000, timings

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from sae_utils.metrics import (ACTIVE_THRESHOLD, dead_fraction, firing_frequency, fraction_variance_unexplained,
+from sae_utils.metrics import (ACTIVE_THRESHOLD, dead_fraction, firing_frequency, fraction_variance_unexplained, units_by_use,
                                l0, units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
@@ -89,3 +89,10 @@ def test_fraction_variance_unexplained_errors():
         fraction_variance_unexplained(x, x[:3])
     with pytest.raises(ValueError, match="no variance"):
         fraction_variance_unexplained(torch.ones(4, 3), x)
+
+
+def test_units_by_use_orders_by_firing_frequency_then_mean_activation():
+    frequency = torch.tensor([0.1, 0.5, 0.5, 0.0, 0.5])
+    mean = torch.tensor([0.9, 0.2, 0.3, 0.0, 0.2])
+    # 0.5 first (unit 2 has the larger mean; units 1 and 4 tie on both and keep their order), then 0.1, then 0.
+    assert units_by_use(frequency, mean).tolist() == [2, 1, 4, 0, 3]

@@ -1,0 +1,89 @@
+"""The explorer's widgets without a browser: controls over the atlas grid, every view wired, the snapshot."""
+from __future__ import annotations
+
+import io
+
+import PIL.Image
+import pytest
+
+from sae_utils.explorer import Explorer, make_setting
+from sae_utils.explorer_app import ExplorerApp, numbers_html
+
+
+@pytest.fixture
+def app(tiny_atlas) -> ExplorerApp:
+    return ExplorerApp(Explorer(tiny_atlas))
+
+
+def views(app) -> dict:
+    return {name: getattr(app, name).value for name in ("reconstructions", "features", "statistics", "numbers")}
+
+
+def test_the_app_starts_at_the_kl_reference_with_one_slider_per_hyperparameter(app):
+    assert app.setting() == make_setting("kl")
+    assert list(app.sliders) == ["rho", "beta", "lam"]
+    assert [v for _, v in app.sliders["beta"].options] == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
+    assert "KL: ρ = 0.08, β = 0.005" in app.numbers.value and "from the atlas" in app.numbers.value
+    assert app.sliders["lam"].disabled and not app.sliders["beta"].disabled
+
+
+def test_moving_beta_one_step_changes_every_view_to_that_setting(app):
+    before = views(app)
+    app.sliders["beta"].value = 0.015
+    after = views(app)
+    assert all(before[name] != after[name] for name in before)
+    assert "β = 0.015" in after["numbers"]
+    assert app.explorer.view(make_setting("kl", beta=0.015)).features_png == after["features"]
+
+
+def test_moving_lam_while_kl_is_chosen_changes_nothing(app):
+    before = views(app)
+    app.sliders["lam"].value = 8e-5
+    assert views(app) == before
+
+
+def test_switching_family_enables_its_sliders_and_shows_its_reference(app):
+    app.set(penalty="l1")
+    assert app.setting() == make_setting("l1") and "L1: λ = 4e-05" in app.numbers.value
+    assert app.sliders["rho"].disabled and app.sliders["beta"].disabled and not app.sliders["lam"].disabled
+    assert "— (a sigmoid is never exactly 0)" not in app.numbers.value  # L1 codes have an L0
+
+
+def test_the_digit_set_changes_only_the_reconstructions(app):
+    before = views(app)
+    app.set(digits="second")
+    after = views(app)
+    assert [name for name in before if before[name] != after[name]] == ["reconstructions"]
+
+
+def test_the_reference_button_brings_every_slider_back(app):
+    app.set(rho=0.16, lam=2e-5)
+    app.reference.click()
+    assert app.setting() == make_setting("kl") and app.sliders["lam"].value == 4e-5
+
+
+def test_set_rejects_unknown_controls_and_values_off_the_grid(app):
+    with pytest.raises(ValueError, match=r"unknown control\(s\) \['gamma'\]; the controls are penalty, digits, rho"):
+        app.set(gamma=1)
+    with pytest.raises(ValueError, match=r"beta must be one of \[0.0, 0.0015, 0.005, 0.015, 0.05, 0.15\], got 0.007"):
+        app.set(beta=0.007)
+    assert app.setting() == make_setting("kl")  # nothing moved
+
+
+def test_numbers_state_the_yardstick_and_the_budget(app):
+    html = numbers_html(app.explorer.view(make_setting("kl")))
+    assert "units carrying 90 % of a digit's code mass" in html and "— (a sigmoid is never exactly 0)" in html
+    assert "20 epochs on all 60,000 training digits" in html
+
+
+def test_snapshot_stacks_the_three_pictures(app):
+    snapshot = PIL.Image.open(io.BytesIO(app.snapshot()))
+    parts = [PIL.Image.open(io.BytesIO(getattr(app, name).value)) for name in ("reconstructions", "features", "statistics")]
+    assert snapshot.width == max(p.width for p in parts)
+    assert snapshot.height == sum(p.height for p in parts) + 20
+
+
+def test_the_app_displays_as_its_widget_with_a_plain_text_line(app):
+    bundle = app._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Sparse autoencoder explorer (interactive widgets)")
