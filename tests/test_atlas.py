@@ -40,6 +40,7 @@ def tiny(monkeypatch, train_digits, test_digits):
     digits = {"train": train_digits, "test": test_digits}
     labels = {split: atlas.load_mnist(split)[1][:len(images)] for split, images in digits.items()}
     monkeypatch.setattr(atlas, "GRID", TINY_GRID)
+    monkeypatch.setattr(atlas, "VARIANTS", {})
     monkeypatch.setattr(atlas, "load_mnist", lambda split: (digits[split].clone(), labels[split].clone()))
     monkeypatch.setattr(atlas, "point_config",
                         lambda family, params: TrainConfig(penalty=family, epochs=1, batch_size=200, **params))
