@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import raise_keyboard_interrupt
+from helpers import raise_keyboard_interrupt
 
 import sae_utils
 from sae_utils import cli

@@ -1,7 +1,6 @@
 """The shipped weights against a fresh evaluation, and safe loading: sha256, damage, crafted pickles."""
 import hashlib
 import json
-import os
 import shutil
 
 import pytest
@@ -148,27 +147,6 @@ def test_save_and_load_round_trip(tmp_path, test_digits):
 
 
 # --- a file crafted to run code when unpickled -------------------------------------------------------
-
-class RunsCode:
-    """Unpickling this calls os.system: what a malicious weights file would do."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-@pytest.fixture
-def crafted(tmp_path):
-    """(weights file that runs ``touch marker`` when unpickled, marker path); proven dangerous first."""
-    marker, path = tmp_path / "marker", tmp_path / "evil.pt"
-    torch.save({"encoder.weight": RunsCode(marker)}, path)
-    torch.load(path, weights_only=False)  # the unsafe way really does run the code...
-    assert marker.exists()
-    marker.unlink()  # ...so its absence below means the code did not run
-    return path, marker
-
 
 def test_safe_torch_load_refuses_code(crafted):
     path, marker = crafted

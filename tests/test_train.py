@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import nan_logits, raise_keyboard_interrupt, small_config
+from helpers import assert_same_state, nan_logits, raise_keyboard_interrupt, small_config
 
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, train
@@ -14,11 +14,6 @@ from sae_utils.train import HISTORY_KEYS, TrainConfig
 
 def run(config, train_digits, test_digits, **kwargs):
     return train(config, train_digits, test_digits, progress=False, **kwargs)
-
-
-def assert_same_state(a, b):
-    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
-        torch.testing.assert_close(p, q, msg=lambda m: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("penalty", ["kl", "l1"])
