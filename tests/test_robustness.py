@@ -1,16 +1,16 @@
 """Bad input at every public entry point: the right error type, naming the parameter, the value and what
-is allowed. And files written so that a crash mid-write leaves the previous file whole."""
+is allowed. (A crash mid-write is tested in test_files.py.)"""
 import dataclasses
-import json
 import os
 
 import pytest
 import torch
+from helpers import Crash
 
 from sae_utils import (SparseAutoencoder, TrainConfig, evaluate, kl_divergence, kl_sparsity_penalty, l1_penalty,
                        load_mnist, load_pretrained, prepare_images, reconstruction_bce, sparsity_penalty, train)
 from sae_utils import plots
-from sae_utils.files import atomic_torch_save, atomic_write_bytes, atomic_write_json, safe_torch_load
+from sae_utils.files import safe_torch_load
 from sae_utils.pretrained import load_model, save_model
 
 NAN, INF = float("nan"), float("inf")
@@ -178,33 +178,6 @@ def test_good_values_at_the_edges_are_accepted():
 
 # --- a crash mid-write leaves the previous file whole ------------------------------------------------
 
-class Crash(Exception):
-    pass
-
-
-@pytest.fixture
-def crash_mid_write(monkeypatch):
-    """Every write gets as far as the data but crashes before the file is complete on disk."""
-    def fsync(fd):
-        raise Crash("power cut")
-
-    monkeypatch.setattr(os, "fsync", fsync)
-
-
-@pytest.mark.parametrize("write", [
-    lambda path: atomic_write_bytes(path, b"new " * 1000),
-    lambda path: atomic_write_json(path, {"new": list(range(1000))}),
-    lambda path: atomic_torch_save({"new": torch.ones(1000)}, path),
-])
-def test_crash_mid_write_keeps_the_previous_file(tmp_path, write, crash_mid_write):
-    path = tmp_path / "file"
-    path.write_bytes(b"old content")
-    with pytest.raises(Crash):
-        write(path)
-    assert path.read_bytes() == b"old content"
-    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no temporary left behind
-
-
 def test_crash_while_saving_a_model_keeps_the_previous_model(tmp_path, monkeypatch):
     first = SparseAutoencoder(8)
     save_model(first, {}, tmp_path, "m")
@@ -226,15 +199,6 @@ def test_crash_during_training_keeps_the_last_checkpoint(tmp_path, monkeypatch):
               progress=False)
     assert checkpoint.read_bytes() == before
     assert safe_torch_load(checkpoint)["history"]["epoch"] == [1]
-
-
-def test_files_written_by_the_package_have_the_usual_permissions(tmp_path):
-    path = atomic_write_json(tmp_path / "card.json", {})
-    mask = os.umask(0)
-    os.umask(mask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
-    assert json.loads(path.read_text()) == {}
-
 
 
 def test_a_config_cannot_be_changed_after_its_checks_only_replaced():
