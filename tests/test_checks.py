@@ -27,6 +27,7 @@ def test_check_number_returns_a_float(value):
     (dict(low=0, low_open=True), 0, "x must lie in (0, inf), got 0.0"),
     (dict(high=1), 2, "x must lie in (-inf, 1], got 2.0"),
     (dict(low=1e-5), 0, "x must lie in [1e-05, inf), got 0.0"),
+    (dict(low=0.1 + 0.2, high=2 / 3), 1, "x must lie in [0.3, 0.666667], got 1.0"),  # bounds shown with :g
     (dict(), math.nan, "x must lie in (-inf, inf), got nan"),
     (dict(), math.inf, "x must lie in (-inf, inf), got inf"),
     (dict(low=0), -math.inf, "x must lie in [0, inf), got -inf"),
