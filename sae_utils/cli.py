@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = commands.add_parser("train", help="train a sparse autoencoder (reference setup by default)")
     for f in dataclasses.fields(TrainConfig):  # one flag per config field: --penalty, --rho, ..., --batch-size
-        t.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+        t.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata.get("type", type(f.default)), default=f.default,
                        choices=f.metadata.get("choices"), help=f.metadata["help"])
     t.add_argument("--data", type=Path, default=None,
                    help="train on your own (N, D) array: a .npy file or a .pt file holding one tensor; uint8, "

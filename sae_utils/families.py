@@ -99,4 +99,8 @@ def family(name: str) -> Family:
 
 def family_of_activation(activation: str) -> Family:
     """The family whose models have ``activation`` codes."""
-    return next(fam for fam in FAMILIES.values() if fam.activation == activation)
+    for fam in FAMILIES.values():
+        if fam.activation == activation:
+            return fam
+    raise ValueError(f"no family has {activation!r} codes; the families' activations are "
+                     f"{', '.join(repr(f.activation) for f in FAMILIES.values())}")

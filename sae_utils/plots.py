@@ -23,7 +23,8 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
     s * s = n_values. Anything else is a ValueError naming the values and what is needed."""
     if shape is not None:
         if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-                or not all(isinstance(v, int) and v >= 1 for v in shape) or shape[0] * shape[1] != n_values):
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+                or shape[0] * shape[1] != n_values):
             raise ValueError(f"image_shape must be (height, width) with height * width = {n_values}, got {shape!r}")
         return tuple(shape)
     side = math.isqrt(n_values)
@@ -163,17 +164,19 @@ def plot_activation_histogram(model, images, rho: float | None = None, title: st
     return fig
 
 
-def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None):
+def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
 
-    models: {row label: model}.
+    models: {row label: model}, all for inputs of the same size; image_shape as in ``plot_reconstructions``.
     """
-    x = prepare_images(images[:n])
+    n_input = next(iter(models.values())).n_input
+    shape = drawn_shape(n_input, image_shape)
+    x = prepare_images(images[:n], n_input=n_input)
     rows = [("input x", x)] + [(f"{name} $\\hat{{x}}$", model.reconstruct(x.to(next(model.parameters()).device)).cpu())
                                for name, model in models.items()]
     fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x), 1.15 * len(rows) + 0.3), squeeze=False)
     for ax_row, (label, batch) in zip(axes, rows):
-        _show_images(ax_row, batch.reshape(-1, 28, 28))
+        _show_images(ax_row, batch.reshape(-1, *shape))
         ax_row[0].set_ylabel(label)
     if title:
         fig.suptitle(title)
@@ -182,13 +185,13 @@ def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str
 
 
 def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
-                            title: str | None = None, firing_frequency: dict | None = None):
+                            title: str | None = None, firing_frequency: dict | None = None, image_shape=None):
     """Feature images of ``n`` units of each model, one block per model, side by side; each block on its
     own shared colour scale, with a colour bar.
 
     models: {label: model}; units: {label: indices to show}, default the first ``n`` units;
     which: "encoder" or "decoder" weights, as in ``plot_features``; firing_frequency: {label: (H,)}
-    to label each tile with how often its unit is active.
+    to label each tile with how often its unit is active; image_shape as in ``plot_features``.
     """
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -196,7 +199,7 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     blocks = fig.subfigures(1, len(models), squeeze=False)[0]
     for block, (label, model) in zip(blocks, models.items()):
         chosen = list((units or {}).get(label, range(n)))[:n]
-        features = feature_images(model, which)[chosen]
+        features = feature_images(model, which, image_shape)[chosen]
         _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label)
     if title:
         fig.suptitle(title, y=1.04)
@@ -204,11 +207,13 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
 
 
 @torch.no_grad()
-def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None):
+def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x
     (red: too bright, blue: too dark, one shared scale), and the difference of the first two models'
-    reconstructions. models: {label: model} (two or more)."""
-    x = prepare_images(images[:n])
+    reconstructions. models: {label: model} (two or more); image_shape as in ``plot_reconstructions``."""
+    n_input = next(iter(models.values())).n_input
+    shape = drawn_shape(n_input, image_shape)
+    x = prepare_images(images[:n], n_input=n_input)
     labels = list(models)
     x_hat = {label: model.reconstruct(x.to(next(model.parameters()).device)).cpu() for label, model in models.items()}
     rows = [("input x", x, "gray", 1.0)]
@@ -217,7 +222,7 @@ def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None)
     limit = max(r[1].abs().max().item() for r in rows[1:])
     fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x) + 1.2, 1.15 * len(rows) + 0.3), squeeze=False)
     for ax_row, (label, batch, cmap, top) in zip(axes, rows):
-        for ax, image in zip(ax_row, batch.reshape(-1, 28, 28)):
+        for ax, image in zip(ax_row, batch.reshape(-1, *shape)):
             shown = ax.imshow(image.numpy(), cmap=cmap, vmin=0 if top else -limit, vmax=top or limit)
             ax.set_xticks([]), ax.set_yticks([])
         ax_row[0].set_ylabel(label, fontsize=8)

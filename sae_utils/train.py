@@ -36,7 +36,7 @@ def _field(default, check, help: str, **metadata):
 def _hyperparameter(name: str):
     """A TrainConfig field for a family's hyperparameter: default, range and help from the table."""
     h = HYPERPARAMETERS[name]
-    return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}")
+    return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}", type=float)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Shared fixtures: small slices of the bundled MNIST and a hook to stop training at a chosen step."""
+"""Shared fixtures: small slices of the bundled MNIST, a hook to stop training at a chosen step, and a
+weights file crafted to run code. Shared plain helpers live in helpers.py."""
 from __future__ import annotations
 
 import pytest
 import torch
+from helpers import RunsCode
 
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig
@@ -20,17 +22,13 @@ def test_digits() -> torch.Tensor:
     return sae_utils.load_mnist("test")[0][:500]
 
 
-def small_config(**changes) -> TrainConfig:
-    """A few seconds of training: 2 epochs of 10 batches of 200 digits, 32 hidden units."""
-    return TrainConfig(**{"epochs": 2, "batch_size": 200, "n_hidden": 32, **changes})
-
-
 @pytest.fixture
 def fail_at_step(monkeypatch):
     """``fail_at_step(k, action)``: the k-th training forward pass (counting from 1) runs ``action(logits)``.
 
     ``action`` may raise (KeyboardInterrupt) or return replacement logits (NaN ones, to fake divergence).
-    Only forward passes in training mode count, so the evaluation after each epoch does not.
+    Only forward passes in training mode count, so the evaluation after each epoch does not. Returns
+    ``{"n": forward passes counted so far}``.
     """
     def install(step: int, action):
         original = SparseAutoencoder.forward
@@ -50,12 +48,15 @@ def fail_at_step(monkeypatch):
     return install
 
 
-def raise_keyboard_interrupt(_logits):
-    raise KeyboardInterrupt
-
-
-def nan_logits(logits):
-    return logits * float("nan")
+@pytest.fixture
+def crafted(tmp_path):
+    """(weights file that runs ``touch marker`` when unpickled, marker path); proven dangerous first."""
+    marker, path = tmp_path / "marker", tmp_path / "evil.pt"
+    torch.save({"encoder.weight": RunsCode(marker)}, path)
+    torch.load(path, weights_only=False)  # the unsafe way really does run the code...
+    assert marker.exists()
+    marker.unlink()  # ...so its absence below means the code did not run
+    return path, marker
 
 
 TINY_POINTS = {"kl": [{"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.015}, {"rho": 0.16, "beta": 0.005},
@@ -84,4 +85,3 @@ def tiny_atlas(tmp_path_factory):
     finally:
         patch.undo()
     return folder
-

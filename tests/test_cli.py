@@ -1,4 +1,5 @@
-"""The command line end to end on small runs, its error messages and exit codes, and --resume."""
+"""The command line end to end on small runs, its error messages and exit codes, --resume, and the
+``evaluate`` command against the shipped cards."""
 import json
 import subprocess
 import sys
@@ -7,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import raise_keyboard_interrupt
+from helpers import raise_keyboard_interrupt
 
 import sae_utils
-from sae_utils import cli
+from sae_utils import cli, load_pretrained
+from sae_utils.files import safe_torch_load
 from sae_utils.pretrained import load_model
+from sae_utils.train import PUBLISHED_LOSSES
 
 SMALL = ["--train-size", "2000", "--batch-size", "200", "--n-hidden", "32", "--no-progress"]
 
@@ -101,29 +104,30 @@ def test_divergence_exits_1_with_advice(tmp_path, capsys):
     assert "diverged" in err and "epoch 1, batch" in err and "learning rate" in err and "Traceback" not in err
 
 
-def test_resume_after_a_stopped_run_matches_an_uninterrupted_run(tmp_path, capsys, fail_at_step):
-    argv = ["train", "--penalty", "kl", "--epochs", "2", *SMALL]
-    assert run_main([*argv, "--out", str(tmp_path / "full")], capsys)[0] == 0
-
-    stopped = tmp_path / "stopped"
+def test_resume_continues_a_stopped_run_and_is_needed_to_continue_it(tmp_path, capsys, fail_at_step):
+    """The flag only: that a resumed run equals an uninterrupted one is train's job (test_train.py)."""
+    argv = ["train", "--penalty", "kl", "--epochs", "2", *SMALL, "--out", str(tmp_path)]
+    checkpoint = tmp_path / "checkpoint.pt"
     fail_at_step(15, raise_keyboard_interrupt)  # epoch 2 of 2, batch 5 of 10
     with pytest.warns(UserWarning, match="interrupted"):
-        status, _, err = run_main([*argv, "--out", str(stopped)], capsys)
+        status, _, err = run_main(argv, capsys)
     assert status == 130 and "--resume" in err
-    assert (stopped / "checkpoint.pt").is_file() and not (stopped / "kl.json").exists()
+    assert checkpoint.is_file() and not (tmp_path / "kl.json").exists()
+    stopped = safe_torch_load(checkpoint)["history"]
+    assert stopped["epoch"] == [1]
 
     # Running again without --resume would throw the stopped run away: refused.
-    status, _, err = run_main([*argv, "--out", str(stopped)], capsys)
+    status, _, err = run_main(argv, capsys)
     assert status == 2 and "holds a stopped run" in err
 
-    fail_at_step(10**9, raise_keyboard_interrupt)  # never
-    assert run_main([*argv, "--out", str(stopped), "--resume"], capsys)[0] == 0
-    full = json.loads((tmp_path / "full" / "kl.json").read_text())
-    resumed = json.loads((stopped / "kl.json").read_text())
+    calls = fail_at_step(10**9, raise_keyboard_interrupt)  # never fires: counts the training steps
+    assert run_main([*argv, "--resume"], capsys)[0] == 0
+    assert calls["n"] == 10  # epoch 2 only: the run continued from the checkpoint, it did not start again
+    resumed = json.loads((tmp_path / "kl.json").read_text())
     assert resumed["history"]["epoch"] == [1, 2]
-    for split in ("train", "test"):
-        for key in ("bce", "penalty", "objective"):
-            assert resumed["metrics"][split][key] == pytest.approx(full["metrics"][split][key], rel=1e-5)
+    for key in ("train_objective", "train_bce", "train_penalty", "test_bce"):
+        assert resumed["history"][key][0] == stopped[key][0]  # epoch 1 is the stopped run's
+    assert not checkpoint.exists()  # a finished run leaves no checkpoint behind
 
 
 def test_resume_without_a_stopped_run_is_refused(tmp_path, capsys):
@@ -147,6 +151,22 @@ def test_evaluate_rejects_unknown_names(capsys):
 def test_evaluate_with_a_missing_folder_names_it(tmp_path, capsys):
     status, _, err = run_main(["evaluate", "kl", "--dir", str(tmp_path / "nowhere")], capsys)
     assert status == 2 and str(Path(tmp_path / "nowhere" / "kl.json")) in err
+
+
+def table_value(table: str, label: str) -> float:
+    (line,) = [line for line in table.splitlines() if line.startswith(label)]
+    return float(line[len(label):].split()[0])
+
+
+@pytest.mark.parametrize("name", ["kl", "l1"])
+def test_evaluate_command_reproduces_the_card(name, capsys):
+    """``python -m sae_utils evaluate NAME`` evaluates afresh on all 70,000 digits."""
+    assert cli.main(["evaluate", name]) == 0
+    table = capsys.readouterr().out
+    _, card = load_pretrained(name)
+    assert table_value(table, "train BCE, final model") == pytest.approx(card["metrics"]["train"]["bce"], abs=1e-4)
+    assert table_value(table, "test BCE") == pytest.approx(card["metrics"]["test"]["bce"], abs=1e-4)
+    assert f"{PUBLISHED_LOSSES[name]['test']:10.5f}" in table
 
 
 # --- --data: the user's own (N, D) arrays -----------------------------------------------------------

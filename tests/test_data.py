@@ -115,3 +115,18 @@ def test_pixels_converts_bytes_and_never_touches_its_input():
     assert pixels(floats) is floats and torch.all(floats == 0.5)  # floats pass through, not divided again
     digits = torch.full((2, 784), 255, dtype=torch.uint8)
     assert torch.all(pixels(digits) == 1.0) and torch.all(digits == 255)
+
+
+def test_image_shapes_and_flat_images_of_other_inputs():
+    assert data.image_shapes(784) == [(784,), (28, 28), (1, 28, 28)]
+    assert data.image_shapes(36) == [(36,), (6, 6), (1, 6, 6)]
+    assert data.image_shapes(10) == [(10,)] and data.image_shapes(1) == [(1,)]  # 10 is no square; 1 value is not an image
+    assert data.describe_shapes(data.image_shapes(36), "N") == "(N, 36), (N, 6, 6) or (N, 1, 6, 6)"
+    digits = torch.arange(2 * 36, dtype=torch.uint8).reshape(2, 1, 6, 6)
+    flat = data.flat_images(digits)
+    assert flat.dtype == torch.uint8 and flat.tolist() == digits.reshape(2, 36).tolist()  # bytes stay bytes
+    floats = data.flat_images(torch.rand(3, 10, dtype=torch.float64), n_input=10)
+    assert floats.dtype == torch.float32 and floats.shape == (3, 10)
+    with pytest.raises(ValueError, match=r"images must have shape \(N, 36\), \(N, 6, 6\) or \(N, 1, 6, 6\) with N >= 1, "
+                                         r"got \(2, 36, 1\)"):
+        data.flat_images(torch.rand(2, 36, 1), n_input=36)

@@ -1,9 +1,15 @@
-"""The sparsity and reconstruction measures of sae_utils.metrics on small examples computed by hand."""
+"""sae_utils.metrics: evaluate, active units, and the sparsity and reconstruction measures, on small
+examples computed by hand."""
+import math
+
+import numpy as np
 import pytest
 import torch
 
-from sae_utils.metrics import (ACTIVE_THRESHOLD, dead_fraction, firing_frequency, fraction_variance_unexplained, units_by_use,
-                               l0, units_for_mass)
+import sae_utils
+from sae_utils import SparseAutoencoder, TrainConfig, evaluate
+from sae_utils.metrics import (ACTIVE_THRESHOLD, active_units, dead_fraction, firing_frequency,
+                               fraction_variance_unexplained, l0, units_by_use, units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
 CODE = torch.tensor([
@@ -89,6 +95,81 @@ def test_fraction_variance_unexplained_errors():
         fraction_variance_unexplained(x, x[:3])
     with pytest.raises(ValueError, match="no variance"):
         fraction_variance_unexplained(torch.ones(4, 3), x)
+
+
+# --- evaluate and active_units, against a hand computation on a model whose codes are known ----------
+
+PIXEL = 300  # the one pixel unit 0 looks at
+
+
+def hand_images():
+    """Four digits in [0, 1]; pixel PIXEL is 1 in the first two and 0 in the last two."""
+    x = torch.rand(4, 784, generator=torch.Generator().manual_seed(7))
+    x[:, PIXEL] = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    return x
+
+
+def hand_model(activation, weight, biases, decoder_bias):
+    model = SparseAutoencoder(3, activation)
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.weight[0, PIXEL] = weight
+        model.encoder.bias.copy_(torch.tensor(biases))
+        model.decoder.weight.zero_()
+        model.decoder.bias.copy_(decoder_bias)
+    return model
+
+
+def naive_bce(x, logits):
+    p = 1 / (1 + np.exp(-logits))
+    return -(x * np.log(p) + (1 - x) * np.log(1 - p)).mean()
+
+
+def test_evaluate_relu_model_by_hand():
+    x, decoder_bias = hand_images(), torch.linspace(-2, 2, 784)
+    # unit 0 = relu(x_PIXEL - 0.5): 0.5 on the first two digits; unit 1 = 1 always; unit 2 = 0 always (dead).
+    model = hand_model("relu", 1.0, [-0.5, 1.0, -1.0], decoder_bias)
+    config = TrainConfig(penalty="l1", lam=0.1)
+    metrics = evaluate(model, x, **config.hyperparameters())
+    bce = naive_bce(x.double().numpy(), decoder_bias.double().numpy())
+    assert metrics["bce"] == pytest.approx(bce, rel=1e-6)
+    assert metrics["penalty"] == pytest.approx((1.5 + 1.5 + 1 + 1) / 4)
+    assert metrics["objective"] == pytest.approx(bce + 0.1 * 1.25, rel=1e-6)
+    assert metrics["mean_activation"] == pytest.approx((0.5 + 0.5 + 4 * 1) / 12)
+    assert metrics["active_units_per_digit"] == pytest.approx((2 + 2 + 1 + 1) / 4)
+    assert metrics["active_fraction_per_digit"] == pytest.approx(1.5 / 3)
+    assert metrics["dead_fraction"] == pytest.approx(1 / 3)
+    assert metrics["n_images"] == 4
+
+
+def test_evaluate_sigmoid_model_by_hand():
+    x, decoder_bias = hand_images(), torch.zeros(784)
+    # unit 0 = sigmoid(8 x_PIXEL - 4): sigmoid(4) or sigmoid(-4); unit 1 = 0.5 exactly, which is not
+    # "active" (> 0.5), so it is dead; unit 2 = sigmoid(3), active on every digit.
+    model = hand_model("sigmoid", 8.0, [-4.0, 0.0, 3.0], decoder_bias)
+    metrics = evaluate(model, x)  # default config: the KL reference setup, rho 0.08, beta 0.005
+    s = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    rho_hat = np.array([(2 * s(4) + 2 * s(-4)) / 4, 0.5, s(3)])
+    kl = (0.08 * np.log(0.08 / rho_hat) + 0.92 * np.log(0.92 / (1 - rho_hat))).sum()
+    assert metrics["bce"] == pytest.approx(math.log(2), rel=1e-6)  # logits 0: log 2 nats whatever x is
+    assert metrics["penalty"] == pytest.approx(kl, rel=1e-5)
+    assert metrics["objective"] == pytest.approx(math.log(2) + 0.005 * kl, rel=1e-6)
+    assert metrics["mean_activation"] == pytest.approx(rho_hat.mean(), rel=1e-6)
+    assert metrics["active_units_per_digit"] == pytest.approx(1.5)
+    assert metrics["dead_fraction"] == pytest.approx(1 / 3)
+
+
+def test_evaluate_accepts_uint8_digits(test_digits):
+    model = SparseAutoencoder(16)
+    assert evaluate(model, test_digits) == evaluate(model, sae_utils.prepare_images(test_digits))
+
+
+def test_active_units_means_strictly_above_the_threshold_of_the_activation():
+    code = torch.tensor([[0.0, 0.5, 0.5000001, 1.0],
+                         [1e-30, 0.0, 0.49, 0.51]])
+    # sigmoid: active above 0.5, so exactly 0.5 is not; ReLU: active above 0, so any positive value is.
+    assert active_units(code, "sigmoid").tolist() == [[False, False, True, True], [False, False, False, True]]
+    assert active_units(code, "relu").tolist() == [[False, True, True, True], [True, False, True, True]]
 
 
 def test_units_by_use_orders_by_firing_frequency_then_mean_activation():

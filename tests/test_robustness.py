@@ -1,23 +1,18 @@
 """Bad input at every public entry point: the right error type, naming the parameter, the value and what
-is allowed. And files written so that a crash mid-write leaves the previous file whole."""
-import dataclasses
-import json
-import os
-
+is allowed. Each module's other tests are in its own file (crashes mid-write in test_files.py, resuming
+from a checkpoint in test_train.py)."""
 import pytest
 import torch
+from helpers import RANDOM_DIGITS, TINY
 
 from sae_utils import (SparseAutoencoder, TrainConfig, evaluate, kl_divergence, kl_sparsity_penalty, l1_penalty,
                        load_mnist, load_pretrained, prepare_images, reconstruction_bce, sparsity_penalty, train)
 from sae_utils import plots
-from sae_utils.files import atomic_torch_save, atomic_write_bytes, atomic_write_json, safe_torch_load
-from sae_utils.pretrained import load_model, save_model
 
 NAN, INF = float("nan"), float("inf")
 MODEL = SparseAutoencoder(8)
 RELU_MODEL = SparseAutoencoder(8, "relu")
-DIGITS = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-TINY = dict(epochs=1, batch_size=10, n_hidden=4)
+DIGITS = RANDOM_DIGITS  # 50 random uint8 digits
 
 
 def images(value, n=20):
@@ -174,92 +169,3 @@ def test_good_values_at_the_edges_are_accepted():
     kl_divergence(0.5, torch.tensor([0.0, 1.0]))
     reconstruction_bce(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]))
     MODEL.reconstruct(torch.zeros(1, 1, 28, 28))
-
-
-# --- a crash mid-write leaves the previous file whole ------------------------------------------------
-
-class Crash(Exception):
-    pass
-
-
-@pytest.fixture
-def crash_mid_write(monkeypatch):
-    """Every write gets as far as the data but crashes before the file is complete on disk."""
-    def fsync(fd):
-        raise Crash("power cut")
-
-    monkeypatch.setattr(os, "fsync", fsync)
-
-
-@pytest.mark.parametrize("write", [
-    lambda path: atomic_write_bytes(path, b"new " * 1000),
-    lambda path: atomic_write_json(path, {"new": list(range(1000))}),
-    lambda path: atomic_torch_save({"new": torch.ones(1000)}, path),
-])
-def test_crash_mid_write_keeps_the_previous_file(tmp_path, write, crash_mid_write):
-    path = tmp_path / "file"
-    path.write_bytes(b"old content")
-    with pytest.raises(Crash):
-        write(path)
-    assert path.read_bytes() == b"old content"
-    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no temporary left behind
-
-
-def test_crash_while_saving_a_model_keeps_the_previous_model(tmp_path, monkeypatch):
-    first = SparseAutoencoder(8)
-    save_model(first, {}, tmp_path, "m")
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt()))
-        with pytest.raises(KeyboardInterrupt):
-            save_model(SparseAutoencoder(8), {}, tmp_path, "m")
-    loaded, _ = load_model(tmp_path / "m.json")  # sha256 still matches: neither file was touched
-    torch.testing.assert_close(loaded.state_dict(), first.state_dict(), rtol=0, atol=0)
-
-
-def test_crash_during_training_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    checkpoint = tmp_path / "checkpoint.pt"
-    train(TrainConfig(**TINY), DIGITS, DIGITS, checkpoint=checkpoint, progress=False)
-    before = checkpoint.read_bytes()
-    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(Crash("disk full")))
-    with pytest.raises(Crash):
-        train(TrainConfig(**{**TINY, "epochs": 2}), DIGITS, DIGITS, checkpoint=checkpoint, resume=True,
-              progress=False)
-    assert checkpoint.read_bytes() == before
-    assert safe_torch_load(checkpoint)["history"]["epoch"] == [1]
-
-
-def test_files_written_by_the_package_have_the_usual_permissions(tmp_path):
-    path = atomic_write_json(tmp_path / "card.json", {})
-    mask = os.umask(0)
-    os.umask(mask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
-    assert json.loads(path.read_text()) == {}
-
-
-
-def test_a_config_cannot_be_changed_after_its_checks_only_replaced():
-    config = TrainConfig(**TINY)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.lr = -1.0  # as a slider bound to the field would do
-    with pytest.raises(ValueError, match=r"lr must lie in \(0, inf\), got -1.0"):
-        dataclasses.replace(config, lr=-1.0)
-    assert dataclasses.replace(config, lr=0.5).lr == 0.5
-
-
-def test_resume_without_a_checkpoint_path_is_refused():
-    with pytest.raises(ValueError, match=r"resume=True needs checkpoint=PATH"):
-        train(TrainConfig(**TINY), DIGITS, DIGITS, resume=True, progress=False)
-
-
-def test_a_torch_file_that_is_not_a_checkpoint_is_refused(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"weights": torch.ones(3)}, path)
-    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a sae_utils training checkpoint"):
-        train(TrainConfig(**TINY), DIGITS, DIGITS, checkpoint=path, resume=True, progress=False)
-
-
-def test_resume_on_different_training_data_is_refused(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    train(TrainConfig(**TINY), DIGITS[:30], DIGITS, checkpoint=path, progress=False)
-    with pytest.raises(ValueError, match=r"written for 30 training images, not 40"):
-        train(TrainConfig(**{**TINY, "epochs": 2}), DIGITS[:40], DIGITS, checkpoint=path, resume=True, progress=False)

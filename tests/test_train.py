@@ -1,12 +1,15 @@
-"""Training (loss goes down, seeds, interruption, divergence, checkpoints) and evaluation by hand."""
+"""Training: the config, the loss going down, seeds, interruption and divergence; and resuming
+(``train(..., checkpoint=..., resume=True)``), tested here and nowhere else. ``evaluate`` is in test_metrics.py."""
+import dataclasses
 import math
+import os
+import re
 
-import numpy as np
 import pytest
 import torch
-from conftest import nan_logits, raise_keyboard_interrupt, small_config
+from helpers import (RANDOM_DIGITS, TINY, Crash, assert_same_state, nan_logits, raise_keyboard_interrupt,
+                     small_config)
 
-import sae_utils
 from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, train
 from sae_utils.files import safe_torch_load
 from sae_utils.train import HISTORY_KEYS, TrainConfig
@@ -16,10 +19,23 @@ def run(config, train_digits, test_digits, **kwargs):
     return train(config, train_digits, test_digits, progress=False, **kwargs)
 
 
-def assert_same_state(a, b):
-    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
-        torch.testing.assert_close(p, q, msg=lambda m: f"{name}: {m}")
+def tiny_run(config=None, train_images=RANDOM_DIGITS, **kwargs):
+    """A blink of training on 50 random digits (TINY: 1 epoch of 5 batches, 4 hidden units)."""
+    return train(config or TrainConfig(**TINY), train_images, RANDOM_DIGITS, progress=False, **kwargs)
 
+
+# --- the config -------------------------------------------------------------------------------------
+
+def test_a_config_cannot_be_changed_after_its_checks_only_replaced():
+    config = TrainConfig(**TINY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = -1.0  # as a slider bound to the field would do
+    with pytest.raises(ValueError, match=r"lr must lie in \(0, inf\), got -1.0"):
+        dataclasses.replace(config, lr=-1.0)
+    assert dataclasses.replace(config, lr=0.5).lr == 0.5
+
+
+# --- training ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("penalty", ["kl", "l1"])
 def test_short_run_lowers_the_loss(train_digits, test_digits, penalty):
@@ -70,7 +86,7 @@ def test_huge_learning_rate_raises_divergence_with_finite_weights(train_digits, 
     with pytest.raises(TrainingDivergedError) as caught:
         run(small_config(penalty="l1", lr=1e30), train_digits, test_digits)
     message = str(caught.value)
-    assert re_search(r"epoch 1, batch \d+", message)
+    assert re.search(r"epoch 1, batch \d+", message)
     assert "learning rate" in message and "lr=1e+30" in message
     assert all(torch.isfinite(p).all() for p in caught.value.model.parameters())
 
@@ -86,6 +102,9 @@ def test_divergence_names_epoch_and_batch_and_keeps_last_good_weights(train_digi
         interrupted, _ = run(small_config(epochs=5), train_digits, test_digits)
     assert_same_state(caught.value.model, interrupted)
 
+
+# --- resume: train(..., checkpoint=PATH, resume=True) -------------------------------------------------
+# (The command line's --resume flag is tested in test_cli.py.)
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(train_digits, test_digits, fail_at_step, tmp_path):
     config = small_config(epochs=3)
@@ -121,74 +140,60 @@ def test_resume_with_a_different_config_is_refused(train_digits, test_digits, tm
         run(small_config(epochs=2, rho=0.1), train_digits, test_digits, checkpoint=checkpoint, resume=True)
 
 
-def re_search(pattern, text):
-    import re
-
-    return re.search(pattern, text) is not None
-
-
-# --- evaluate, against a hand computation on a model whose codes are known --------------------------
-
-PIXEL = 300  # the one pixel unit 0 looks at
-
-
-def hand_images():
-    """Four digits in [0, 1]; pixel PIXEL is 1 in the first two and 0 in the last two."""
-    x = torch.rand(4, 784, generator=torch.Generator().manual_seed(7))
-    x[:, PIXEL] = torch.tensor([1.0, 1.0, 0.0, 0.0])
-    return x
+def test_resume_of_a_finished_run_trains_nothing_and_returns_it(tmp_path, fail_at_step):
+    checkpoint = tmp_path / "checkpoint.pt"
+    finished, history = tiny_run(checkpoint=checkpoint)
+    calls = fail_at_step(10**9, raise_keyboard_interrupt)  # never fires: only counts the training steps
+    again, again_history = tiny_run(checkpoint=checkpoint, resume=True)
+    assert calls["n"] == 0
+    assert again_history == history
+    assert_same_state(again, finished)
 
 
-def hand_model(activation, weight, biases, decoder_bias):
-    model = SparseAutoencoder(3, activation)
-    with torch.no_grad():
-        model.encoder.weight.zero_()
-        model.encoder.weight[0, PIXEL] = weight
-        model.encoder.bias.copy_(torch.tensor(biases))
-        model.decoder.weight.zero_()
-        model.decoder.bias.copy_(decoder_bias)
-    return model
+def test_resume_without_a_checkpoint_file_yet_starts_afresh(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    model, history = tiny_run(checkpoint=checkpoint, resume=True)
+    fresh_model, fresh = tiny_run()
+    assert history == fresh and history["epoch"] == [1]
+    assert_same_state(model, fresh_model)
+    assert safe_torch_load(checkpoint)["history"] == history  # and the checkpoint was written
 
 
-def naive_bce(x, logits):
-    p = 1 / (1 + np.exp(-logits))
-    return -(x * np.log(p) + (1 - x) * np.log(1 - p)).mean()
+def test_resume_without_a_checkpoint_path_is_refused():
+    with pytest.raises(ValueError, match=r"resume=True needs checkpoint=PATH"):
+        train(TrainConfig(**TINY), RANDOM_DIGITS, RANDOM_DIGITS, resume=True, progress=False)
 
 
-def test_evaluate_relu_model_by_hand():
-    x, decoder_bias = hand_images(), torch.linspace(-2, 2, 784)
-    # unit 0 = relu(x_PIXEL - 0.5): 0.5 on the first two digits; unit 1 = 1 always; unit 2 = 0 always (dead).
-    model = hand_model("relu", 1.0, [-0.5, 1.0, -1.0], decoder_bias)
-    config = TrainConfig(penalty="l1", lam=0.1)
-    metrics = evaluate(model, x, **config.hyperparameters())
-    bce = naive_bce(x.double().numpy(), decoder_bias.double().numpy())
-    assert metrics["bce"] == pytest.approx(bce, rel=1e-6)
-    assert metrics["penalty"] == pytest.approx((1.5 + 1.5 + 1 + 1) / 4)
-    assert metrics["objective"] == pytest.approx(bce + 0.1 * 1.25, rel=1e-6)
-    assert metrics["mean_activation"] == pytest.approx((0.5 + 0.5 + 4 * 1) / 12)
-    assert metrics["active_units_per_digit"] == pytest.approx((2 + 2 + 1 + 1) / 4)
-    assert metrics["active_fraction_per_digit"] == pytest.approx(1.5 / 3)
-    assert metrics["dead_fraction"] == pytest.approx(1 / 3)
-    assert metrics["n_images"] == 4
+def test_a_torch_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"weights": torch.ones(3)}, path)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a sae_utils training checkpoint"):
+        train(TrainConfig(**TINY), RANDOM_DIGITS, RANDOM_DIGITS, checkpoint=path, resume=True, progress=False)
 
 
-def test_evaluate_sigmoid_model_by_hand():
-    x, decoder_bias = hand_images(), torch.zeros(784)
-    # unit 0 = sigmoid(8 x_PIXEL - 4): sigmoid(4) or sigmoid(-4); unit 1 = 0.5 exactly, which is not
-    # "active" (> 0.5), so it is dead; unit 2 = sigmoid(3), active on every digit.
-    model = hand_model("sigmoid", 8.0, [-4.0, 0.0, 3.0], decoder_bias)
-    metrics = evaluate(model, x)  # default config: the KL reference setup, rho 0.08, beta 0.005
-    s = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
-    rho_hat = np.array([(2 * s(4) + 2 * s(-4)) / 4, 0.5, s(3)])
-    kl = (0.08 * np.log(0.08 / rho_hat) + 0.92 * np.log(0.92 / (1 - rho_hat))).sum()
-    assert metrics["bce"] == pytest.approx(math.log(2), rel=1e-6)  # logits 0: log 2 nats whatever x is
-    assert metrics["penalty"] == pytest.approx(kl, rel=1e-5)
-    assert metrics["objective"] == pytest.approx(math.log(2) + 0.005 * kl, rel=1e-6)
-    assert metrics["mean_activation"] == pytest.approx(rho_hat.mean(), rel=1e-6)
-    assert metrics["active_units_per_digit"] == pytest.approx(1.5)
-    assert metrics["dead_fraction"] == pytest.approx(1 / 3)
+def test_resume_on_different_training_data_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    train(TrainConfig(**TINY), RANDOM_DIGITS[:30], RANDOM_DIGITS, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match=r"written for 30 training images, not 40"):
+        train(TrainConfig(**{**TINY, "epochs": 2}), RANDOM_DIGITS[:40], RANDOM_DIGITS, checkpoint=path, resume=True,
+              progress=False)
 
 
-def test_evaluate_accepts_uint8_digits(test_digits):
-    model = SparseAutoencoder(16)
-    assert evaluate(model, test_digits) == evaluate(model, sae_utils.prepare_images(test_digits))
+def test_resume_refuses_a_crafted_checkpoint(crafted, train_digits, test_digits):
+    path, marker = crafted
+    config = TrainConfig(epochs=1, batch_size=500, n_hidden=8)
+    with pytest.raises(ValueError, match="refused to load"):
+        train(config, train_digits, test_digits, checkpoint=path, resume=True, progress=False)
+    assert not marker.exists()
+
+
+def test_crash_during_training_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    checkpoint = tmp_path / "checkpoint.pt"
+    train(TrainConfig(**TINY), RANDOM_DIGITS, RANDOM_DIGITS, checkpoint=checkpoint, progress=False)
+    before = checkpoint.read_bytes()
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(Crash("disk full")))
+    with pytest.raises(Crash):
+        train(TrainConfig(**{**TINY, "epochs": 2}), RANDOM_DIGITS, RANDOM_DIGITS, checkpoint=checkpoint, resume=True,
+              progress=False)
+    assert checkpoint.read_bytes() == before
+    assert safe_torch_load(checkpoint)["history"]["epoch"] == [1]

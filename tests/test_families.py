@@ -1,0 +1,188 @@
+"""The table of families (sae_utils.families) against everything that reads it: the model's activations,
+the penalties' signatures, the checks, TrainConfig, the command line, the atlas grid and the metrics."""
+import dataclasses
+import inspect
+import math
+
+import pytest
+import torch
+
+from sae_utils import SparseAutoencoder, TrainConfig, kl_sparsity_penalty, l1_penalty, sparsity_penalty
+from sae_utils.cli import build_parser
+from sae_utils.families import FAMILIES, HYPERPARAMETERS, family, family_of_activation
+from sae_utils.metrics import ACTIVE_THRESHOLD
+from sae_utils.model import ACTIVATIONS
+
+NAMES = list(FAMILIES)
+ENTRIES = [(fam, h) for fam in FAMILIES.values() for h in fam.hyperparameters]
+ENTRY_IDS = [f"{fam.name}-{h.name}" for fam, h in ENTRIES]
+
+
+def random_code(activation: str, batch=16, hidden=8, seed=0) -> torch.Tensor:
+    """Codes as the activation makes them, from pre-activations spread over [-6, 6] and beyond."""
+    pre = 3 * torch.randn(batch, hidden, generator=torch.Generator().manual_seed(seed))
+    return ACTIVATIONS[activation](pre)
+
+
+# --- the entries, as the lesson defines them ------------------------------------------------------------
+
+def test_the_table_holds_the_two_families_of_the_lesson():
+    kl, l1 = FAMILIES["kl"], FAMILIES["l1"]
+    assert NAMES == ["kl", "l1"] and all(fam.name == name for name, fam in FAMILIES.items())
+    assert (kl.activation, kl.penalty, kl.penalty_args, kl.weight, kl.active_threshold) == (
+        "sigmoid", kl_sparsity_penalty, ("rho",), "beta", 0.5)
+    assert (l1.activation, l1.penalty, l1.penalty_args, l1.weight, l1.active_threshold) == (
+        "relu", l1_penalty, (), "lam", 0.0)
+
+
+def test_reference_values_are_the_published_setup():
+    assert FAMILIES["kl"].reference() == {"rho": 0.08, "beta": 0.005}
+    assert FAMILIES["l1"].reference() == {"lam": 4e-5}
+    assert {h.name: h.allowed() for h in HYPERPARAMETERS.values()} == {
+        "rho": "(0, 1)", "beta": "[0, inf)", "lam": "[0, inf)"}
+
+
+# --- each family against the model, the penalties and the metrics --------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_is_a_model_activation_and_names_the_family(name):
+    fam = FAMILIES[name]
+    assert fam.activation in ACTIVATIONS
+    assert SparseAutoencoder.for_penalty(name, 4).activation == fam.activation
+    assert family_of_activation(fam.activation) is fam  # one family per activation: evaluate relies on it
+    assert family(name) is fam
+
+
+def test_family_lookup_of_an_unknown_name_lists_the_families():
+    with pytest.raises(ValueError, match=r"penalty must be one of 'kl', 'l1', got 'topk'"):
+        family("topk")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_penalty_weight_and_penalty_args_name_hyperparameters_of_the_family(name):
+    fam = FAMILIES[name]
+    names = [h.name for h in fam.hyperparameters]
+    assert len(set(names)) == len(names)
+    assert set(fam.penalty_args) <= set(names)
+    assert fam.weight in names and fam.weight not in fam.penalty_args  # the penalty itself is unweighted
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_penalty_takes_the_code_and_exactly_its_penalty_args(name):
+    fam = FAMILIES[name]
+    assert list(inspect.signature(fam.penalty.unchecked).parameters) == ["code", *fam.penalty_args]
+    assert fam.penalty_arguments({**fam.reference(), "unrelated": 1.0}) == {
+        arg: fam.reference()[arg] for arg in fam.penalty_args}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_penalty_accepts_the_codes_of_its_activation(name):
+    """A KL penalty paired with ReLU codes (values above 1) would be refused here."""
+    fam = FAMILIES[name]
+    code = random_code(fam.activation)
+    arguments = fam.penalty_arguments(fam.reference())
+    checked = fam.penalty(code, **arguments)  # the public, checked formula
+    assert math.isfinite(checked.item()) and checked.item() >= 0
+    assert fam.penalty.unchecked(code, **arguments).item() == checked.item()  # the training loop's
+
+
+def test_weighted_penalty_is_the_weight_times_the_family_penalty():
+    code = torch.sigmoid(torch.randn(64, 20, generator=torch.Generator().manual_seed(0)) +
+                         torch.linspace(-3, 3, 20))
+    for name, hyperparameters in (("kl", {"rho": 0.1, "beta": 0.005}), ("l1", {"lam": 4e-5})):
+        weighted, penalty = family(name).weighted_penalty(code, hyperparameters)
+        assert penalty.item() == pytest.approx(sparsity_penalty(name, code, 0.1).item(), rel=1e-7)
+        weight = hyperparameters["beta" if name == "kl" else "lam"]
+        assert weighted.item() == pytest.approx(weight * penalty.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_active_threshold_is_the_metrics_one_and_the_activation_can_cross_it(name):
+    fam = FAMILIES[name]
+    assert ACTIVE_THRESHOLD[fam.activation] == fam.active_threshold
+    low, high = ACTIVATIONS[fam.activation](torch.tensor([-50.0, 50.0])).tolist()
+    assert low <= fam.active_threshold < high  # units can be both inactive and active
+
+
+@pytest.mark.parametrize("name", [name for name, fam in FAMILIES.items() if fam.start is not None])
+def test_start_takes_the_family_hyperparameters(name):
+    fam = FAMILIES[name]
+    model = SparseAutoencoder(5, fam.activation)
+    fam.start(model, **fam.reference())  # as for_penalty calls it: every hyperparameter by name
+
+
+@pytest.mark.parametrize("rho", [0.01, 0.08, 0.5, 0.9])
+def test_kl_start_puts_the_encoder_bias_at_logit_rho(rho):
+    model = SparseAutoencoder.for_penalty("kl", 6, rho)
+    expected = torch.full((6,), math.log(rho / (1 - rho)))
+    torch.testing.assert_close(model.encoder.bias.detach(), expected, rtol=0, atol=0)
+    assert torch.sigmoid(model.encoder.bias.detach().double()).tolist() == pytest.approx([rho] * 6, rel=1e-6)
+
+
+# --- each hyperparameter: its values, its checks, and where it is read ----------------------------------
+
+@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+def test_reference_value_passes_its_own_check(fam, h):
+    assert h.check(h.reference) == h.reference
+
+
+@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+def test_grid_values_pass_the_checks_and_contain_the_reference(fam, h):
+    assert all(h.check(value) == value for value in h.grid)
+    assert h.reference in h.grid  # the explorer's sliders start at the reference
+    assert list(h.grid) == sorted(set(h.grid))  # increasing: the explorer steps along it
+    assert len({f"{value:g}" for value in h.grid}) == len(h.grid)  # the atlas names its points with :g
+
+
+@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+def test_allowed_describes_the_range_the_check_enforces(fam, h):
+    refused = [h.low - 1, math.nan, math.inf] + ([h.low] if h.open_low else [])
+    if h.high is not None:
+        refused += [h.high + 1] + ([h.high] if h.open_high else [])
+    for value in refused:
+        with pytest.raises(ValueError) as caught:
+            h.check(value)
+        assert f"{h.name} must lie in {h.allowed()}, got" in str(caught.value), value
+    if not h.open_low:
+        assert h.check(h.low) == h.low
+    with pytest.raises(TypeError, match=rf"{h.name} must be a real number"):
+        h.check("0.1")
+
+
+def test_hyperparameter_names_are_unique_across_families():
+    """HYPERPARAMETERS (and TrainConfig's fields, the flags, the atlas's --point) key them by name alone."""
+    assert len(HYPERPARAMETERS) == len(ENTRIES)
+    assert all(HYPERPARAMETERS[h.name] is h for _, h in ENTRIES)
+
+
+@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+def test_train_config_has_a_checked_field_for_every_hyperparameter(fam, h):
+    field = {f.name: f for f in dataclasses.fields(TrainConfig)}[h.name]
+    assert field.default == h.reference
+    assert h.help in field.metadata["help"] and h.allowed() in field.metadata["help"]
+    value = h.grid[1]
+    config = TrainConfig(penalty=fam.name, **{h.name: value})
+    assert getattr(config, h.name) == value and config.hyperparameters()[h.name] == value
+    bad = h.low - 1
+    with pytest.raises(ValueError) as from_config:
+        TrainConfig(**{h.name: bad})
+    with pytest.raises(ValueError) as from_table:
+        h.check(bad)
+    assert str(from_config.value) == str(from_table.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_train_config_reads_its_family_from_the_table(name):
+    fam = FAMILIES[name]
+    config = TrainConfig(penalty=name)
+    assert config.hyperparameters() == fam.reference()
+    assert config.weight == fam.reference()[fam.weight]
+    assert TrainConfig(penalty=name, **{fam.weight: 0.125}).weight == 0.125
+
+
+@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+def test_command_line_has_a_flag_for_every_hyperparameter(fam, h):
+    parser = build_parser()
+    assert getattr(parser.parse_args(["train"]), h.name) == h.reference
+    args = parser.parse_args(["train", "--penalty", fam.name, f"--{h.name.replace('_', '-')}", f"{h.grid[1]!r}"])
+    assert getattr(args, h.name) == h.grid[1] and args.penalty == fam.name

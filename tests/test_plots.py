@@ -1,0 +1,216 @@
+"""sae_utils.plots: the drawing shape rules, mosaics and PNGs checked pixel by pixel, feature images
+against the weights, and what the figure functions draw."""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sae_utils import SparseAutoencoder, prepare_images  # noqa: E402
+from sae_utils import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def decode_png(data: bytes) -> PIL.Image.Image:
+    image = PIL.Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+# --- shapes, mosaics, PNGs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_values, shape, expected", [
+    (784, None, (28, 28)), (36, None, (6, 6)), (1, None, (1, 1)),
+    (10, (2, 5), (2, 5)), (10, [5, 2], (5, 2)), (784, (28, 28), (28, 28)), (10, (10, 1), (10, 1)),
+])
+def test_drawn_shape_of_square_and_given_shapes(n_values, shape, expected):
+    assert plots.drawn_shape(n_values, shape) == expected
+    assert isinstance(plots.drawn_shape(n_values, shape), tuple)
+
+
+@pytest.mark.parametrize("n_values, shape, message", [
+    (10, None, "inputs of 10 values are not square images; pass image_shape=(height, width) with height * width = 10"),
+    (783, None, "inputs of 783 values are not square images"),
+    (10, (3, 4), "image_shape must be (height, width) with height * width = 10, got (3, 4)"),
+    (10, (2.0, 5.0), "got (2.0, 5.0)"),
+    (10, (-2, -5), "got (-2, -5)"),
+    (10, (10,), "got (10,)"),
+    (10, (1, 2, 5), "got (1, 2, 5)"),
+    (10, "2x5", "got '2x5'"),
+])
+def test_drawn_shape_refuses_what_cannot_be_drawn(n_values, shape, message):
+    with pytest.raises(ValueError) as caught:
+        plots.drawn_shape(n_values, shape)
+    assert message in str(caught.value)
+
+
+def test_tile_on_a_hand_made_array():
+    a = np.array([[1, 2], [3, 4]], dtype=np.float32)
+    f = 0.5
+    mosaic = plots.tile(np.stack([a, a + 10, a + 20]), cols=2, gap=1, fill=f)
+    expected = np.array([
+        [1, 2, f, 11, 12],
+        [3, 4, f, 13, 14],
+        [f, f, f, f, f],
+        [21, 22, f, f, f],
+        [23, 24, f, f, f],
+    ], dtype=np.float32)
+    np.testing.assert_array_equal(mosaic, expected)
+    assert mosaic.dtype == np.float32
+    # No gap, one row: the images side by side.
+    np.testing.assert_array_equal(plots.tile(np.stack([a, a + 10]), cols=2, gap=0), np.hstack([a, a + 10]))
+
+
+def test_to_png_round_trip_pixel_by_pixel():
+    array = np.array([[0.0, 0.5, 1.0], [0.25, 1.5, -1.0]])
+    image = decode_png(plots.to_png(array, scale=2))
+    assert image.mode == "P" and image.size == (6, 4)  # (width, height), each value a 2 x 2 block
+    levels = np.array([[0, 128, 255], [64, 255, 0]])  # rint(255 * value), clipped to [0, 255]
+    np.testing.assert_array_equal(np.array(image), np.repeat(np.repeat(levels, 2, axis=0), 2, axis=1))
+    rgb = np.array(image.convert("RGB"))
+    np.testing.assert_array_equal(rgb[::2, ::2], np.stack([levels] * 3, axis=-1))  # gray: level i is (i, i, i)
+    # Another range maps to the same levels.
+    assert np.array_equal(np.array(decode_png(plots.to_png(10 * array - 5, vmin=-5, vmax=5, scale=2))), np.array(image))
+
+
+def test_bwr_pngs_draw_negative_blue_and_positive_red():
+    features = np.zeros((2, 3, 3))
+    features[0, 0, 0], features[0, 2, 2] = -4.0, 2.0  # scaled by its largest |value|: -1 and +0.5
+    features[1, 1, 1] = 3.0
+    rgb = np.array(decode_png(plots.features_png(features)).convert("RGB"))
+    # 2 features -> 2 columns, one row, 3 x 3 each, a 2-pixel gap, 2 pixels per value.
+    assert rgb.shape == (6, 16, 3)
+    assert tuple(rgb[0, 0]) == (0, 0, 255)  # -1: full blue
+    assert tuple(rgb[2 * 1, 2 * (3 + 2 + 1)]) == (255, 0, 0)  # feature 1, centre: +1, full red
+    red, green, blue = (int(c) for c in rgb[4, 4])  # feature 0, +0.5: pale red
+    assert red == 255 and 0 < green < 255 and green == blue
+
+
+def test_reconstructions_png_puts_inputs_above_reconstructions():
+    inputs, reconstructions = np.zeros((3, 4, 4)), np.ones((3, 4, 4))
+    image = np.array(decode_png(plots.reconstructions_png(inputs, reconstructions)).convert("L"))
+    assert image.shape == (2 * (2 * 4 + 2), 2 * (3 * 4 + 2 * 2))  # 2 rows, 3 columns, 2-pixel gaps, scale 2
+    assert (image[:8, :8] == 0).all() and (image[-8:, :8] == 255).all()  # first input, first reconstruction
+    assert (image[:8, 8:12] == 128).all()  # the gap between two inputs, fill 0.5
+
+
+# --- feature images: which weights, in which orientation ------------------------------------------------
+
+def hand_weights_model():
+    """10 inputs drawn as 2 x 5 images, 3 units; every weight a different number."""
+    model = SparseAutoencoder(3, n_input=10)
+    with torch.no_grad():
+        model.encoder.weight.copy_(torch.arange(30.0).reshape(3, 10))         # (H, D)
+        model.decoder.weight.copy_(-torch.arange(30.0).reshape(10, 3))        # (D, H)
+    return model
+
+
+def test_feature_images_are_encoder_rows_or_decoder_columns():
+    model = hand_weights_model()
+    encoder = plots.feature_images(model, "encoder", image_shape=(2, 5))
+    decoder = plots.feature_images(model, "decoder", image_shape=(2, 5))
+    assert encoder.shape == decoder.shape == (3, 2, 5)
+    w_e = np.arange(30.0).reshape(3, 10)
+    w_d = -np.arange(30.0).reshape(10, 3)
+    for j in range(3):
+        np.testing.assert_array_equal(encoder[j].numpy(), w_e[j].reshape(2, 5))     # unit j's input pattern
+        np.testing.assert_array_equal(decoder[j].numpy(), w_d[:, j].reshape(2, 5))  # what unit j draws
+    assert decoder[1, 0].tolist() == [-1.0, -4.0, -7.0, -10.0, -13.0]
+    digits_model = SparseAutoencoder(4)
+    torch.testing.assert_close(plots.feature_images(digits_model), digits_model.feature_images(), rtol=0, atol=0)
+
+
+def test_feature_images_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match=r"which must be 'encoder' or 'decoder', got 'both'"):
+        plots.feature_images(SparseAutoencoder(4), "both")
+
+
+# --- figures ---------------------------------------------------------------------------------------------
+
+def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
+    model = hand_weights_model()
+    fig = plots.plot_features(model, n=3, image_shape=(2, 5))
+    assert isinstance(fig, Figure) and len(fig.axes) == 5  # 2 x 2 grid for 3 units (the 4th blank) + colour bar
+    assert [t.get_text() for t in fig.texts] == ["Features of 3 hidden units (encoder weights)"]  # the suptitle
+    fig = plots.plot_features(model, units=[2, 0], which="decoder", image_shape=(2, 5),
+                              firing_frequency=np.array([0.5, 0.0, 0.125]))
+    tiles, colour_bar = fig.axes[:2], fig.axes[-1]
+    expected = plots.feature_images(model, "decoder", (2, 5))
+    limit = expected[[2, 0]].abs().max().item()
+    for ax, unit in zip(tiles, [2, 0]):
+        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), expected[unit].numpy())
+        assert ax.images[0].get_clim() == (-limit, limit)  # one shared, symmetric scale
+    assert [ax.get_title() for ax in tiles] == ["unit 2, 12%", "unit 0, 50%"]
+    assert colour_bar.get_ylabel() == "weight"
+
+
+def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(8)
+    fig = plots.plot_reconstructions(model, test_digits, n=5, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 10
+    x = prepare_images(test_digits[:5])
+    for i in range(5):
+        np.testing.assert_allclose(fig.axes[i].images[0].get_array(), x[i].reshape(28, 28).numpy())
+        np.testing.assert_allclose(fig.axes[5 + i].images[0].get_array(),
+                                   model.reconstruct(x[i:i + 1]).reshape(28, 28).numpy(), rtol=1e-6)
+
+
+def test_plot_loss_curves_draws_three_curves_the_published_losses_and_the_penalty_gap():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    fig = plots.plot_loss_curves(history, {"train": 0.0862, "test": 0.0771})
+    ax, gap = fig.axes
+    assert len(ax.lines) == 5 and ax.get_yscale() == "log"
+    assert list(ax.lines[2].get_ydata()) == history["test_bce"]
+    np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.05, 0.01])  # objective - BCE, the weighted penalty
+    assert len(plots.plot_loss_curves(history).axes[0].lines) == 3  # without published losses
+
+
+def test_plot_unit_statistics_counts_the_units_never_active():
+    fig = plots.plot_unit_statistics(np.array([0.0, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]), rho=0.08)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert fig.axes[1].get_title() == "1 of 4 units never active"
+
+
+def test_activation_histogram_leaves_dead_units_out_and_counts_them(test_digits):
+    model = SparseAutoencoder(4, "relu")
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # units 0 and 3 never fire
+    fig = plots.plot_activation_histogram(model, test_digits[:10])
+    ax = fig.axes[0]
+    assert sum(patch.get_height() for patch in ax.patches) == 2
+    assert "2 dead units" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_error_maps_show_each_models_error_and_their_difference(test_digits):
+    torch.manual_seed(0)
+    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
+    fig = plots.plot_error_maps(models, test_digits, n=3)
+    x = prepare_images(test_digits[:3])
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images][:12]  # 4 rows of 3, colour bars after
+    np.testing.assert_allclose(images[3], (models["A"].reconstruct(x[:1]) - x[:1]).reshape(28, 28).numpy(), atol=1e-6)
+    np.testing.assert_allclose(images[9], (models["A"].reconstruct(x[:1]) - models["B"].reconstruct(x[:1]))
+                               .reshape(28, 28).numpy(), atol=1e-6)
+
+
+def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
+    def record(rho, beta, bce, mass):
+        return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.08, 0.0, 0.07, 300), record(0.08, 0.005, 0.072, 200), record(0.16, 0.005, 0.071, 250)]}
+    fig = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]})
+    (line,) = fig.axes[0].lines
+    assert list(line.get_xdata()) == [300, 200] and list(line.get_ydata()) == [0.07, 0.072]
+    assert line.get_label() == "KL: β varies (ρ = 0.08)" and fig.axes[0].get_xscale() == "log"
