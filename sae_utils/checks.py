@@ -78,8 +78,9 @@ def check_code(name: str, code, low: float = 0.0, high: float = 1.0) -> torch.Te
     return check_values(name, code, low, high)
 
 
-def validated(**checkers):
-    """Decorate a formula so that each named argument is first passed through ``checker(name, value)``.
+def validated(together=None, **checkers):
+    """Decorate a formula so that each named argument is first passed through ``checker(name, value)``
+    (and all of them through ``together(arguments)``, for checks that involve several).
 
     The formula stays one plain function; the checks run at public calls only. Callers that validated
     their inputs once, up front (the training loop), call ``function.unchecked`` instead.
@@ -93,8 +94,79 @@ def validated(**checkers):
             for name, checker in checkers.items():
                 if name in bound.arguments:
                     bound.arguments[name] = checker(name, bound.arguments[name])
+            if together is not None:
+                together(bound.arguments)
             return formula(*bound.args, **bound.kwargs)
 
         checked.unchecked = formula
         return checked
     return decorate
+
+
+# Checkers for ``validated``: each takes (name, value) and returns the value.
+
+def rho(name, value) -> float:
+    return check_rho(value)
+
+
+def probabilities(name, tensor) -> torch.Tensor:
+    """A floating-point tensor of finite values in [0, 1]."""
+    return check_values(name, check_float_tensor(name, tensor))
+
+
+def finite(name, tensor) -> torch.Tensor:
+    """A floating-point tensor of finite values."""
+    return check_values(name, check_float_tensor(name, tensor), low=-math.inf, high=math.inf)
+
+
+def probability_code(name, code) -> torch.Tensor:
+    """A code (batch, n_hidden) of values in [0, 1]."""
+    return check_code(name, code)
+
+
+def finite_code(name, code) -> torch.Tensor:
+    """A code (batch, n_hidden) of finite values."""
+    return check_code(name, code, low=-math.inf, high=math.inf)
+
+
+def same_shape(first: str, second: str):
+    """A check of two arguments together, for ``validated(together=...)``: equal shapes."""
+    def check(arguments):
+        a, b = arguments[first], arguments[second]
+        if a.shape != b.shape:
+            raise ValueError(f"{first} and {second} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return check
+
+
+def check_width(name: str, x, width: int, shapes) -> torch.Tensor:
+    """A floating-point tensor (B, ...) whose trailing shape is one of ``shapes`` (their size is ``width``)."""
+    check_float_tensor(name, x)
+    if x.dim() < 2 or tuple(x.shape[1:]) not in shapes:
+        described = [f"(B, {', '.join(map(str, s))})" for s in shapes]
+        allowed = described[0] if len(described) == 1 else f"{', '.join(described[:-1])} or {described[-1]}"
+        raise ValueError(f"{name} must have shape {allowed}, got {tuple(x.shape)}")
+    return x
+
+
+def check_device(name: str) -> torch.device:
+    """"cpu", "cuda" or "auto" (CUDA when available) as a torch.device; CUDA asked for but absent is refused."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use device='cpu' or 'auto'")
+    return torch.device(name)
+
+
+def check_type(name: str, value, expected: type):
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} must be a {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+def config_field_checks() -> dict:
+    """The checks of TrainConfig's recipe fields, each ``(name, value) -> value``."""
+    return {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
+            "count": check_int,
+            "seed": lambda name, value: check_int(name, value, low=0),
+            "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto"))}
+

@@ -109,3 +109,22 @@ def prepare_images(images: torch.Tensor, name: str = "images", n_input: int | No
 def pixels(flat: torch.Tensor) -> torch.Tensor:
     """A batch from ``flat_images`` as float32 in [0, 1]: uint8 is divided by 255, floats pass through."""
     return flat.to(torch.float32).div_(255.0) if flat.dtype == torch.uint8 else flat
+
+
+def training_inputs(train_images, test_images, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``train``'s data, checked once, up front: (x_train (N, D), x_test (M, D)), uint8 kept as uint8
+    (each batch is converted when taken: a quarter of the memory of float32).
+
+    Defaults (None): the MNIST training and test digits; test_images must be given when D != 784.
+    """
+    x_train = flat_images(load_mnist("train")[0] if train_images is None else train_images, "train_images")
+    n_input = x_train.shape[1]
+    if test_images is None and n_input != N_PIXELS:
+        raise ValueError(f"test_images must be given when training on inputs of {n_input} values "
+                         f"(the default test set, MNIST, has {N_PIXELS})")
+    x_test = flat_images(load_mnist("test")[0] if test_images is None else test_images, "test_images", n_input)
+    if batch_size > len(x_train):
+        raise ValueError(f"batch_size must be at most the number of training images ({len(x_train)}), "
+                         f"got {batch_size}")
+    return x_train, x_test
+

@@ -104,3 +104,17 @@ def family_of_activation(activation: str) -> Family:
             return fam
     raise ValueError(f"no family has {activation!r} codes; the families' activations are "
                      f"{', '.join(repr(f.activation) for f in FAMILIES.values())}")
+
+
+def build_model(name: str, n_hidden: int = 512, n_input: int = 784, **hyperparameters):
+    """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
+    family says (``start``) with the given hyperparameters (the others at their reference values)."""
+    from .model import SparseAutoencoder
+
+    fam = family(name)
+    model = SparseAutoencoder(n_hidden, fam.activation, n_input)
+    if fam.start is not None:
+        values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
+        fam.start(model, **{h.name: h.check(values[h.name]) for h in fam.hyperparameters})
+    return model
+

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from .checks import check_choice, check_float_tensor, check_int, check_values
-from .data import N_PIXELS, describe_shapes, image_shapes
+from .checks import check_choice, check_int, check_values, check_width
+from .data import N_PIXELS, image_shapes
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
 
@@ -39,14 +39,9 @@ class SparseAutoencoder(nn.Module):
     @classmethod
     def for_penalty(cls, penalty: str, n_hidden: int = 512, rho: float = 0.08, n_input: int = N_PIXELS):
         """The model of the family ``penalty`` ("kl" or "l1"), started as the family says (see families.py)."""
-        from .families import family  # families reads this module's activations
+        from .families import build_model  # families reads this module's activations
 
-        fam = family(penalty)
-        model = cls(n_hidden, fam.activation, n_input)
-        if fam.start is not None:
-            hyperparameters = {**fam.reference(), "rho": rho}
-            fam.start(model, **{h.name: h.check(hyperparameters[h.name]) for h in fam.hyperparameters})
-        return model
+        return build_model(penalty, n_hidden, n_input, rho=rho)
 
     def architecture(self) -> dict:
         """What is needed to rebuild this model: ``SparseAutoencoder(**model.architecture())``."""
@@ -59,9 +54,7 @@ class SparseAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """code (B, H) -> logits (B, D)."""
-        check_float_tensor("code", code)
-        if code.dim() != 2 or code.shape[1] != self.n_hidden:
-            raise ValueError(f"code must have shape (B, {self.n_hidden}), got {tuple(code.shape)}")
+        code = check_width("code", code, self.n_hidden, [(self.n_hidden,)])
         return self.decoder(code.to(self.decoder.weight.dtype))   # (B, H) -> (B, D)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,10 +69,7 @@ class SparseAutoencoder(nn.Module):
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
         """Floats (B, D) or image-shaped -> (B, D) in the model's dtype. Type and shape only: no pass over values."""
-        check_float_tensor("x", x)
-        if x.dim() < 2 or tuple(x.shape[1:]) not in image_shapes(self.n_input):
-            raise ValueError(f"x must have shape {describe_shapes(image_shapes(self.n_input), 'B')}, "
-                             f"got {tuple(x.shape)}")
+        x = check_width("x", x, self.n_input, image_shapes(self.n_input))
         return x.reshape(len(x), self.n_input).to(self.encoder.weight.dtype)
 
     def feature_images(self, side: int | None = None) -> torch.Tensor:

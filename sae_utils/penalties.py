@@ -15,30 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import check_code, check_float_tensor, check_rho, check_values, validated
+from . import checks
+from .checks import validated
 
 
-def _rho(name, value):
-    return check_rho(value)
-
-
-def _probabilities(name, tensor):
-    return check_values(name, check_float_tensor(name, tensor))
-
-
-def _finite(name, tensor):
-    return check_values(name, check_float_tensor(name, tensor), low=-float("inf"), high=float("inf"))
-
-
-def _probability_code(name, code):
-    return check_code(name, code)
-
-
-def _finite_code(name, code):
-    return check_code(name, code, low=-float("inf"), high=float("inf"))
-
-
-@validated(rho=_rho, rho_hat=_probabilities)
+@validated(rho=checks.rho, rho_hat=checks.probabilities)
 def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     """KL(Bernoulli(rho) || Bernoulli(rho_hat)), elementwise: same shape as ``rho_hat``.
 
@@ -50,28 +31,26 @@ def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
 
 
-@validated(code=_probability_code, rho=_rho)
+@validated(code=checks.probability_code, rho=checks.rho)
 def kl_sparsity_penalty(code: torch.Tensor, rho: float) -> torch.Tensor:
     """sum_j KL(rho || rho_hat_j). code: (B, H) sigmoid activations in [0, 1]. Returns a scalar."""
     rho_hat = code.mean(dim=0)  # (B, H) -> (H,): each unit's mean activation over the batch
     return kl_divergence.unchecked(rho, rho_hat).sum()
 
 
-@validated(code=_finite_code)
+@validated(code=checks.finite_code)
 def l1_penalty(code: torch.Tensor) -> torch.Tensor:
     """mean over the batch of sum_j |y_j|. code: (B, H). Returns a scalar."""
     return code.abs().sum(dim=1).mean()
 
 
-@validated(logits=_finite, x=_probabilities)
+@validated(checks.same_shape("logits", "x"), logits=checks.finite, x=checks.probabilities)
 def reconstruction_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of targets x in [0, 1] against x_hat = sigmoid(logits), mean over batch and pixels.
 
     -[x log x_hat + (1 - x) log(1 - x_hat)], computed from the logits so that it is finite for any finite
     logits. logits, x: the same shape, e.g. (B, 784). Returns a scalar.
     """
-    if logits.shape != x.shape:
-        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
     return F.binary_cross_entropy_with_logits(logits, x)
 
 

@@ -18,14 +18,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_choice, check_int, check_number
-from .data import N_PIXELS, flat_images, load_mnist, pixels
+from .checkpoints import load_checkpoint, save_checkpoint
+from .checks import check_device, check_type, config_field_checks
+from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import FAMILIES, HYPERPARAMETERS, family
-from .files import atomic_torch_save, safe_torch_load
 from .model import SparseAutoencoder
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
+CHECK = config_field_checks()
 
 
 def _field(default, check, help: str, **metadata):
@@ -53,14 +54,12 @@ class TrainConfig:
     rho: float = _hyperparameter("rho")
     beta: float = _hyperparameter("beta")
     lam: float = _hyperparameter("lam")
-    lr: float = _field(9e-3, lambda name, value: check_number(name, value, low=0, low_open=True),
-                       "Adam learning rate, > 0")
-    epochs: int = _field(20, check_int, "passes over the training set, >= 1")
-    batch_size: int = _field(1200, check_int, "inputs per Adam step, >= 1")
-    n_hidden: int = _field(512, check_int, "hidden units, >= 1")
-    seed: int = _field(0, lambda name, value: check_int(name, value, low=0), "random seed, >= 0")
-    device: str = _field("cpu", lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto")),
-                         "where to train", choices=("cpu", "cuda", "auto"))
+    lr: float = _field(9e-3, CHECK["positive"], "Adam learning rate, > 0")
+    epochs: int = _field(20, CHECK["count"], "passes over the training set, >= 1")
+    batch_size: int = _field(1200, CHECK["count"], "inputs per Adam step, >= 1")
+    n_hidden: int = _field(512, CHECK["count"], "hidden units, >= 1")
+    seed: int = _field(0, CHECK["seed"], "random seed, >= 0")
+    device: str = _field("cpu", CHECK["device"], "where to train", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -113,14 +112,6 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
         yield values, len(x)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use device='cpu' or 'auto'")
-    return torch.device(name)
-
-
 def new_history() -> dict:
     """Per-epoch lists (epoch numbers count from 1) and whether training was interrupted."""
     return {**{key: [] for key in HISTORY_KEYS}, "interrupted": False}
@@ -139,22 +130,13 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     ``TrainingDivergedError``.
     """
     config = config if config is not None else TrainConfig()
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_type("config", config, TrainConfig)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH, the file to continue from")
-    device = resolve_device(config.device)
-    # uint8 digits stay uint8 and each batch is converted when taken: a quarter of the memory
-    x_train = flat_images(load_mnist("train")[0] if train_images is None else train_images, "train_images")
-    n_input = x_train.shape[1]
-    if test_images is None and n_input != N_PIXELS:
-        raise ValueError(f"test_images must be given when training on inputs of {n_input} values "
-                         f"(the default test set, MNIST, has {N_PIXELS})")
-    x_test = flat_images(load_mnist("test")[0] if test_images is None else test_images, "test_images", n_input)
-    if config.batch_size > len(x_train):
-        raise ValueError(f"batch_size must be at most the number of training images ({len(x_train)}), "
-                         f"got {config.batch_size}")
+    device = check_device(config.device)
+    x_train, x_test = training_inputs(train_images, test_images, config.batch_size)
     x_train, x_test = x_train.to(device), x_test.to(device)
+    n_input = x_train.shape[1]
 
     torch.manual_seed(config.seed)
     model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho, n_input).to(device)
@@ -213,31 +195,6 @@ def _new_adam(model, lr: float) -> torch.optim.Optimizer:
 def _record_epoch(history, epoch, means, test_bce):
     for key, value in zip(HISTORY_KEYS, (epoch, *means, test_bce)):
         history[key].append(value)
-
-
-def save_checkpoint(path, config, model, optimizer, shuffler, history, n_train: int) -> None:
-    """Everything needed to continue training exactly, written atomically; loadable with weights_only."""
-    atomic_torch_save({"config": config.as_dict(), "n_train": n_train, "model": model.state_dict(),
-                       "optimizer": optimizer.state_dict(), "shuffler": shuffler.get_state(),
-                       "history": history}, path)
-
-
-def load_checkpoint(path, config, model, optimizer, shuffler, n_train: int) -> dict:
-    """Restore model, optimizer and shuffler state in place from ``path``; return the history."""
-    state = safe_torch_load(path)
-    needed = {"config", "model", "optimizer", "shuffler", "history"}
-    if not isinstance(state, dict) or not needed <= state.keys():
-        raise ValueError(f"{path} is not a sae_utils training checkpoint: it must hold {', '.join(sorted(needed))}")
-    saved = {k: v for k, v in state["config"].items() if k not in ("device", "epochs")}
-    wanted = {k: v for k, v in config.as_dict().items() if k not in ("device", "epochs")}
-    if saved != wanted:
-        raise ValueError(f"checkpoint {path} was written for a different config: {saved}, not {wanted}")
-    if state.get("n_train") != n_train:
-        raise ValueError(f"checkpoint {path} was written for {state.get('n_train')} training images, not {n_train}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    shuffler.set_state(state["shuffler"])
-    return state["history"]
 
 
 # The losses the published reference setup reported (per-pixel BCE-based, see the README).
