@@ -327,7 +327,7 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
     alive = firing_frequency[firing_frequency > 0]
     if len(alive):
         right.hist(np.log10(alive), bins=30, color="C2")
-    right.set(xlabel="log10 fraction of test digits on which the unit is active", ylabel="units",
+    right.set(xlabel="log10 (fraction of test digits active)", ylabel="units",
               title=f"{len(firing_frequency) - len(alive)} of {len(firing_frequency)} units never active")
     right.title.set_fontsize(9)
     if title:

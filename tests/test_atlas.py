@@ -183,3 +183,16 @@ def test_cli_builds_one_point_and_lists(tiny, tmp_path, capsys):
     assert atlas.main(["--list", "--out", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
     assert "l1: 1 of 2 points built" in listing and "lam=0: missing" in listing and "kl: 0 of 2" in listing
+
+
+@pytest.mark.parametrize("family", ["kl", "l1"])
+def test_the_reference_points_are_the_shipped_models(family):
+    """Same recipe, same seed: the atlas's reference entry and the pretrained card report the same run."""
+    from sae_utils.families import FAMILIES
+    from sae_utils.pretrained import load_pretrained
+
+    _, card = load_pretrained(family)
+    entry = atlas.load_atlas(family).entry(**FAMILIES[family].reference())
+    assert entry.config.as_dict() == {**card["config"], "device": entry.config.device}
+    assert entry.metrics["bce"] == pytest.approx(card["metrics"]["test"]["bce"], abs=1e-6)
+    assert entry.history["train_objective"] == pytest.approx(card["history"]["train_objective"], abs=1e-6)
