@@ -15,6 +15,8 @@ import PIL.Image
 from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
 from .families import FAMILIES
 
+CODE_NAMES = {"relu": "ReLU"}  # how the activations are written on the buttons
+
 
 def numbers_html(view: View) -> str:
     """The metrics of ``view`` as a small HTML table (class sae-numbers-table)."""
@@ -45,8 +47,8 @@ class ExplorerApp:
         self.explorer = explorer if explorer is not None else Explorer()
         self.seconds = float("nan")  # how long the last redraw took
         self._holding = False
-        self.penalty = w.ToggleButtons(options=[(f"{f.name.upper()} ({f.activation} codes)", f.name)
-                                                for f in FAMILIES.values()])
+        self.penalty = w.ToggleButtons(options=[(f"{f.name.upper()} ({CODE_NAMES.get(f.activation, f.activation)} codes)",
+                                                 f.name) for f in FAMILIES.values()])
         self.sliders = {}
         for fam in FAMILIES.values():
             for h in fam.hyperparameters:
@@ -54,7 +56,8 @@ class ExplorerApp:
                     options=[(f"{g:g}", g) for g in h.grid], value=h.reference, continuous_update=False,
                     description=f"{h.symbol} ({h.label})",
                     style={"description_width": "9em"}, layout=w.Layout(width="34em"))
-        self.digits = w.ToggleButtons(options=[(f"{name} of each class", name) for name in DIGIT_SETS])
+        self.digits = w.ToggleButtons(options=[(f"{name} of each class", name) for name in DIGIT_SETS],
+                                      style={"button_width": "11em"})
         self.reference = w.Button(description="reference setting", icon="undo", button_style="info",
                                   layout=w.Layout(width="14em"))
         self.message = w.HTML()

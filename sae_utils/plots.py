@@ -116,10 +116,12 @@ def _feature_grid(fig, features, labels, title):
 
 
 def unit_labels(units, firing_frequency=None) -> list[str]:
-    """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12%"."""
+    """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12%" (whole percents;
+    "<1%" for a unit that fires, but on fewer than 1 % of the inputs)."""
     if firing_frequency is None:
         return [f"unit {u}" for u in units]
-    return [f"unit {u}, {100 * float(firing_frequency[u]):.0f}%" for u in units]
+    percent = [100 * float(firing_frequency[u]) for u in units]
+    return [f"unit {u}, {'<1' if 0 < p < 1 else f'{p:.0f}'}%" for u, p in zip(units, percent)]
 
 
 def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",

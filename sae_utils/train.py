@@ -1,11 +1,14 @@
-"""The training loop: minibatches drawn from tensors in memory, Adam, BCE + weight * penalty.
+"""The training loop: shuffled minibatches, the objective BCE + weight * penalty, Adam.
 
-``train(TrainConfig())`` is the reference setup (Adam, lr 9e-3, 20 epochs, batch 1200; KL rho 0.08,
-beta 0.005; L1 lam 4e-5) on all 60,000 MNIST training digits, evaluated on the 10,000 test digits.
+``train_epoch`` is the textbook loop (shuffle, batch, forward, objective, backward, step); ``train``
+wraps it with what a real run needs: data checks, the progress bar, the test BCE after every epoch,
+checkpoints and resume, Ctrl-C and the divergence stop. ``train(TrainConfig())`` is the reference setup
+(Adam, lr 9e-3, 20 epochs, batch 1200; KL rho 0.08, beta 0.005; L1 lam 4e-5) on all 60,000 MNIST training
+digits, evaluated on the 10,000 test digits.
 
-An epoch costs about 1.25 times its matrix products alone on a 2-core CPU (benchmarks/train_speed.py):
-batches are taken from the uint8 digits in memory, the loss is computed without torch's slow log1p
-kernel, Adam takes one fused step, and each step synchronises once.
+Speed (an epoch costs about 1.25 times its matrix products on a 2-core CPU, benchmarks/train_speed.py):
+batches are taken from the uint8 digits in memory, the BCE runs through ``fast_bce`` on CPUs where that
+is faster, Adam takes one fused step, and each step synchronises once.
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ def _hyperparameter(name: str):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters, checked once when built; the defaults are the published reference setup.
+    """Hyperparameters, checked once when built; the defaults are the published reference setup (the
+    KL model's start at logit(rho) is this project's choice: ``families.start_codes_at_rho``).
 
     penalty: the family ("kl": sigmoid codes, weight beta, target rho; "l1": ReLU codes, weight lam).
     device: "cpu", "cuda" or "auto" (CUDA when available). Frozen: change a field with
@@ -113,7 +117,9 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
 
 
 def new_history() -> dict:
-    """Per-epoch lists (epoch numbers count from 1) and whether training was interrupted."""
+    """Per-epoch lists (epoch numbers count from 1) and whether training was interrupted. train_objective,
+    train_bce and train_penalty are the epoch's means over its steps (the penalty unweighted, so
+    objective = bce + weight * penalty); test_bce is measured after the epoch."""
     return {**{key: [] for key in HISTORY_KEYS}, "interrupted": False}
 
 

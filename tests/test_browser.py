@@ -113,7 +113,7 @@ def test_explorer_runs_in_jupyterlab_and_redraws_each_grid_setting_at_once(lab, 
     assert [sliders.nth(i).locator("label").inner_text() for i in range(3)] == \
         ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)"]
     assert explorer.locator(".widget-toggle-buttons").first.locator("button").all_inner_texts() == \
-        ["KL (sigmoid codes)", "L1 (relu codes)"]
+        ["KL (sigmoid codes)", "L1 (ReLU codes)"]
     assert explorer.locator("button", has_text="reference setting").is_visible()
     numbers = explorer.locator(".sae-numbers")  # the HTML widget; its table is replaced on every change
     images = {name: explorer.locator(f"img.sae-{name}") for name in ("reconstructions", "features", "statistics")}
@@ -130,12 +130,17 @@ def test_explorer_runs_in_jupyterlab_and_redraws_each_grid_setting_at_once(lab, 
     after = {"numbers": numbers.inner_text(), **{name: img.evaluate(IMAGE_PIXELS) for name, img in images.items()}}
     assert [name for name in before if before[name] != after[name]] == list(before)
     explorer.screenshot(path=tmp_path / "explorer.png")
-    # More settings never seen: ρ one notch either way, then a seen one (β back).
+    # ρ one notch up (new), back (seen), one more down (new); then β back down (new at this ρ).
     rho = sliders.nth(0).locator(".noUi-handle")
     rho.focus()
-    new_ms += [move_and_time(page, numbers, lambda: page.keyboard.press(key)) for key in ("ArrowRight", "ArrowLeft", "ArrowLeft")]
+    press = {key: (lambda key=key: page.keyboard.press(key)) for key in ("ArrowRight", "ArrowLeft")}
+    new_ms.append(move_and_time(page, numbers, press["ArrowRight"]))
+    seen_ms = [move_and_time(page, numbers, press["ArrowLeft"])]
+    new_ms.append(move_and_time(page, numbers, press["ArrowLeft"]))
+    assert "ρ = 0.04, β = 0.015" in numbers.inner_text()
     handle.focus()
-    seen_ms = [move_and_time(page, numbers, lambda: page.keyboard.press("ArrowLeft"))]
+    new_ms.append(move_and_time(page, numbers, press["ArrowLeft"]))
+    assert "ρ = 0.04, β = 0.005" in numbers.inner_text()
     # The reference button and the family toggle (the first visit to L1 reads its atlas).
     seen_ms.append(click_and_time(page, explorer.locator("button", has_text="reference setting"), numbers))
     wait_until(lambda: numbers.inner_text() == before["numbers"], 10, "the reference setting to come back")

@@ -214,3 +214,9 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     (line,) = fig.axes[0].lines
     assert list(line.get_xdata()) == [300, 200] and list(line.get_ydata()) == [0.07, 0.072]
     assert line.get_label() == "KL: β varies (ρ = 0.08)" and fig.axes[0].get_xscale() == "log"
+
+
+def test_unit_labels_round_to_whole_percents_and_mark_rare_units():
+    assert plots.unit_labels([0, 1, 2, 3], np.array([0.125, 0.004, 0.0, 0.996])) == \
+        ["unit 0, 12%", "unit 1, <1%", "unit 2, 0%", "unit 3, 100%"]
+    assert plots.unit_labels([5]) == ["unit 5"]
