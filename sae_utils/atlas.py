@@ -56,9 +56,7 @@ from .metrics import (ACTIVE_THRESHOLD, dead_fraction, evaluate, firing_frequenc
 from .train import TrainConfig, TrainingDivergedError, train
 
 GRID = {name: {h.name: h.grid for h in fam.hyperparameters} for name, fam in FAMILIES.items()}
-# The reference recipe changed in one field, beside the grid: notebook 02 asks what kills the L1 units
-# (46 % of them die even at lam = 0, at the reference learning rate) and whether a smaller step saves them.
-VARIANTS = {"l1": ({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3})}
+VARIANTS = {name: fam.atlas_variants for name, fam in FAMILIES.items() if fam.atlas_variants}
 ATLAS_DIR = Path(__file__).with_name("atlas_runs")
 FORMAT = 1
 MASS_SHARE = 0.9

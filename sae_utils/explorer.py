@@ -17,7 +17,7 @@ import numpy as np
 from .atlas import load_atlas
 from .checks import check_choice
 from .data import load_mnist
-from .families import FAMILIES, family
+from .families import DEFAULT, FAMILIES, family
 from .files import figure_png
 from .plots import features_png, plot_unit_statistics, reconstructions_png
 
@@ -45,7 +45,7 @@ class Setting:
         return f"{self.family.upper()}: " + ", ".join(f"{symbols[name]} = {value:g}" for name, value in self.params)
 
 
-def make_setting(penalty: str = "kl", **values) -> Setting:
+def make_setting(penalty: str = DEFAULT, **values) -> Setting:
     """The setting of family ``penalty`` with the given hyperparameter values (others: their reference).
 
     Values of hyperparameters the family does not use are ignored (the explorer sends every slider's

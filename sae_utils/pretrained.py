@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .checks import check_choice
+from .families import DEFAULT
 from .files import atomic_torch_save, atomic_write_json, read_json, safe_torch_load, sha256_file
 from .model import SparseAutoencoder
 
@@ -80,7 +81,7 @@ def load_model(card_path) -> tuple[SparseAutoencoder, dict]:
     return model.eval(), card
 
 
-def load_pretrained(name: str = "kl", directory=None) -> tuple[SparseAutoencoder, dict]:
+def load_pretrained(name: str = DEFAULT, directory=None) -> tuple[SparseAutoencoder, dict]:
     """Return ``(model, card)`` of a shipped model (one of ``PRETRAINED_NAMES``: "kl", "l1"), after
     checking its sha256; ``directory`` reads NAME.json and NAME.pt from another folder instead."""
     check_choice("name", name, PRETRAINED_NAMES)
