@@ -26,9 +26,10 @@ thread count hardly matters (after one epoch, 1 and 2 threads differ by 3e-9 in 
 and not at all in test BCE). Run one build per family at a time: two builds of one family would
 overwrite each other's points.
 
-Cost, measured on an AMD EPYC with 2 cores: one point (the L1 reference) takes 68 s with 1 thread,
-so the 43 points of KL and L1 take about 43 x 68 s = 50 minutes with ``--threads 1``. On two idle
-cores ``--threads 2`` trains about 1.5 times faster (about 35 minutes).
+Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
+core, so the 46 points (43 of the grid, 3 variants) take about 50 minutes with ``--threads 1``, or about
+25 minutes as two 1-thread builds side by side (one per family: they write different files). The shipped
+atlas was built that way in 43 minutes of wall time while other work shared the two cores.
 """
 from __future__ import annotations
 
