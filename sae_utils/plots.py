@@ -100,17 +100,20 @@ def _chosen_features(model, n, units, which, image_shape=None):
 
 
 def _feature_grid(fig, features, labels, title):
-    """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar."""
+    """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
+
+    The scale ends at the 99.5th percentile of the absolute weights (beyond it colours saturate, and the
+    colour bar says so): a few large weights would otherwise leave every other tile faint."""
     cols = math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
     axes = fig.subplots(rows, cols, squeeze=False)
-    limit = features.abs().max().item() or 1.0
+    limit = torch.quantile(features.abs().flatten().float(), 0.995).item() or features.abs().max().item() or 1.0
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, features, labels):
         shown = ax.imshow(image.cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=6, pad=1.5)
-    fig.colorbar(shown, ax=axes, shrink=0.6, label="weight")
+    fig.colorbar(shown, ax=axes, shrink=0.6, label="weight", extend="both")
     fig.suptitle(title)
     return axes
 
