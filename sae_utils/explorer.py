@@ -78,6 +78,7 @@ class View:
     seconds: float
     reconstructions: dict = field(repr=False)  # digit set ("first", "second") -> PNG
     features_png: bytes = field(repr=False)
+    features_scale: float  # the features' colour scale ends at +- this weight
     statistics_png: bytes = field(repr=False)
     feature_units: np.ndarray = field(repr=False)
 
@@ -110,12 +111,13 @@ class Explorer:
         # the atlas's digits are ordered by class, DIGITS_PER_CLASS of each: set k is every k-th one
         reconstructions = {name: reconstructions_png(inputs[k::len(DIGIT_SETS)], recon[k::len(DIGIT_SETS)])
                            for k, name in enumerate(DIGIT_SETS)}
-        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency,
-                                   setting.as_dict().get("rho"), setting.label())
+        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency, setting.as_dict().get("rho"),
+                                   setting.label(), FAMILIES[setting.family].active_threshold)
         statistics_png = figure_png(fig, dpi=80)
         plt.close(fig)
+        features, scale = features_png(entry.features)
         return View(setting, entry.metrics, entry.history, RECIPE, time.perf_counter() - start,
-                    reconstructions, features_png(entry.features), statistics_png, entry.feature_units)
+                    reconstructions, features, scale, statistics_png, entry.feature_units)
 
     def neighbours(self, setting: Setting) -> list[tuple[str, float, float]]:
         """``(hyperparameter, value, test BCE)`` of each setting one grid step away from ``setting``."""

@@ -10,6 +10,7 @@ import html
 import io
 import time
 
+import numpy as np
 import PIL.Image
 
 from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
@@ -18,11 +19,11 @@ from .families import FAMILIES
 CODE_NAMES = {"relu": "ReLU"}  # how the activations are written on the buttons
 
 
-def numbers_html(view: View) -> str:
-    """The metrics of ``view`` as a small HTML table (class sae-numbers-table)."""
+def numbers_rows(view: View) -> list[tuple[str, str]]:
+    """The metrics of ``view`` as (name, value) text pairs, for the table and the snapshot."""
     m = view.metrics
     active = FAMILIES[view.setting.family].active_threshold
-    rows = [
+    return [
         ("setting", view.setting.label()),
         ("test BCE per pixel", f"{m['bce']:.4f}"),
         ("units carrying 90 % of a digit's code mass", f"{m['units_for_mass']:.1f} (mean over test digits)"),
@@ -34,8 +35,18 @@ def numbers_html(view: View) -> str:
         ("pixel variance unexplained", f"{100 * m['fraction_variance_unexplained']:.1f} %"),
         ("model", view.source),
     ]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+
+
+def numbers_html(view: View) -> str:
+    """The metrics of ``view`` as a small HTML table (class sae-numbers-table)."""
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k, quote=False)}</th>"
+                    f"<td>{html.escape(v, quote=False)}</td></tr>" for k, v in numbers_rows(view))
     return f"<table class='sae-numbers-table'>{cells}</table>"
+
+
+def features_title(view: View) -> str:
+    return (f"<b>What the 64 most often active units draw</b> (decoder weights, most active first; one colour "
+            f"scale, red +, blue −, saturating at ±{view.features_scale:.2f})")
 
 
 class ExplorerApp:
@@ -66,6 +77,7 @@ class ExplorerApp:
         self.features = w.Image(**natural_size)
         self.statistics = w.Image(**natural_size)
         self.numbers = w.HTML()
+        self.features_header = w.HTML()
         for name in ("reconstructions", "features", "statistics", "numbers"):
             getattr(self, name).add_class(f"sae-{name}")  # for tests/test_browser.py
         for control in (self.penalty, self.digits, *self.sliders.values()):
@@ -86,8 +98,7 @@ class ExplorerApp:
         views = w.HBox([
             w.VBox([w.HTML("<b>Test digits (top) and their reconstructions (bottom)</b>"), self.reconstructions,
                     w.HTML("<b>Numbers on the 10,000 test digits</b>"), self.numbers]),
-            w.VBox([w.HTML("<b>What the 64 most often active units draw</b> (decoder weights, most active "
-                           "first, each scaled to its own largest weight; red +, blue −)"), self.features]),
+            w.VBox([self.features_header, self.features]),
         ])
         return w.VBox([title, controls, self.message, views, self.statistics])
 
@@ -135,24 +146,39 @@ class ExplorerApp:
         view = self.explorer.view(self.setting())
         self.reconstructions.value = view.reconstructions[check_digit_set(self.digits.value)]
         self.features.value = view.features_png
+        self.features_header.value = features_title(view)
         self.statistics.value = view.statistics_png
         self.numbers.value = numbers_html(view)
         self._say("")
         self.seconds = time.perf_counter() - start
 
     def snapshot(self) -> bytes:
-        """The current views stacked in one PNG: a static picture of the explorer."""
-        images = [PIL.Image.open(io.BytesIO(w.value)).convert("RGB")
-                  for w in (self.reconstructions, self.features, self.statistics)]
-        width = max(im.width for im in images)
-        canvas = PIL.Image.new("RGB", (width, sum(im.height for im in images) + 20), "white")
-        y = 0
-        for im in images:
-            canvas.paste(im, (0, y))
-            y += im.height + 10
-        buffer = io.BytesIO()
-        canvas.save(buffer, format="png", optimize=True)
-        return buffer.getvalue()
+        """A static picture of the explorer's current views and numbers, as PNG bytes."""
+        import matplotlib.pyplot as plt
+
+        from .files import figure_png
+
+        view = self.explorer.view(self.setting())
+        pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(getattr(self, name).value)).convert("RGB"))
+                    for name in ("reconstructions", "features", "statistics")}
+        fig = plt.figure(figsize=(12, 10.5))
+        grid = fig.add_gridspec(3, 2, height_ratios=(1.1, 2.6, 2.1), width_ratios=(1, 1))
+        titles = {"reconstructions": (grid[0, 0], "test digits (top) and their reconstructions (bottom)"),
+                  "features": (grid[0:2, 1], f"decoder images of the 64 most often active units\n(most active "
+                                             f"first; red +, blue −, saturating at ±{view.features_scale:.2f})"),
+                  "statistics": (grid[2, :], "")}
+        for name, (place, title) in titles.items():
+            ax = fig.add_subplot(place)
+            ax.imshow(pictures[name])
+            ax.set_title(title, fontsize=10)
+            ax.axis("off")
+        text = fig.add_subplot(grid[1, 0])
+        text.axis("off")
+        text.text(0, 1, "\n".join(f"{k}: {v}" for k, v in numbers_rows(view)), va="top", fontsize=9, wrap=True)
+        fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12)
+        png = figure_png(fig, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        return png
 
     def _enable_relevant_sliders(self) -> None:
         used = {h.name for h in FAMILIES[self.penalty.value].hyperparameters}

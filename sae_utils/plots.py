@@ -12,7 +12,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
 import torch
 
 from .data import prepare_images
@@ -46,10 +46,14 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     for split, style in (("train", "C0"), ("test", "C2")):
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
-    ax.set(xlabel="epoch", ylabel="loss per pixel", title=title, yscale="log")
+    ax.set(xlabel="epoch", ylabel="loss (BCE per pixel, + weight · penalty)", title=title, yscale="log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     weighted = [o - b for o, b in zip(history["train_objective"], history["train_bce"])]
     gap.plot(epochs, weighted, "o-", color="C3")
-    gap.set(xlabel="epoch", ylabel="weight · penalty", title="objective − BCE (train, epoch mean)")
+    gap.set(xlabel="epoch", ylabel=r"weight × penalty ($\beta\,\Omega_{KL}$ or $\lambda\,\Omega_{L1}$)",
+            title="objective − BCE (train, epoch mean)")
     for axis in (ax, gap):
         axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
@@ -112,8 +116,9 @@ def _feature_grid(fig, features, labels, title):
         ax.axis("off")
     for ax, image, label in zip(axes.flat, features, labels):
         shown = ax.imshow(image.cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
-        ax.set_title(label, fontsize=6, pad=1.5)
-    fig.colorbar(shown, ax=axes, shrink=0.6, label="weight", extend="both")
+        ax.set_title(label, fontsize=7.5, pad=1.5)
+    fig.colorbar(shown, ax=axes, shrink=0.6, extend="both",
+                 label=f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
     fig.suptitle(title)
     return axes
 
@@ -140,7 +145,7 @@ def plot_features(model, n: int = 64, title: str | None = None, units=None, whic
     units = list(range(model.n_hidden))[:n] if units is None else list(units)[:n]
     features = feature_images(model, which, image_shape)[units]
     cols = math.ceil(math.sqrt(len(features)))
-    fig = plt.figure(figsize=(1.0 * cols + 1.2, 1.05 * math.ceil(len(features) / cols) + 0.6))
+    fig = plt.figure(figsize=(1.15 * cols + 1.6, 1.2 * math.ceil(len(features) / cols) + 0.6))
     _feature_grid(fig, features, unit_labels(units, firing_frequency),
                   title or f"Features of {len(features)} hidden units ({which} weights)")
     return fig
@@ -157,13 +162,13 @@ def plot_activation_histogram(model, images, rho: float | None = None, title: st
     rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
     alive = rho_hat[rho_hat > 0]
     fig, ax = plt.subplots(figsize=(5.5, 3))
-    label = f"{len(alive)} units" + (f" ({len(rho_hat) - len(alive)} dead units, ρ̂_j = 0, not drawn)"
+    label = f"{len(alive)} units" + (f" ({len(rho_hat) - len(alive)} dead units, $\\hat\\rho_j = 0$, not drawn)"
                                      if len(alive) < len(rho_hat) else "")
     ax.hist(alive, bins=40, color="C0", label=label)
     if rho is not None:
         ax.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
     ax.legend(fontsize=8)
-    ax.set(xlabel="mean activation ρ̂_j of a hidden unit", ylabel="number of units",
+    ax.set(xlabel=r"mean activation $\hat\rho_j$ of a hidden unit", ylabel="number of units",
            title=title or "Mean activation per hidden unit")
     fig.tight_layout()
     return fig
@@ -200,7 +205,7 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     """
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(1.0 * cols * len(models) + 1.5 * len(models), 1.05 * rows + 0.8))
+    fig = plt.figure(figsize=(1.15 * cols * len(models) + 1.8 * len(models), 1.2 * rows + 0.8))
     blocks = fig.subfigures(1, len(models), squeeze=False)[0]
     for block, (label, model) in zip(blocks, models.items()):
         chosen = list((units or {}).get(label, range(n)))[:n]
@@ -213,28 +218,62 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
 
 @torch.no_grad()
 def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
-    """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x
-    (red: too bright, blue: too dark, one shared scale), and the difference of the first two models'
-    reconstructions. models: {label: model} (two or more); image_shape as in ``plot_reconstructions``."""
+    """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x,
+    and the difference of the first two models' reconstructions, all differences on one colour scale with
+    one colour bar (red: brighter than the reference of the row, blue: darker).
+    models: {label: model} (two or more); image_shape as in ``plot_reconstructions``."""
     n_input = next(iter(models.values())).n_input
     shape = drawn_shape(n_input, image_shape)
     x = prepare_images(images[:n], n_input=n_input)
     labels = list(models)
     x_hat = {label: model.reconstruct(x.to(next(model.parameters()).device)).cpu() for label, model in models.items()}
-    rows = [("input x", x, "gray", 1.0)]
-    rows += [(f"{label}: $\\hat{{x}} - x$", x_hat[label] - x, "bwr", None) for label in labels]
-    rows.append((f"{labels[0]} − {labels[1]}", x_hat[labels[0]] - x_hat[labels[1]], "PiYG", None))
-    limit = max(r[1].abs().max().item() for r in rows[1:])
-    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x) + 1.2, 1.15 * len(rows) + 0.3), squeeze=False)
-    for ax_row, (label, batch, cmap, top) in zip(axes, rows):
+    rows = [("input x", x)] + [(f"{label}: $\\hat{{x}} - x$", x_hat[label] - x) for label in labels]
+    rows.append((f"$\\hat{{x}}_{{{labels[0]}}} - \\hat{{x}}_{{{labels[1]}}}$", x_hat[labels[0]] - x_hat[labels[1]]))
+    limit = max(batch.abs().max().item() for _, batch in rows[1:])
+    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x) + 1.4, 1.15 * len(rows) + 0.5), squeeze=False)
+    for r, (ax_row, (label, batch)) in enumerate(zip(axes, rows)):
         for ax, image in zip(ax_row, batch.reshape(-1, *shape)):
-            shown = ax.imshow(image.numpy(), cmap=cmap, vmin=0 if top else -limit, vmax=top or limit)
+            shown = ax.imshow(image.numpy(), cmap="gray" if r == 0 else "bwr",
+                              vmin=0 if r == 0 else -limit, vmax=1 if r == 0 else limit)
             ax.set_xticks([]), ax.set_yticks([])
         ax_row[0].set_ylabel(label, fontsize=8)
-        if top is None:
-            fig.colorbar(shown, ax=list(ax_row), shrink=0.8, pad=0.01)
-    if title:
-        fig.suptitle(title)
+    fig.colorbar(shown, ax=axes[1:].ravel().tolist(), shrink=0.8, pad=0.02,
+                 label=f"difference (red: {labels[0]} or the model brighter)")
+    fig.suptitle(title or f"errors of each model, and {labels[0]} minus {labels[1]} (red: {labels[0]} brighter)")
+    return fig
+
+
+def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features: int = 8):
+    """Atlas entries side by side, one row each: the reconstructions of the first test digit of ``n_digits``
+    classes, then the decoder images of the entry's ``n_features`` most often active units.
+
+    entries: {row label: ``atlas.AtlasEntry``}; test_images: the MNIST test digits (uint8), for the top row.
+    The features of a row share one colour scale (red +, blue -), ending at the row's largest weight,
+    which the row's label states; each feature tile says how often its unit is active.
+    """
+    first = next(iter(entries.values()))
+    digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
+    cols = n_digits + 1 + n_features
+    fig, axes = plt.subplots(len(entries) + 1, cols, figsize=(0.95 * cols, 1.05 * (len(entries) + 1) + 0.4),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * n_digits + [0.3] + [1] * n_features})
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for ax, index in zip(axes[0], digits):
+        ax.imshow(test_images[int(index)].numpy(), cmap="gray", vmin=0, vmax=255)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    axes[0, n_digits + 1].set_title("decoder images of the most often active units →", fontsize=8, loc="left")
+    for row, (label, entry) in zip(axes[1:], entries.items()):
+        for ax, image in zip(row, entry.recon[::2][:n_digits]):
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        features = entry.features[:n_features]
+        limit = float(np.abs(features).max()) or 1.0
+        for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
+            ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
+            ax.set_title(f"{100 * float(entry.firing_frequency[unit]):.0f}%", fontsize=6, pad=1)
+        row[0].set_ylabel(f"{label}\n(features ±{limit:.2f})", fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.93, bottom=0.01, wspace=0.05, hspace=0.25)
     return fig
 
 
@@ -246,34 +285,42 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
     others it moves at), ...]}: each such line joins the points where one hyperparameter moves, labelled
-    with its values; every other point of the family is drawn as a faint dot. x_key: a metric every
-    family has; the default is the shared yardstick (units carrying 90 % of a digit's code mass).
+    with its values (labels alternate above and below the line so that close points stay readable);
+    every other point of the family is drawn as a faint dot, and the family's reference setting as a
+    star. x_key: a metric every family has; the default is the shared yardstick (units carrying 90 % of a
+    digit's code mass).
     """
     from .families import FAMILIES
 
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
-        symbols = {h.name: h.symbol for h in FAMILIES[name].hyperparameters}
+        fam, colour = FAMILIES[name], f"C{f_index}"
+        symbols = {h.name: h.symbol for h in fam.hyperparameters}
         ax.scatter([p["metrics"][x_key] for p in points], [p["metrics"][y_key] for p in points], s=10,
-                   color=f"C{f_index}", alpha=0.25, zorder=1)
+                   color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
         for l_index, (moving, fixed) in enumerate(lines.get(name, [])):
             chosen = sorted((p for p in points if all(p["params"][k] == v for k, v in fixed.items())),
                             key=lambda p: p["params"][moving])
             xs, ys = [p["metrics"][x_key] for p in chosen], [p["metrics"][y_key] for p in chosen]
             where = ", ".join(f"{symbols[k]} = {v:g}" for k, v in fixed.items())
             label = f"{name.upper()}: {symbols[moving]} varies" + (f" ({where})" if where else "")
-            (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=f"C{f_index}", label=label,
+            (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
-            for p, x, y in zip(chosen, xs, ys):
-                ax.annotate(f"{p['params'][moving]:g}", (x, y), textcoords="offset points", xytext=(4, 3),
-                            fontsize=7, color=line.get_color())
+            for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
+                above = (i + l_index) % 2 == 0
+                ax.annotate(f"{symbols[moving]}={p['params'][moving]:g}", (x, y), textcoords="offset points",
+                            xytext=(4, 5 if above else -10), fontsize=7, color=line.get_color())
+        reference = [p for p in points if p["params"] == fam.reference()]
+        for p in reference:
+            ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=220, color=colour,
+                       edgecolor="black", zorder=3, label=f"{name.upper()} reference")
     ax.set(xscale="log", xlabel="units carrying 90 % of a digit's code mass (mean over test digits)"
            if x_key == "units_for_mass" else x_key.replace("_", " "), ylabel="test BCE per pixel")
     low, high = ax.get_xlim()
     ax.set_xticks([t for t in LOG_TICKS if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
 
@@ -312,27 +359,31 @@ def reconstructions_png(inputs: np.ndarray, reconstructions: np.ndarray) -> byte
     return to_png(tile(np.concatenate([inputs, reconstructions]), cols=len(inputs)))
 
 
-def features_png(features: np.ndarray) -> bytes:
-    """Feature images (N, h, w), each scaled to its own largest absolute value, red +, blue -, as one PNG."""
-    scaled = features / np.maximum(np.abs(features).max(axis=(1, 2), keepdims=True), 1e-12)
-    return to_png(tile(scaled, cols=math.ceil(math.sqrt(len(scaled))), fill=0.0), cmap="bwr", vmin=-1.0, vmax=1.0)
+def features_png(features: np.ndarray) -> tuple[bytes, float]:
+    """Feature images (N, h, w) on one shared colour scale, red +, blue -, as one PNG, and the scale's end:
+    the 99.5th percentile of the absolute weights (larger ones saturate)."""
+    limit = float(np.quantile(np.abs(features), 0.995)) or 1.0
+    mosaic = tile(features, cols=math.ceil(math.sqrt(len(features))), fill=0.0)
+    return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit), limit
 
 
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,
-                         title: str | None = None):
+                         title: str | None = None, threshold: float | None = None):
     """Two histograms over the hidden units: the mean activation rho_hat_j (with the target rho, if any)
     and, on a log scale, how often each unit is active (the feature density of the interpretability
-    papers). Units that are never active are counted in the second panel's title, not drawn."""
+    papers). Units that are never active are counted in the second panel's title, not drawn. threshold:
+    the family's rule for "active" (code > threshold), written on the axis."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
     left.hist(mean_activation, bins=40, color="C0")
     if rho is not None:
         left.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
         left.legend(fontsize=8)
-    left.set(xlabel="mean activation ρ̂_j", ylabel="units")
+    left.set(xlabel=r"mean activation $\hat\rho_j$", ylabel="units")
     alive = firing_frequency[firing_frequency > 0]
     if len(alive):
         right.hist(np.log10(alive), bins=30, color="C2")
-    right.set(xlabel="log10 (fraction of test digits active)", ylabel="units",
+    rule = "active" if threshold is None else f"with $y_j > {threshold:g}$"
+    right.set(xlabel=f"log10 (fraction of test digits {rule})", ylabel="units",
               title=f"{len(firing_frequency) - len(alive)} of {len(firing_frequency)} units never active")
     right.title.set_fontsize(9)
     if title:

@@ -84,11 +84,13 @@ def test_to_png_round_trip_pixel_by_pixel():
     assert np.array_equal(np.array(decode_png(plots.to_png(10 * array - 5, vmin=-5, vmax=5, scale=2))), np.array(image))
 
 
-def test_bwr_pngs_draw_negative_blue_and_positive_red():
-    features = np.zeros((2, 3, 3))
-    features[0, 0, 0], features[0, 2, 2] = -4.0, 2.0  # scaled by its largest |value|: -1 and +0.5
-    features[1, 1, 1] = 3.0
-    rgb = np.array(decode_png(plots.features_png(features)).convert("RGB"))
+def test_bwr_pngs_draw_negative_blue_and_positive_red_on_one_scale():
+    features = -np.ones((2, 3, 3))
+    features[0, 2, 2] = 0.5      # pale red
+    features[1] = 1.0            # full red: the shared scale ends at the 99.5th percentile of |w|, 1
+    png, limit = plots.features_png(features)
+    rgb = np.array(decode_png(png).convert("RGB"))
+    assert limit == 1.0
     # 2 features -> 2 columns, one row, 3 x 3 each, a 2-pixel gap, 2 pixels per value.
     assert rgb.shape == (6, 16, 3)
     assert tuple(rgb[0, 0]) == (0, 0, 255)  # -1: full blue
@@ -152,7 +154,7 @@ def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
         np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), expected[unit].numpy())
         assert ax.images[0].get_clim() == pytest.approx((-limit, limit))  # one shared, symmetric scale
     assert [ax.get_title() for ax in tiles] == ["unit 2, 12%", "unit 0, 50%"]
-    assert colour_bar.get_ylabel() == "weight"
+    assert colour_bar.get_ylabel().startswith("weight (colours saturate beyond")
 
 
 def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
