@@ -7,6 +7,7 @@ import PIL.Image
 import pytest
 
 from sae_utils.explorer import Explorer, make_setting
+from sae_utils import explorer_app
 from sae_utils.explorer_app import ExplorerApp, numbers_html
 
 
@@ -76,11 +77,14 @@ def test_numbers_state_the_yardstick_and_the_budget(app):
     assert "20 epochs on all 60,000 training digits" in html
 
 
-def test_snapshot_stacks_the_three_pictures(app):
-    snapshot = PIL.Image.open(io.BytesIO(app.snapshot()))
-    parts = [PIL.Image.open(io.BytesIO(getattr(app, name).value)) for name in ("reconstructions", "features", "statistics")]
-    assert snapshot.width == max(p.width for p in parts)
-    assert snapshot.height == sum(p.height for p in parts) + 20
+def test_snapshot_is_a_picture_of_the_current_setting(app, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(explorer_app, "numbers_rows", lambda view: drawn.append(view.setting) or [("setting", "x")])
+    first = PIL.Image.open(io.BytesIO(app.snapshot()))
+    app.set(beta=0.015)
+    app.snapshot()
+    assert first.format == "PNG" and first.width > PIL.Image.open(io.BytesIO(app.features.value)).width
+    assert drawn[0] == make_setting("kl") and drawn[-1] == make_setting("kl", beta=0.015)  # the setting shown
 
 
 def test_the_app_displays_as_its_widget_with_a_plain_text_line(app):
