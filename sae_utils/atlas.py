@@ -6,8 +6,7 @@
 every other field at its default: 20 epochs on all 60,000 training digits, batch 1200, Adam lr 9e-3,
 512 hidden units, seed 0. It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
-share 0.9, ``l0`` for ReLU codes (None for sigmoid codes), ``fraction_variance_unexplained`` and
-``dead_fraction``), each unit's firing frequency and mean activation (rho_hat_j), the reconstructions of
+share 0.9, ``l0`` for ReLU codes (None for sigmoid codes) and ``fraction_variance_unexplained``), each unit's firing frequency and mean activation (rho_hat_j), the reconstructions of
 20 fixed test digits (the first two of each class) as uint8, the decoder feature images of the 64 units
 that fire most often as int8 with a float32 scale per unit, and the seconds the point took.
 
@@ -52,7 +51,7 @@ from .checks import check_choice
 from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
-from .metrics import (ACTIVE_THRESHOLD, dead_fraction, evaluate, firing_frequency, fraction_variance_unexplained,
+from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
                       l0, units_by_use, units_for_mass)
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -154,8 +153,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     threshold = ACTIVE_THRESHOLD[model.activation]
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
-                   fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
-                   dead_fraction=dead_fraction(code, threshold))
+                   fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)))
     frequency = firing_frequency(code, threshold).numpy()
     mean_activation = code.mean(dim=0).numpy()
     units = units_by_use(torch.from_numpy(frequency), torch.from_numpy(mean_activation))[:N_FEATURES].numpy()

@@ -138,13 +138,17 @@ def same_shape(first: str, second: str):
     return check
 
 
-def check_width(name: str, x, width: int, shapes) -> torch.Tensor:
-    """A floating-point tensor (B, ...) whose trailing shape is one of ``shapes`` (their size is ``width``)."""
+def describe_shapes(shapes, lead: str) -> str:
+    """[(784,), (28, 28)], "N" -> "(N, 784) or (N, 28, 28)": the allowed shapes, for error messages."""
+    names = [f"({lead}, {', '.join(map(str, shape))})" for shape in shapes]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def check_width(name: str, x, shapes) -> torch.Tensor:
+    """A floating-point tensor (B, ...) whose trailing shape is one of ``shapes``."""
     check_float_tensor(name, x)
     if x.dim() < 2 or tuple(x.shape[1:]) not in shapes:
-        described = [f"(B, {', '.join(map(str, s))})" for s in shapes]
-        allowed = described[0] if len(described) == 1 else f"{', '.join(described[:-1])} or {described[-1]}"
-        raise ValueError(f"{name} must have shape {allowed}, got {tuple(x.shape)}")
+        raise ValueError(f"{name} must have shape {describe_shapes(shapes, 'B')}, got {tuple(x.shape)}")
     return x
 
 
@@ -163,10 +167,9 @@ def check_type(name: str, value, expected: type):
     return value
 
 
-def config_field_checks() -> dict:
-    """The checks of TrainConfig's recipe fields, each ``(name, value) -> value``."""
-    return {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
-            "count": check_int,
-            "seed": lambda name, value: check_int(name, value, low=0),
-            "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto"))}
+# The checks of TrainConfig's recipe fields, each ``(name, value) -> value``.
+CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
+                 "count": check_int,
+                 "seed": lambda name, value: check_int(name, value, low=0),
+                 "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto"))}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_values
+from .checks import check_values, describe_shapes
 
 MNIST_DIR = Path(__file__).with_name("mnist")
 IMAGE_SIDE = 28
@@ -74,11 +74,6 @@ def image_shapes(n_input: int) -> list[tuple[int, ...]]:
     """The shapes one input of D = ``n_input`` values may have: (D,), and (s, s), (1, s, s) where D = s * s."""
     side = math.isqrt(n_input)
     return [(n_input,)] + ([(side, side), (1, side, side)] if side > 1 and side * side == n_input else [])
-
-
-def describe_shapes(shapes, lead: str) -> str:
-    names = [f"({lead}, {', '.join(map(str, shape))})" for shape in shapes]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def flat_images(images: torch.Tensor, name: str = "images", n_input: int | None = None) -> torch.Tensor:

@@ -58,7 +58,7 @@ def evaluate(model, images, **hyperparameters) -> dict:
         "mean_activation": code.mean().item(),
         "active_fraction_per_digit": active.float().mean().item(),
         "active_units_per_digit": active.sum(dim=1).float().mean().item(),
-        "dead_fraction": (~active.any(dim=0)).float().mean().item(),
+        "dead_fraction": dead_fraction(code, fam.active_threshold),
         "n_images": len(x),
     }
 

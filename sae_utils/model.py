@@ -54,7 +54,7 @@ class SparseAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """code (B, H) -> logits (B, D)."""
-        code = check_width("code", code, self.n_hidden, [(self.n_hidden,)])
+        code = check_width("code", code, [(self.n_hidden,)])
         return self.decoder(code.to(self.decoder.weight.dtype))   # (B, H) -> (B, D)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +69,7 @@ class SparseAutoencoder(nn.Module):
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
         """Floats (B, D) or image-shaped -> (B, D) in the model's dtype. Type and shape only: no pass over values."""
-        x = check_width("x", x, self.n_input, image_shapes(self.n_input))
+        x = check_width("x", x, image_shapes(self.n_input))
         return x.reshape(len(x), self.n_input).to(self.encoder.weight.dtype)
 
     def feature_images(self, side: int | None = None) -> torch.Tensor:

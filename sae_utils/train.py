@@ -22,14 +22,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import check_device, check_type, config_field_checks
+from .checks import CONFIG_CHECKS as CHECK, check_device, check_type
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, family
 from .model import SparseAutoencoder
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
-CHECK = config_field_checks()
 
 
 def _field(default, check, help: str, **metadata):
