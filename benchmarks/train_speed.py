@@ -3,6 +3,7 @@
 Run by hand from the repository root, on an otherwise idle machine (about 2 minutes on 2 cores):
 
     python benchmarks/train_speed.py                 # --penalty kl --repeats 5 [--threads N]
+    python benchmarks/train_speed.py --penalty topk  # TopK (k = 25): its code, decoder norm and dead-unit loss
 
 Every repeat runs each variant once, in turn, so that all of them see the same machine load:
 
@@ -146,17 +147,19 @@ def conventional_loop(config: TrainConfig, root: Path):
     def epoch() -> float:
         start = time.perf_counter()
         torch.manual_seed(config.seed)
-        model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho)
+        model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, **config.hyperparameters())
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         model.train()
         running = 0.0
         for images, _ in DataLoader(train_set, batch_size=config.batch_size, shuffle=True):
             x = images.view(len(images), -1)
             logits, code = model(x)
-            loss = bce(logits, x) + family.weighted_penalty(code, config.hyperparameters())[0]
+            loss = bce(logits, x) + family.weighted_penalty(code, config.hyperparameters(), model, x, logits)[0]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if family.after_step is not None:
+                family.after_step(model)
             running += loss.item() * len(x)
         model.eval()
         total = 0.0

@@ -4,11 +4,15 @@
 ``grid``); a family's points are the cartesian product of its values, plus a few recipe ``VARIANTS``
 (the reference recipe with one more field changed). Each point is trained as ``TrainConfig(penalty=family, **point)`` with
 every other field at its default: 20 epochs on all 60,000 training digits, batch 1200, Adam lr 9e-3,
-512 hidden units, seed 0. It is then measured on all 10,000 test digits. Stored per point (never the
+512 hidden units, seed 0 (TopK's recipe also lets the learning rate fall to 0 over the last 30 % of the
+steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
-share 0.9, ``l0`` for ReLU codes (None for sigmoid codes) and ``fraction_variance_unexplained``), each unit's firing frequency and mean activation (rho_hat_j), the reconstructions of
-20 fixed test digits (the first two of each class) as uint8, the decoder feature images of the 64 units
-that fire most often as int8 with a float32 scale per unit, and the seconds the point took.
+share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``
+and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
+``probe_error_wider``, encoded with ``probe_k`` = 3k units)), each unit's firing frequency and mean
+activation (rho_hat_j), the reconstructions of 20 fixed test digits (the first two of each class) as
+uint8, the decoder feature images of the 64 units that fire most often as int8 with a float32 scale per
+unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
@@ -52,17 +56,20 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, units_by_use, units_for_mass)
+                      l0, unit_dashboards, units_by_use, units_for_mass)
+from .probe import linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
 GRID = {name: {h.name: h.grid for h in fam.hyperparameters} for name, fam in FAMILIES.items()}
 VARIANTS = {name: fam.atlas_variants for name, fam in FAMILIES.items() if fam.atlas_variants}
 ATLAS_DIR = Path(__file__).with_name("atlas_runs")
-FORMAT = 1
+FORMAT = 2
 MASS_SHARE = 0.9
 DIGITS_PER_CLASS = 2
 N_FEATURES = 64
-ARRAYS = ("recon", "features", "feature_scale", "feature_units", "firing_frequency", "mean_activation")
+WIDER_PROBE = 3  # TopK codes are probed a second time with this many times k units kept (k-sparse paper)
+DASHBOARD = ("top_digits", "top_values", "histogram", "edges")
+ARRAYS = ("recon", "features", "feature_scale", "feature_units", "firing_frequency", "mean_activation", *DASHBOARD)
 
 
 class MissingSettingError(KeyError):
@@ -138,22 +145,33 @@ def fixed_digits(labels: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray) -> tuple[dict, dict]:
+def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray,
+            probe_data: tuple | None = None) -> tuple[dict, dict]:
     """The stored numbers of a trained model: (JSON-able metrics, arrays of one point).
 
+    probe_data: ``((train_images, train_labels), (test_images, test_labels))`` for the linear probe
+    (default: all of MNIST).
+
     Arrays: recon uint8 (20, 28, 28); features int8 (64, 28, 28) with feature_scale float32 (64,)
+    (the dashboards of the same 64 units: top_digits int16 (64, 9), top_values float32 (64, 9),
+    histogram int32 (64, 20), edges float32 (64, 21), see ``metrics.unit_dashboards``)
     (the decoder column of each unit divided by its largest absolute value, times 127); feature_units
     (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
     mean_activation float32 (H,).
     """
-    metrics = evaluate(model, test_images, **config.hyperparameters())
+    own = model.architecture()
+    metrics = evaluate(model, test_images, **{n: v for n, v in config.hyperparameters().items() if n not in own})
     x = prepare_images(test_images)
     model.eval()
     logits, code = model(x)
     threshold = ACTIVE_THRESHOLD[model.activation]
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
-                   fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)))
+                   fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
+                   probe_error=linear_probe(model, *(probe_data or ()))["test_error"])
+    if model.k is not None:
+        wider = min(WIDER_PROBE * model.k, model.n_hidden)
+        metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])
     frequency = firing_frequency(code, threshold).numpy()
     mean_activation = code.mean(dim=0).numpy()
     units = units_by_use(torch.from_numpy(frequency), torch.from_numpy(mean_activation))[:N_FEATURES].numpy()
@@ -162,19 +180,24 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     quantised = np.round(127 * weights / np.where(scale > 0, scale, 1)[:, None]).astype(np.int8)
     recon = np.round(255 * torch.sigmoid(logits[torch.from_numpy(digits)]).numpy()).astype(np.uint8)
     side = (IMAGE_SIDE, IMAGE_SIDE)
+    dashboards = unit_dashboards(code, units, threshold)
     return metrics, {"recon": recon.reshape(-1, *side), "features": quantised.reshape(-1, *side),
                      "feature_scale": scale, "feature_units": units.astype(np.int16),
                      "firing_frequency": frequency.astype(np.float32),
-                     "mean_activation": mean_activation.astype(np.float32)}
+                     "mean_activation": mean_activation.astype(np.float32),
+                     "top_digits": dashboards["top_digits"].astype(np.int16),
+                     "top_values": dashboards["top_values"], "histogram": dashboards["histogram"].astype(np.int32),
+                     "edges": dashboards["edges"]}
 
 
-def build_point(config: TrainConfig, train_images, test_images, digits: np.ndarray) -> tuple[dict, dict]:
-    """Train one point and measure it; return (metadata for the JSON, arrays)."""
+def build_point(config: TrainConfig, train_data: tuple, test_data: tuple, digits: np.ndarray) -> tuple[dict, dict]:
+    """Train one point on ``train_data`` = (images, labels) and measure it on ``test_data`` = (images,
+    labels); return (metadata for the JSON, arrays)."""
     start = time.perf_counter()
-    model, history = train(config, train_images, test_images, progress=False)
+    model, history = train(config, train_data[0], test_data[0], progress=False)
     if history["interrupted"]:  # train turns Ctrl-C into a short history: stop the build, store nothing
         raise KeyboardInterrupt
-    metrics, arrays = measure(model, config, test_images, digits)
+    metrics, arrays = measure(model, config, test_data[0], digits, (train_data, test_data))
     return {"config": config.as_dict(), "history": history, "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 1)}, arrays
 
@@ -223,11 +246,11 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
     done = {entry["id"] for entry in meta["points"]}
     todo = [grid_point(family, p) for p in (grid_points(family) if points is None else points)]
     todo = [p for p in todo if point_id(p) not in done]
-    train_images = load_mnist("train")[0] if todo else None
+    train_data = load_mnist("train") if todo else None
     failed = []
     for params in tqdm(todo, desc=f"{family} atlas", unit="point", disable=not progress):
         try:
-            entry, new = build_point(point_config(family, params), train_images, test_images, digits)
+            entry, new = build_point(point_config(family, params), train_data, (test_images, test_labels), digits)
         except TrainingDivergedError as err:
             log(f"{family} {point_id(params)}: {err}; left out")
             failed.append(point_id(params))
@@ -260,6 +283,7 @@ class AtlasEntry:
     feature_units: np.ndarray
     firing_frequency: np.ndarray
     mean_activation: np.ndarray
+    dashboards: dict  # metrics.unit_dashboards of the units feature_units, over the 10,000 test digits
 
 
 class Atlas:
@@ -293,10 +317,12 @@ class Atlas:
         a = {name: array[row].copy() if name in ARRAYS else array.copy()  # copies: the cached atlas stays intact
              for name, array in self._arrays.items()}
         features = a["features"].astype(np.float32) * (a["feature_scale"] / 127)[:, None, None]
+        units = a["feature_units"].astype(np.int64)
         return AtlasEntry(self.family, dict(meta["params"]), TrainConfig(**meta["config"]),
                           copy.deepcopy(meta["history"]), dict(meta["metrics"]), meta["seconds"], a["recon"],
                           a["digit_indices"], features, a["feature_units"].astype(np.int64),
-                          a["firing_frequency"], a["mean_activation"])
+                          a["firing_frequency"], a["mean_activation"],
+                          {name: a[name] for name in DASHBOARD} | {"firing_frequency": a["firing_frequency"][units]})
 
 
 def load_atlas(family: str, directory=None) -> Atlas:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sae_utils train --penalty kl`` and ``python -m sae_utils evaluate kl``."""
+"""Command line: ``python -m sae_utils train --penalty kl`` (or l1, or ``topk --k 25``) and ``python -m sae_utils evaluate kl``."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .data import flat_images, load_mnist
+from .families import DEFAULT, HYPERPARAMETERS, family
 from .files import safe_torch_load, sha256_file
 from .metrics import evaluate
 from .pretrained import PRETRAINED_DIR, PRETRAINED_NAMES, load_model, save_model
@@ -31,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = commands.add_parser("train", help="train a sparse autoencoder (reference setup by default)")
     for f in dataclasses.fields(TrainConfig):  # one flag per config field: --penalty, --rho, ..., --batch-size
-        t.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata.get("type", type(f.default)), default=f.default,
-                       choices=f.metadata.get("choices"), help=f.metadata["help"])
+        default = f"; default {f.default}" if f.default is not None and f.name != "penalty" else ""
+        t.add_argument(f"--{f.name.replace('_', '-')}", type=f.metadata.get("type", type(f.default)), default=None,
+                       choices=f.metadata.get("choices"), help=f"{f.metadata['help']}{default}")
     t.add_argument("--data", type=Path, default=None,
                    help="train on your own (N, D) array: a .npy file or a .pt file holding one tensor; uint8, "
                         "or floats in [0, 1] (default: the 60,000 MNIST training digits)")
@@ -66,8 +68,20 @@ def main(argv=None) -> int:
         return 130
 
 
+def train_config(args) -> TrainConfig:
+    """The config of the flags given (the others at their defaults); a hyperparameter flag of another
+    family (``--penalty topk --beta 0.01``) is refused even at its reference value."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    fam = family(given.get("penalty", DEFAULT))
+    for name in given.keys() & HYPERPARAMETERS.keys() - {h.name for h in fam.hyperparameters}:
+        uses = ", ".join(f"--{h.name}" for h in fam.hyperparameters)
+        raise ValueError(f"--{name} does not apply to --penalty {fam.name} (it takes {uses}"
+                         f"{'; it has no penalty weight' if fam.weight is None else ''})")
+    return TrainConfig(**given)
+
+
 def run_train(args) -> int:
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    config = train_config(args)
     out = args.out or Path("runs") / config.penalty
     ensure_writable(out)
     train_images, test_images, data = training_data(args)
@@ -166,7 +180,7 @@ def make_card(model, config: TrainConfig, history: dict, train_images, test_imag
     hyperparameters = config.hyperparameters()
     metrics = {split: evaluate(model, images, **hyperparameters)
                for split, images in (("train", train_images), ("test", test_images))}
-    published = PUBLISHED_LOSSES[config.penalty] if data["data"] == "MNIST" else None
+    published = PUBLISHED_LOSSES.get(config.penalty) if data["data"] == "MNIST" else None  # none for TopK
     return {"config": config.as_dict(), **data, "history": history, "metrics": metrics, "published": published}
 
 

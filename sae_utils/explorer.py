@@ -19,7 +19,7 @@ from .checks import check_choice
 from .data import load_mnist
 from .families import DEFAULT, FAMILIES, family
 from .files import figure_png
-from .plots import features_png, plot_unit_statistics, reconstructions_png
+from .plots import features_png, plot_feature_dashboards, plot_unit_statistics, reconstructions_png
 
 DIGIT_SETS = ("first", "second")  # of each class: the atlas stores the first two test digits of each class
 RECIPE = "20 epochs on all 60,000 training digits (the reference recipe), from the atlas"
@@ -81,6 +81,7 @@ class View:
     features_scale: float  # the features' colour scale ends at +- this weight
     statistics_png: bytes = field(repr=False)
     feature_units: np.ndarray = field(repr=False)
+    feature_frequency: np.ndarray = field(repr=False)  # how often each of feature_units is active
 
 
 class Explorer:
@@ -91,6 +92,7 @@ class Explorer:
         self.atlas_dir = atlas_dir
         self.test_images = load_mnist("test")[0]
         self.cache: dict[Setting, View] = {}
+        self.dashboards: dict[tuple[Setting, int], bytes] = {}  # (setting, rank) -> PNG
 
     def view(self, setting: Setting) -> View:
         """The view of ``setting``, from the cache or drawn from its atlas entry."""
@@ -117,7 +119,24 @@ class Explorer:
         plt.close(fig)
         features, scale = features_png(entry.features)
         return View(setting, entry.metrics, entry.history, RECIPE, time.perf_counter() - start,
-                    reconstructions, features, scale, statistics_png, entry.feature_units)
+                    reconstructions, features, scale, statistics_png, entry.feature_units,
+                    entry.firing_frequency[entry.feature_units])
+
+    def dashboard_png(self, setting: Setting, rank: int) -> bytes:
+        """The feature dashboard (``plots.plot_feature_dashboards``) of the unit at position ``rank`` among
+        the setting's 64 stored units (0: the most often active), as PNG bytes."""
+        if (setting, rank) in self.dashboards:
+            return self.dashboards[setting, rank]
+        entry = load_atlas(setting.family, self.atlas_dir).entry(**setting.as_dict())
+        if not (isinstance(rank, (int, np.integer)) and 0 <= rank < len(entry.feature_units)):
+            raise ValueError(f"rank must be an integer in [0, {len(entry.feature_units) - 1}] (the stored units, "
+                             f"most often active first), got {rank!r}")
+        rows = {name: values[[rank]] for name, values in entry.dashboards.items()}
+        fig = plot_feature_dashboards(entry.features[[rank]], rows, self.test_images, [int(entry.feature_units[rank])],
+                                      setting.label())
+        self.dashboards[setting, rank] = png = figure_png(fig, dpi=80)
+        plt.close(fig)
+        return png
 
     def neighbours(self, setting: Setting) -> list[tuple[str, float, float]]:
         """``(hyperparameter, value, test BCE)`` of each setting one grid step away from ``setting``."""

@@ -16,7 +16,7 @@ import PIL.Image
 from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
 from .families import FAMILIES
 
-CODE_NAMES = {"relu": "ReLU"}  # how the activations are written on the buttons
+CODE_NAMES = {"relu": "ReLU", "topk": "TopK"}  # how the activations are written on the buttons
 
 
 def numbers_rows(view: View) -> list[tuple[str, str]]:
@@ -78,6 +78,10 @@ class ExplorerApp:
         self.statistics = w.Image(**natural_size)
         self.numbers = w.HTML()
         self.features_header = w.HTML()
+        self.unit = w.Dropdown(description="unit", style={"description_width": "9em"}, layout=w.Layout(width="34em"))
+        self.dashboard = w.Image(**natural_size)
+        self.dashboard.add_class("sae-dashboard")
+        self.unit.observe(lambda _change: self.redraw_dashboard(), names="value")
         for name in ("reconstructions", "features", "statistics", "numbers"):
             getattr(self, name).add_class(f"sae-{name}")  # for tests/test_browser.py
         for control in (self.penalty, self.digits, *self.sliders.values()):
@@ -100,7 +104,10 @@ class ExplorerApp:
                     w.HTML("<b>Numbers on the 10,000 test digits</b>"), self.numbers]),
             w.VBox([self.features_header, self.features]),
         ])
-        return w.VBox([title, controls, self.message, views, self.statistics])
+        dashboard = w.VBox([w.HTML("<b>Feature dashboard</b>: pick one of the 64 most often active units to "
+                                   "see what it draws, its top 9 test digits and how strongly it fires"),
+                            self.unit, self.dashboard])
+        return w.VBox([title, controls, self.message, views, self.statistics, dashboard])
 
     def _repr_mimebundle_(self, **kwargs):
         """Display as the widget; where widgets cannot be shown, as a line saying so."""
@@ -149,11 +156,31 @@ class ExplorerApp:
         self.features_header.value = features_title(view)
         self.statistics.value = view.statistics_png
         self.numbers.value = numbers_html(view)
+        self._show_units(view)
         self._say("")
         self.seconds = time.perf_counter() - start
 
+    def _show_units(self, view: View) -> None:
+        """The unit menu of ``view``'s stored units, keeping the position picked, and its dashboard."""
+        rank = self.unit.value or 0
+        self._holding = True
+        try:
+            self.unit.options = [(f"unit {u} (active on {100 * f:.1f}% of test digits)", i)
+                                 for i, (u, f) in enumerate(zip(view.feature_units, view.feature_frequency))]
+            self.unit.value = rank
+        finally:
+            self._holding = False
+        self.redraw_dashboard()
+
+    def redraw_dashboard(self) -> None:
+        """Show the dashboard of the unit the menu names."""
+        if not self._holding and self.unit.value is not None:
+            self.dashboard.value = self.explorer.dashboard_png(self.setting(), self.unit.value)
+
     def snapshot(self) -> bytes:
-        """A static picture of the explorer's current views and numbers, as PNG bytes."""
+        """A static picture of the explorer's current views and numbers, as PNG bytes: the reconstructions
+        above the numbers on the left, the features on the right, the unit statistics below, each picture
+        at its own pixel size (no rescaling, no empty bands)."""
         import matplotlib.pyplot as plt
 
         from .files import figure_png
@@ -161,22 +188,34 @@ class ExplorerApp:
         view = self.explorer.view(self.setting())
         pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(getattr(self, name).value)).convert("RGB"))
                     for name in ("reconstructions", "features", "statistics")}
-        fig = plt.figure(figsize=(12, 10.5))
-        grid = fig.add_gridspec(3, 2, height_ratios=(1.1, 2.6, 2.1), width_ratios=(1, 1))
-        titles = {"reconstructions": (grid[0, 0], "test digits (top) and their reconstructions (bottom)"),
-                  "features": (grid[0:2, 1], f"decoder images of the 64 most often active units\n(most active "
-                                             f"first; red +, blue −, saturating at ±{view.features_scale:.2f})"),
-                  "statistics": (grid[2, :], "")}
-        for name, (place, title) in titles.items():
-            ax = fig.add_subplot(place)
-            ax.imshow(pictures[name])
-            ax.set_title(title, fontsize=10)
-            ax.axis("off")
-        text = fig.add_subplot(grid[1, 0])
-        text.axis("off")
-        text.text(0, 1, "\n".join(f"{k}: {v}" for k, v in numbers_rows(view)), va="top", fontsize=9, wrap=True)
-        fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12)
-        png = figure_png(fig, dpi=80, bbox_inches="tight")
+        (h1, w1), (h2, w2), (h3, w3) = (pictures[n].shape[:2] for n in ("reconstructions", "features", "statistics"))
+        rows = numbers_rows(view)
+        text_h, title_h, caption_h, gap = 17 * len(rows) + 10, 44, 34, 24
+        left_w = max(w1, 600)
+        width = left_w + gap + w2 + 2 * gap
+        top_h = max(caption_h + h1 + caption_h + text_h, caption_h + h2)
+        height = title_h + top_h + gap + h3 + gap
+        dpi = 100
+        fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+
+        def place(name, x, y_top, w, h, caption=""):
+            ax = fig.add_axes((x / width, (height - y_top - h) / height, w / width, h / height))
+            ax.imshow(pictures[name], interpolation="nearest")
+            ax.set_axis_off()
+            if caption:
+                ax.set_title(caption, fontsize=9)
+
+        place("reconstructions", gap, title_h + caption_h, w1, h1, "test digits (top) and their reconstructions (bottom)")
+        text_top = title_h + caption_h + h1 + caption_h
+        fig.text(gap / width, 1 - text_top / height, "\n".join(f"{k}: {v}" for k, v in rows), va="top",
+                 fontsize=9, linespacing=1.45)
+        place("features", gap + left_w + gap, title_h + caption_h, w2, h2,
+              f"decoder images of the 64 most often active units (most active first;\n"
+              f"red +, blue −, saturating at ±{view.features_scale:.2f})")
+        place("statistics", (width - w3) / 2, title_h + top_h + gap, w3, h3)
+        fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
+                     y=1 - 12 / height, va="top")
+        png = figure_png(fig, dpi=dpi)
         plt.close(fig)
         return png
 

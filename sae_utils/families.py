@@ -1,8 +1,9 @@
 """The table of sparse-autoencoder families: one entry per family, read by everything else.
 
 A family says which code activation its model uses, which penalty it adds to the reconstruction BCE and
-with which weight, its hyperparameters (reference value and allowed range), and when one of its units
-counts as active. ``TrainConfig``, the model, the training loop, ``evaluate``, the plots, the explorer and
+with which weight (or, for TopK, which auxiliary loss), its hyperparameters (reference value and allowed
+range), its training recipe where it differs from the reference one, and when one of its units counts as
+active. ``TrainConfig``, the model, the training loop, ``evaluate``, the plots, the explorer and
 the command line all read this table; a new family is a new entry here.
 """
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from .checks import check_choice, check_number
-from .penalties import kl_sparsity_penalty, l1_penalty
+from .checks import check_choice, check_int, check_number
+from .penalties import dead_unit_loss, kl_sparsity_penalty, l1_penalty
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,19 @@ class Hyperparameter:
     open_low: bool = False
     open_high: bool = False
     grid: tuple = ()  # the values the atlas trains and the explorer's sliders offer
+    integer: bool = False  # a count (TopK's k): an int >= low; its upper bound, n_hidden, is the model's
 
-    def check(self, value) -> float:
-        """``value`` as a float, or a ValueError / TypeError naming the parameter, the value and the range."""
+    def check(self, value) -> float | int:
+        """``value`` as a float (an int for a count), or a ValueError / TypeError naming the parameter, the
+        value and the range."""
+        if self.integer:
+            return check_int(self.name, value, low=int(self.low))
         return check_number(self.name, value, low=self.low, high=self.high,
                             low_open=self.open_low, high_open=self.open_high)
 
     def allowed(self) -> str:
+        if self.integer:
+            return f"[{self.low:g}, n_hidden]"
         high = "inf" if self.high is None else f"{self.high:g}"
         return f"{'(' if self.open_low else '['}{self.low:g}, {high}{')' if self.open_high or self.high is None else ']'}"
 
@@ -49,14 +56,21 @@ class Family:
     name: str
     title: str
     activation: str                 # the model's code activation (SparseAutoencoder.activation)
-    penalty: Callable               # the unweighted penalty of a code (B, H) -> scalar (checked; .unchecked)
+    penalty: Callable | None        # the unweighted penalty of a code (B, H) -> scalar (checked; .unchecked)
     penalty_args: tuple[str, ...]   # the hyperparameters the penalty takes besides the code
-    weight: str                     # the hyperparameter that weighs the penalty in the objective
+    weight: str | None              # the hyperparameter that weighs the penalty in the objective
     hyperparameters: tuple[Hyperparameter, ...]
     active_threshold: float         # a unit is active on a digit when its code value exceeds this
-    start: Callable | None = None   # start(model, **hyperparameters): the family's initialisation, if any
+    start: Callable | None = None   # start(model, mean_input, **hyperparameters): its initialisation, if any
     published: dict | None = None   # the published reference run's losses on MNIST: {"train": .., "test": ..}
     atlas_variants: tuple = ()      # recipe variants the atlas trains besides the grid (other lr, other seeds)
+    recipe: dict | None = None      # TrainConfig defaults of this family where they differ (TopK: lr_decay)
+    # A family without a penalty (TopK, whose sparsity is the activation) may add an auxiliary loss instead:
+    # auxiliary(model, x, logits, code) -> scalar, weighed by auxiliary_weight; after_step(model) runs after
+    # every Adam step.
+    auxiliary: Callable | None = None
+    auxiliary_weight: float = 0.0
+    after_step: Callable | None = None
 
     def reference(self) -> dict:
         """The reference value of each hyperparameter."""
@@ -65,10 +79,21 @@ class Family:
     def penalty_arguments(self, hyperparameters: Mapping) -> dict:
         return {name: hyperparameters[name] for name in self.penalty_args}
 
-    def weighted_penalty(self, code: torch.Tensor, hyperparameters: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weight * penalty, penalty)`` of a code (B, H), without input checks (the training hot path)."""
-        penalty = self.penalty.unchecked(code, **self.penalty_arguments(hyperparameters))
-        return hyperparameters[self.weight] * penalty, penalty
+    def weighted_penalty(self, code: torch.Tensor, hyperparameters: Mapping, model=None, x=None,
+                         logits=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight * penalty, penalty)`` of a code (B, H), without input checks (the training hot path).
+
+        A family without a penalty returns its auxiliary loss in the penalty's place (weighed by
+        ``auxiliary_weight``; it needs the batch: ``model``, ``x`` (B, D) and ``logits`` (B, D)), or zeros.
+        """
+        if self.penalty is not None:
+            penalty = self.penalty.unchecked(code, **self.penalty_arguments(hyperparameters))
+            return hyperparameters[self.weight] * penalty, penalty
+        if self.auxiliary is not None:
+            loss = self.auxiliary(model, x, logits, code)
+            return self.auxiliary_weight * loss, loss
+        zero = code.new_zeros(())
+        return zero, zero
 
 
 def start_codes_at_rho(model, rho: float, **_) -> None:
@@ -79,22 +104,77 @@ def start_codes_at_rho(model, rho: float, **_) -> None:
         model.encoder.bias.fill_(math.log(rho / (1 - rho)))
 
 
+def start_topk(model, mean_input=None, **_) -> None:
+    """After Gao et al. (2024): each decoder column starts as its unit's encoder row, at unit length, so
+    that a unit first writes back the direction it reads (``normalise_decoder`` keeps the length 1); the
+    encoder reads the input minus the mean training input (``model.input_centre``), and the decoder's bias
+    starts at the logit of that mean, so the empty code reconstructs the mean digit. Without these two
+    (measured once, k = 25, the reference recipe) 36 % of the units were dead after 10 epochs."""
+    with torch.no_grad():
+        model.encoder.weight /= model.encoder.weight.norm(dim=1, keepdim=True)
+        model.decoder.weight.copy_(model.encoder.weight.T)
+        if mean_input is not None:
+            model.input_centre.copy_(mean_input)
+            model.decoder.bias.copy_(torch.logit(mean_input.clamp(1e-3, 1 - 1e-3)))
+
+
+def normalise_decoder(model) -> None:
+    """Rescale each decoder column (the image a unit adds to the logits) to length 1. Without it TopK
+    could shrink a code value and grow its column in step, and the dead-unit loss would be scale-free."""
+    with torch.no_grad():
+        model.decoder.weight /= model.decoder.weight.norm(dim=0, keepdim=True).clamp_min(1e-12)
+
+
+# A TopK unit is "dead" for the auxiliary loss when it was not among any digit's k for this many digits.
+DEAD_AFTER_DIGITS = 60_000
+AUXILIARY_UNITS = 256  # k_aux: how many of a digit's dead units the auxiliary loss lets in
+
+
+def topk_dead_unit_loss(model, x, logits, code) -> torch.Tensor:
+    """Gao et al.'s auxiliary loss, with the BCE: the dead units try to explain what the live ones miss.
+
+    Counts, per unit, the digits since it was last in a digit's top k (``model.digits_since_fired``,
+    saved with the weights); units silent for ``DEAD_AFTER_DIGITS`` digits are dead. Their pre-activations
+    (computed for them only: the cost is the dead fraction of an encoder product) go through a TopK of
+    ``AUXILIARY_UNITS``; see ``penalties.dead_unit_loss``. Zero when no unit is dead.
+    """
+    with torch.no_grad():
+        model.digits_since_fired += len(x)
+        model.digits_since_fired[(code > 0).any(dim=0)] = 0
+        dead = (model.digits_since_fired > DEAD_AFTER_DIGITS).nonzero().squeeze(1)
+    if len(dead) == 0:
+        return logits.new_zeros(())
+    pre = torch.nn.functional.linear(x - model.input_centre, model.encoder.weight[dead],
+                                     model.encoder.bias[dead])  # (B, n_dead): the encoder, for the dead only
+    return dead_unit_loss.unchecked(pre, model.decoder.weight[:, dead], logits, x, min(AUXILIARY_UNITS, len(dead)))
+
+
 RHO = Hyperparameter("rho", "ρ", "KL target", 0.08, "KL target mean activation of each unit", low=0, high=1,
                      open_low=True, open_high=True, grid=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32))
 BETA = Hyperparameter("beta", "β", "KL weight", 0.005, "weight of the KL penalty", grid=(0.0, 0.0015, 0.005, 0.015, 0.05, 0.15))
 LAM = Hyperparameter("lam", "λ", "L1 weight", 4e-5, "weight of the L1 penalty", grid=(0.0, 1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 6.4e-4))
+K = Hyperparameter("k", "k", "units kept", 25, "units kept per input (TopK), an integer", low=1, integer=True,
+                   grid=(5, 10, 25, 50, 100, 200, 300))
 
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off".
     "kl": Family("kl", "KL divergence", "sigmoid", kl_sparsity_penalty, ("rho",), "beta", (RHO, BETA),
                  active_threshold=0.5, start=start_codes_at_rho, published={"train": 0.0862, "test": 0.0771},
-                 atlas_variants=({"rho": 0.08, "beta": 0.005, "seed": 1}, {"rho": 0.08, "beta": 0.005, "seed": 2})),
+                 atlas_variants=({"rho": 0.08, "beta": 0.005, "seed": 1}, {"rho": 0.08, "beta": 0.005, "seed": 2},
+                                 {"rho": 0.08, "beta": 0.005, "lr_decay": 0.3})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
-    # question: do smaller Adam steps save the units that die at the reference learning rate?
+    # question: do smaller Adam steps save the units that die at the reference learning rate? The
+    # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
     "l1": Family("l1", "L1", "relu", l1_penalty, (), "lam", (LAM,), active_threshold=0.0,
                  published={"train": 0.0809, "test": 0.07757},
                  atlas_variants=({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3},
-                                 {"lam": 4e-5, "seed": 1}, {"lam": 4e-5, "seed": 2})),
+                                 {"lam": 4e-5, "seed": 1}, {"lam": 4e-5, "seed": 2}, {"lam": 4e-5, "lr_decay": 0.3})),
+    # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
+    # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
+    "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
+                   recipe={"lr_decay": 0.3}, auxiliary=topk_dead_unit_loss, auxiliary_weight=1 / 32,
+                   after_step=normalise_decoder,
+                   atlas_variants=({"k": 25, "seed": 1}, {"k": 25, "seed": 2}, {"k": 25, "lr_decay": 0.0})),
 }
 DEFAULT = "kl"  # the family used when none is named
 HYPERPARAMETERS = {h.name: h for fam in FAMILIES.values() for h in fam.hyperparameters}
@@ -114,15 +194,17 @@ def family_of_activation(activation: str) -> Family:
                      f"{', '.join(repr(f.activation) for f in FAMILIES.values())}")
 
 
-def build_model(name: str, n_hidden: int = 512, n_input: int = 784, **hyperparameters):
+def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, **hyperparameters):
     """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
-    family says (``start``) with the given hyperparameters (the others at their reference values)."""
+    family says (``start``) with the given hyperparameters (the others at their reference values).
+    mean_input: (D,) the mean training input, which TopK's start uses (``train`` passes it)."""
     from .model import SparseAutoencoder
 
     fam = family(name)
-    model = SparseAutoencoder(n_hidden, fam.activation, n_input)
+    values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
+    values = {h.name: h.check(values[h.name]) for h in fam.hyperparameters}
+    model = SparseAutoencoder(n_hidden, fam.activation, n_input, k=values.get("k"))
     if fam.start is not None:
-        values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
-        fam.start(model, **{h.name: h.check(values[h.name]) for h in fam.hyperparameters})
+        fam.start(model, mean_input=mean_input, **values)
     return model
 

@@ -34,27 +34,36 @@ def evaluate(model, images, **hyperparameters) -> dict:
     objective: bce + weight * penalty. mean_activation: mean code value. active_fraction_per_digit:
     mean over inputs of the fraction of units active. active_units_per_digit: the same as a count.
     dead_fraction: fraction of units active on no input. ``hyperparameters``: the family's (KL: rho,
-    beta; L1: lam), each defaulting to its reference value.
+    beta; L1: lam), each defaulting to its reference value. A TopK model takes none (its k is the
+    model's own: ``model.with_k`` encodes with another) and has penalty 0, objective = bce.
     """
     if not isinstance(model, SparseAutoencoder):
         raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
     fam = family_of_activation(model.activation)
-    allowed = {h.name: h for h in fam.hyperparameters}
+    own = model.architecture()  # TopK's k is the model's: evaluate(model, x, **config.hyperparameters()) may repeat it
+    for name in sorted(set(hyperparameters) & set(own)):
+        value = hyperparameters.pop(name)
+        if value != own[name]:
+            raise ValueError(f"evaluate got {name}={value!r}, but {name} is the model's own "
+                             f"({name}={own[name]!r}); to encode with another, use model.with_{name}(...)")
+    allowed = {h.name: h for h in fam.hyperparameters if h.name not in own}
     unknown = sorted(set(hyperparameters) - set(allowed))
     if unknown:
+        uses = f"its hyperparameters are {', '.join(allowed)}" if allowed else "it takes no hyperparameters"
         raise ValueError(f"evaluate got {', '.join(map(repr, unknown))}, which the {fam.name.upper()} family "
-                         f"({model.activation} codes) does not use; its hyperparameters are {', '.join(allowed)}")
+                         f"({model.activation} codes) does not use; {uses}")
     hp = {**fam.reference(), **{name: allowed[name].check(value) for name, value in hyperparameters.items()}}
     x = prepare_images(images, n_input=model.n_input).to(_device(model))
     model.eval()
     logits, code = model(x)
     bce = training_bce(x.device)(logits, x).item()
-    penalty = fam.penalty.unchecked(code, **fam.penalty_arguments(hp)).item()
+    # TopK has no penalty: its objective is the BCE (the auxiliary loss is a training aid, see families.py)
+    penalty = 0.0 if fam.penalty is None else fam.penalty.unchecked(code, **fam.penalty_arguments(hp)).item()
     active = active_units(code, model.activation)
     return {
         "bce": bce,
         "penalty": penalty,
-        "objective": bce + hp[fam.weight] * penalty,
+        "objective": bce + (0.0 if fam.weight is None else hp[fam.weight] * penalty),
         "mean_activation": code.mean().item(),
         "active_fraction_per_digit": active.float().mean().item(),
         "active_units_per_digit": active.sum(dim=1).float().mean().item(),
@@ -144,3 +153,33 @@ def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) 
     stated order in which the figures and the atlas pick units to show. Both inputs (H,)."""
     order = torch.argsort(mean_activation, descending=True, stable=True)                 # the tie-break first,
     return order[torch.argsort(firing_frequency[order], descending=True, stable=True)]  # then the main key
+
+
+DASHBOARD_TOP = 9     # top-activating digits shown per unit
+DASHBOARD_BINS = 20   # bins of a unit's activation histogram
+
+
+def unit_dashboards(code: torch.Tensor, units, threshold: float, n_top: int = DASHBOARD_TOP,
+                    bins: int = DASHBOARD_BINS) -> dict:
+    """What a feature dashboard shows of each unit in ``units``, from the code (B, H) of B digits.
+
+    Returns numpy arrays, one row per unit (U = len(units)): ``top_digits`` int64 (U, n_top), the digits
+    with the largest values of the unit, largest first (ties: the lower index); ``top_values`` float32
+    (U, n_top) those values; ``histogram`` int64 (U, bins), counts of the unit's active values (above
+    ``threshold``) in ``bins`` equal bins from ``threshold`` to the unit's largest value, whose edges are
+    ``edges`` float32 (U, bins + 1); ``firing_frequency`` float32 (U,), its share of active digits.
+    """
+    code = _check_code(code)
+    units = torch.as_tensor(units, dtype=torch.long)
+    values = code[:, units].T.double()                                     # (U, B)
+    order = torch.argsort(-values, dim=1, stable=True)[:, :n_top]          # largest first, ties by index
+    histogram, edges = [], []
+    for row in values:
+        active = row[row > threshold]
+        top = active.max().item() if len(active) else threshold + 1.0
+        edge = torch.linspace(threshold, top, bins + 1, dtype=torch.float64)
+        histogram.append(torch.histc(active, bins, threshold, top) if len(active) else torch.zeros(bins))
+        edges.append(edge)
+    return {"top_digits": order.numpy(), "top_values": values.gather(1, order).float().numpy(),
+            "histogram": torch.stack(histogram).round().long().numpy(), "edges": torch.stack(edges).float().numpy(),
+            "firing_frequency": (values > threshold).double().mean(dim=1).float().numpy()}

@@ -1,6 +1,7 @@
 """The sparse autoencoder: one hidden layer, so each hidden unit has one feature image (a 28x28 one on MNIST).
 
-    code   y     = f(W_e x + b_e)        (B, D) -> (B, H)   f: sigmoid (KL family) or ReLU (L1 family)
+    code   y     = f(W_e x + b_e)        (B, D) -> (B, H)   f: sigmoid (KL), ReLU (L1) or TopK (TopK,
+                                                                whose encoder reads x - x_mean)
     logits       =   W_d y + b_d         (B, H) -> (B, D)
     reconstruction x_hat = sigmoid(logits)
 
@@ -17,39 +18,58 @@ from torch import nn
 
 from .checks import check_choice, check_int, check_values, check_width
 from .data import N_PIXELS, image_shapes
+from .penalties import topk_code
 
-ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "topk": topk_code}  # topk_code also takes k
 
 
 class SparseAutoencoder(nn.Module):
     """x (B, D) -> code (B, n_hidden) -> logits (B, D); D = n_input, 784 for MNIST digits.
 
-    ``activation``: the code activation, "sigmoid" (KL family) or "relu" (L1 family).
+    ``activation``: the code activation, "sigmoid" (KL family), "relu" (L1 family) or "topk" (TopK
+    family, which keeps the ``k`` largest pre-activations of each input, 1 <= k <= n_hidden).
     """
 
-    def __init__(self, n_hidden: int = 512, activation: str = "sigmoid", n_input: int = N_PIXELS):
+    def __init__(self, n_hidden: int = 512, activation: str = "sigmoid", n_input: int = N_PIXELS,
+                 k: int | None = None):
         super().__init__()
         self.n_hidden = check_int("n_hidden", n_hidden)
         self.n_input = check_int("n_input", n_input)
         self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.k = check_topk_k(k, self.n_hidden) if activation == "topk" else None
+        if activation != "topk" and k is not None:
+            raise ValueError(f"k={k!r} applies to TopK codes only; a {activation} model has no k")
         self.encoder = nn.Linear(n_input, n_hidden)
         self.decoder = nn.Linear(n_hidden, n_input)
-        self.code_activation = ACTIVATIONS[activation]
+        if activation == "topk":
+            self.register_buffer("input_centre", torch.zeros(n_input))        # subtracted before the encoder
+            self.register_buffer("digits_since_fired", torch.zeros(n_hidden))  # for the dead-unit loss
 
     @classmethod
-    def for_penalty(cls, penalty: str, n_hidden: int = 512, rho: float = 0.08, n_input: int = N_PIXELS):
-        """The model of the family ``penalty`` ("kl" or "l1"), started as the family says (see families.py)."""
+    def for_penalty(cls, penalty: str, n_hidden: int = 512, rho: float = 0.08, n_input: int = N_PIXELS,
+                    **hyperparameters):
+        """The model of the family ``penalty`` ("kl", "l1" or "topk"; TopK takes k=...), started as the
+        family says (see families.py)."""
         from .families import build_model  # families reads this module's activations
 
-        return build_model(penalty, n_hidden, n_input, rho=rho)
+        return build_model(penalty, n_hidden, n_input, rho=rho, **hyperparameters)
 
     def architecture(self) -> dict:
         """What is needed to rebuild this model: ``SparseAutoencoder(**model.architecture())``."""
-        return {"n_hidden": self.n_hidden, "activation": self.activation, "n_input": self.n_input}
+        k = {} if self.k is None else {"k": self.k}
+        return {"n_hidden": self.n_hidden, "activation": self.activation, "n_input": self.n_input, **k}
+
+    def code_activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """The code of pre-activations (B, H) -> (B, H)."""
+        if self.k is not None:
+            return topk_code(pre, self.k)
+        return ACTIVATIONS[self.activation](pre)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, D), or image-shaped (B, s, s) / (B, 1, s, s) where D = s * s -> code (B, H)."""
         x = self.flatten(x)                              # (B, ...) -> (B, D)
+        if self.k is not None:                           # TopK reads x minus the mean training input
+            x = x - self.input_centre
         return self.code_activation(self.encoder(x))     # (B, D) -> (B, H)
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
@@ -72,7 +92,29 @@ class SparseAutoencoder(nn.Module):
         x = check_width("x", x, image_shapes(self.n_input))
         return x.reshape(len(x), self.n_input).to(self.encoder.weight.dtype)
 
+    def with_k(self, k: int) -> "SparseAutoencoder":
+        """A copy of this TopK model that keeps ``k`` units per input (e.g. to encode with a larger k)."""
+        if self.k is None:
+            raise ValueError(f"with_k needs a TopK model; this one has {self.activation} codes")
+        import copy
+
+        other = copy.deepcopy(self)
+        other.k = check_topk_k(k, self.n_hidden)
+        return other
+
     def feature_images(self, side: int | None = None) -> torch.Tensor:
         """Encoder weights as images (H, side, side): what input pattern drives each unit (side: sqrt(D))."""
         side = side or math.isqrt(self.n_input)
         return self.encoder.weight.detach().reshape(self.n_hidden, side, -1)
+
+
+def check_topk_k(k, n_hidden: int) -> int:
+    """TopK's k: an integer in [1, n_hidden]."""
+    if k is None:
+        raise ValueError("a TopK model needs k, the number of units kept per input, an integer in "
+                         f"[1, {n_hidden}]")
+    k = check_int("k", k)
+    if k > n_hidden:
+        raise ValueError(f"k must be an integer in [1, n_hidden={n_hidden}], got {k}: a TopK code cannot keep "
+                         "more units than it has")
+    return k

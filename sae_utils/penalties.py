@@ -1,10 +1,12 @@
-"""The four losses of the lesson, each written once, as the notebooks' equations.
+"""The losses of the lesson, each written once, as the notebooks' equations.
 
 Notation: x is an input of D pixels in [0, 1] (D = 784 for MNIST), the code y = f(W_e x + b_e) has one
 value per hidden unit j, and rho_hat_j is the mean of y_j over a batch of B inputs. Training minimises
 
     BCE(x, x_hat) + beta * sum_j KL(rho || rho_hat_j)      (KL family, sigmoid codes)
     BCE(x, x_hat) + lam * mean_b sum_j |y_bj|               (L1 family, ReLU codes)
+
+A TopK code (notebook 05) needs no penalty: ``dead_unit_loss`` is its auxiliary loss, which keeps units alive.
 
 Each function checks its inputs when called (``checks.validated``); the training loop, which checks its
 data once up front, calls ``function.unchecked``, the same formula without the checks.
@@ -54,9 +56,35 @@ def reconstruction_bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x)
 
 
+def topk_code(pre: torch.Tensor, k: int) -> torch.Tensor:
+    """The TopK code: each row's k largest pre-activations through a ReLU, every other value exactly 0.
+
+    pre (B, H) -> code (B, H) with at most k non-zeros per row; the gradient reaches the kept values only.
+    """
+    values, indices = pre.topk(k, dim=1)  # (B, k) each
+    return torch.zeros_like(pre).scatter(1, indices, values.relu())
+
+
+@validated(checks.same_shape("logits", "x"), pre=checks.finite, decoder_columns=checks.finite,
+           logits=checks.finite, x=checks.probabilities)
+def dead_unit_loss(pre: torch.Tensor, decoder_columns: torch.Tensor, logits: torch.Tensor, x: torch.Tensor,
+                   k: int) -> torch.Tensor:
+    """The auxiliary loss of Gao et al. (2024, "AuxK"), with the BCE in place of their squared error.
+
+    pre: (B, n) pre-activations of the n dead units; decoder_columns: (D, n) their decoder columns;
+    logits, x: (B, D) the model's logits and the inputs. The k largest dead pre-activations of each input
+    form a TopK code; added to the model's logits, held fixed, it should lower the BCE: the dead units are
+    asked to explain what the live ones miss, which gives them gradient again. Scalar, mean over B and D.
+    """
+    code = topk_code(pre, k)                                          # (B, n)
+    return F.binary_cross_entropy_with_logits(logits.detach() + code @ decoder_columns.T, x)
+
+
 def sparsity_penalty(penalty: str, code: torch.Tensor, rho: float = 0.08) -> torch.Tensor:
-    """The unweighted penalty of the family named ``penalty`` ("kl" or "l1") of ``code`` (B, H)."""
+    """The unweighted penalty of the family named ``penalty`` ("kl" or "l1"; TopK has none) of ``code`` (B, H)."""
     from .families import family  # the table of families is built from the functions above
 
     fam = family(penalty)
+    if fam.penalty is None:
+        raise ValueError(f"the {penalty} family has no sparsity penalty: its activation makes the code sparse")
     return fam.penalty(code, **fam.penalty_arguments({"rho": rho}))

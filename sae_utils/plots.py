@@ -15,6 +15,7 @@ import PIL.Image
 from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
 import torch
 
+from .checks import check_choice
 from .data import prepare_images
 
 
@@ -34,26 +35,38 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
     return side, side
 
 
-def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch"):
+def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
+                     from_epoch: int = 1, yscale: str = "log"):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
-    losses dashed). Right: their gap, the weighted penalty (objective - BCE), which is too small to see
-    on the left's scale."""
-    fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
+    losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
+    auxiliary loss), which is too small to see on the left's scale.
+
+    from_epoch: the first epoch drawn, in both panels (2 leaves out epoch 1, whose losses are far above
+    the rest); yscale: "log" or "linear" for the left panel (linear limits fit what is drawn).
+    """
+    check_choice("yscale", yscale, ("log", "linear"))
     epochs = history["epoch"]
-    ax.plot(epochs, history["train_objective"], "o-", label="train objective (BCE + weight·penalty)")
-    ax.plot(epochs, history["train_bce"], "s-", label="train BCE")
-    ax.plot(epochs, history["test_bce"], "^-", label="test BCE")
+    if not (isinstance(from_epoch, int) and 1 <= from_epoch <= max(epochs, default=1)):
+        raise ValueError(f"from_epoch must be an integer in [1, {max(epochs, default=1)}], got {from_epoch!r}")
+    keep = [i for i, e in enumerate(epochs) if e >= from_epoch]
+    drawn = {key: [history[key][i] for i in keep] for key in ("epoch", "train_objective", "train_bce", "test_bce")}
+    fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
+    epochs = drawn["epoch"]
+    ax.plot(epochs, drawn["train_objective"], "o-", label="train objective (BCE + weight·penalty)")
+    ax.plot(epochs, drawn["train_bce"], "s-", label="train BCE")
+    ax.plot(epochs, drawn["test_bce"], "^-", label="test BCE")
     for split, style in (("train", "C0"), ("test", "C2")):
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
-    ax.set(xlabel="epoch", ylabel="loss (BCE per pixel, + weight · penalty)", title=title, yscale="log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
-    ax.tick_params(axis="y", which="minor", labelsize=7)
-    weighted = [o - b for o, b in zip(history["train_objective"], history["train_bce"])]
+    ax.set(xlabel="epoch", ylabel="loss (BCE per pixel, + weight · penalty)", title=title, yscale=yscale)
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
+    if yscale == "log":
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+    weighted = [o - b for o, b in zip(drawn["train_objective"], drawn["train_bce"])]
     gap.plot(epochs, weighted, "o-", color="C3")
     gap.set(xlabel="epoch", ylabel=r"weight × penalty ($\beta\,\Omega_{KL}$ or $\lambda\,\Omega_{L1}$)",
-            title="objective − BCE (train, epoch mean)")
+            title="objective − BCE (train, epoch mean)", ylim=(0, 1.15 * max(weighted, default=0) or None))
     for axis in (ax, gap):
         axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
@@ -205,7 +218,7 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     """
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(1.15 * cols * len(models) + 1.8 * len(models), 1.2 * rows + 0.8))
+    fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(models), 1.2 * rows + 0.8), layout="constrained")
     blocks = fig.subfigures(1, len(models), squeeze=False)[0]
     for block, (label, model) in zip(blocks, models.items()):
         chosen = list((units or {}).get(label, range(n)))[:n]
@@ -220,7 +233,8 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
 def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x,
     and the difference of the first two models' reconstructions, all differences on one colour scale with
-    one colour bar (red: brighter than the reference of the row, blue: darker).
+    one colour bar (red: brighter than the reference of the row, blue: darker) whose symmetric scale ends at
+    the largest absolute difference over all rows of the figure.
     models: {label: model} (two or more); image_shape as in ``plot_reconstructions``."""
     n_input = next(iter(models.values())).n_input
     shape = drawn_shape(n_input, image_shape)
@@ -238,7 +252,8 @@ def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None,
             ax.set_xticks([]), ax.set_yticks([])
         ax_row[0].set_ylabel(label, fontsize=8)
     fig.colorbar(shown, ax=axes[1:].ravel().tolist(), shrink=0.8, pad=0.02,
-                 label=f"difference (red: {labels[0]} or the model brighter)")
+                 label=f"model rows: $\\hat{{x}} - x$; last row: $\\hat{{x}}_{{{labels[0]}}} - \\hat{{x}}_{{{labels[1]}}}$\n"
+                       f"(red > 0, blue < 0; the scale ends at ±{limit:.2f}, the largest |difference| shown)")
     fig.suptitle(title or f"errors of each model, and {labels[0]} minus {labels[1]} (red: {labels[0]} brighter)")
     return fig
 
@@ -280,15 +295,22 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
 LOG_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
-def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce"):
-    """Test BCE against sparsity for every stored atlas point, on one shared sparsity axis.
+AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (mean over test digits)",
+               "bce": "test BCE per pixel", "probe_error": "linear-probe test error (fraction of test digits)",
+               "l0": "L0: exactly non-zero units per digit (mean over test digits)"}
+
+
+def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
+                  baselines: dict | None = None):
+    """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
     others it moves at), ...]}: each such line joins the points where one hyperparameter moves, labelled
     with its values (labels alternate above and below the line so that close points stay readable);
     every other point of the family is drawn as a faint dot, and the family's reference setting as a
-    star. x_key: a metric every family has; the default is the shared yardstick (units carrying 90 % of a
-    digit's code mass).
+    star. x_key, y_key: metrics every family has; the default x is the shared yardstick (units carrying
+    90 % of a digit's code mass). baselines: {label: y}, drawn as dashed horizontal lines (e.g. the
+    raw pixels' probe error).
     """
     from .families import FAMILIES
 
@@ -296,26 +318,38 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     for f_index, (name, points) in enumerate(records.items()):
         fam, colour = FAMILIES[name], f"C{f_index}"
         symbols = {h.name: h.symbol for h in fam.hyperparameters}
-        ax.scatter([p["metrics"][x_key] for p in points], [p["metrics"][y_key] for p in points], s=10,
-                   color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
+        on_lines = set()
         for l_index, (moving, fixed) in enumerate(lines.get(name, [])):
             chosen = sorted((p for p in points if all(p["params"][k] == v for k, v in fixed.items())),
                             key=lambda p: p["params"][moving])
+            on_lines |= {id(p) for p in chosen}
             xs, ys = [p["metrics"][x_key] for p in chosen], [p["metrics"][y_key] for p in chosen]
             where = ", ".join(f"{symbols[k]} = {v:g}" for k, v in fixed.items())
             label = f"{name.upper()}: {symbols[moving]} varies" + (f" ({where})" if where else "")
             (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
             for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
-                above = (i + l_index) % 2 == 0
-                ax.annotate(f"{symbols[moving]}={p['params'][moving]:g}", (x, y), textcoords="offset points",
-                            xytext=(4, 5 if above else -10), fontsize=7, color=line.get_color())
+                if p["params"] == fam.reference() and len(lines.get(name, [])) > 1:
+                    continue  # the star and the legend name it; two lines would label it twice
+                value = p["params"][moving]
+                text = f"{symbols[moving]}={value:g}" + (" (no penalty)" if moving == fam.weight and value == 0 else "")
+                # each line keeps its labels on one side: the first below right, the next above left
+                offset = (4, -10) if l_index % 2 == 0 else (-4, 6)
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7,
+                            color=line.get_color(), ha="left" if l_index % 2 == 0 else "right")
+        others = [p for p in points if id(p) not in on_lines]
+        if others:
+            ax.scatter([p["metrics"][x_key] for p in others], [p["metrics"][y_key] for p in others], s=10,
+                       color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
         reference = [p for p in points if p["params"] == fam.reference()]
         for p in reference:
             ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=220, color=colour,
                        edgecolor="black", zorder=3, label=f"{name.upper()} reference")
-    ax.set(xscale="log", xlabel="units carrying 90 % of a digit's code mass (mean over test digits)"
-           if x_key == "units_for_mass" else x_key.replace("_", " "), ylabel="test BCE per pixel")
+    for label, y in (baselines or {}).items():
+        ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+    ax.set(xscale="log", xlabel=AXIS_LABELS.get(x_key, x_key.replace("_", " ")),
+           ylabel=AXIS_LABELS.get(y_key, y_key.replace("_", " ")))
     low, high = ax.get_xlim()
     ax.set_xticks([t for t in LOG_TICKS if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -389,4 +423,51 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.82, wspace=0.25)  # fixed: tight_layout costs 0.1 s
+    return fig
+
+
+def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, units, title: str | None = None,
+                            image_shape=None):
+    """One row per unit: its decoder image, its top activating inputs (3 x 3), its activation histogram.
+
+    features: (U, h, w) or (U, D) the units' decoder images; dashboards: ``metrics.unit_dashboards`` of
+    those units (top_digits index ``images``); images: the inputs those indices refer to (uint8 or
+    [0, 1], (N, D) or image-shaped); units: the unit numbers, for the titles. The histogram counts the
+    unit's active values on a log scale; its title gives how often the unit is active.
+    """
+    x = prepare_images(images).numpy()
+    features = np.asarray(features)
+    shape = drawn_shape(int(np.prod(features.shape[1:])), image_shape)
+    fig, axes = plt.subplots(len(units), 3, figsize=(7.6, 2.1 * len(units)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    for row, unit in enumerate(units):
+        feature = features[row].reshape(shape)
+        limit = float(np.abs(feature).max()) or 1.0
+        decoder_ax, top_ax, hist_ax = axes[row]
+        decoder_ax.imshow(feature, cmap="bwr", vmin=-limit, vmax=limit)
+        decoder_ax.set_title(f"unit {unit}: decoder image", fontsize=8)
+        top = x[dashboards["top_digits"][row]].reshape(-1, *shape)
+        top_ax.imshow(tile(top, cols=3), cmap="gray", vmin=0, vmax=1)
+        values = dashboards["top_values"][row]
+        top_ax.set_title(f"top {len(top)} inputs ({values.min():.3g}–{values.max():.3g})", fontsize=8)
+        for ax in (decoder_ax, top_ax):
+            ax.set_xticks([]), ax.set_yticks([])
+        edges, counts = dashboards["edges"][row], dashboards["histogram"][row]
+        if counts.sum() > 0:
+            hist_ax.stairs(counts, edges, fill=True, color="C0")
+            hist_ax.set_yscale("log")
+            hist_ax.set_ylim(bottom=0.8)
+        else:
+            hist_ax.text(0.5, 0.5, "never active: a dead unit", ha="center", va="center", transform=hist_ax.transAxes)
+        frequency = 100 * float(dashboards["firing_frequency"][row])
+        hist_ax.set_title(f"active on {frequency:.1f}% of inputs", fontsize=8)
+        hist_ax.set_xlabel("activation when active", fontsize=8)
+        hist_ax.set_ylabel("inputs", fontsize=8)
+        hist_ax.tick_params(labelsize=7)
+    height = 2.1 * len(units)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height)
+    # fixed margins, in inches: tight_layout would cost the explorer 0.1 s a redraw
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.55 / height, bottom=0.45 / height, wspace=0.3,
+                        hspace=0.55)
     return fig

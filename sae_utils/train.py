@@ -12,6 +12,7 @@ is faster, Adam takes one fused step, and each step synchronises once.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import warnings
@@ -22,11 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, check_device, check_type
+from .checks import CONFIG_CHECKS as CHECK, check_device, check_int, check_number, check_type
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
-from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, family
-from .model import SparseAutoencoder
+from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 
@@ -39,7 +39,12 @@ def _field(default, check, help: str, **metadata):
 def _hyperparameter(name: str):
     """A TrainConfig field for a family's hyperparameter: default, range and help from the table."""
     h = HYPERPARAMETERS[name]
-    return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}", type=float)
+    return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}",
+                  type=int if h.integer else float)
+
+
+def _check_decay(name, value) -> float:
+    return check_number(name, value, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,11 @@ class TrainConfig:
     """Hyperparameters, checked once when built; the defaults are the published reference setup (the
     KL model's start at logit(rho) is this project's choice: ``families.start_codes_at_rho``).
 
-    penalty: the family ("kl": sigmoid codes, weight beta, target rho; "l1": ReLU codes, weight lam).
+    penalty: the family ("kl": sigmoid codes, weight beta, target rho; "l1": ReLU codes, weight lam;
+    "topk": TopK codes keeping k units per input, no penalty). A family's hyperparameters are checked
+    against the table; another family's must stay at their reference values (``TrainConfig(penalty="topk",
+    beta=0.01)`` is refused: TopK has no penalty weight). lr_decay left at None takes the family's
+    recipe (TopK: 0.3; KL and L1: 0, the reference run's constant learning rate).
     device: "cpu", "cuda" or "auto" (CUDA when available). Frozen: change a field with
     ``dataclasses.replace(config, beta=0.01)``, which builds (and checks) a new config.
     """
@@ -57,7 +66,11 @@ class TrainConfig:
     rho: float = _hyperparameter("rho")
     beta: float = _hyperparameter("beta")
     lam: float = _hyperparameter("lam")
+    k: int = _hyperparameter("k")
     lr: float = _field(9e-3, CHECK["positive"], "Adam learning rate, > 0")
+    lr_decay: float = _field(None, _check_decay, "the last fraction of the steps, in [0, 1], over which the "
+                             "learning rate falls linearly to 0 (default: the family's recipe, TopK 0.3, "
+                             "else 0)", type=float, recipe=0.0)
     epochs: int = _field(20, CHECK["count"], "passes over the training set, >= 1")
     batch_size: int = _field(1200, CHECK["count"], "inputs per Adam step, >= 1")
     n_hidden: int = _field(512, CHECK["count"], "hidden units, >= 1")
@@ -65,8 +78,27 @@ class TrainConfig:
     device: str = _field("cpu", CHECK["device"], "where to train", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self):
+        recipe = family(self.penalty).recipe or {}
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if value is None and "recipe" in f.metadata:
+                value = recipe.get(f.name, f.metadata["recipe"])
+            object.__setattr__(self, f.name, f.metadata["check"](f.name, value))
+        self._check_family_fields()
+
+    def _check_family_fields(self):
+        """Another family's hyperparameter set away from its reference is a mistake (TopK with a beta);
+        TopK's k must fit the hidden layer."""
+        fam = family(self.penalty)
+        for h in HYPERPARAMETERS.values():
+            if h not in fam.hyperparameters and getattr(self, h.name) != h.reference:
+                owner = next(f.name for f in FAMILIES.values() if h in f.hyperparameters)
+                uses = ", ".join(x.name for x in fam.hyperparameters)
+                raise ValueError(f"{h.name}={getattr(self, h.name)!r} applies to the {owner} family, not to "
+                                 f"{fam.name} (whose hyperparameters are {uses}"
+                                 f"{'; it has no penalty weight' if fam.weight is None else ''})")
+        if "k" in self.hyperparameters() and self.k > self.n_hidden:
+            raise ValueError(f"k must be an integer in [1, n_hidden={self.n_hidden}], got {self.k}")
 
     def hyperparameters(self) -> dict:
         """The values of this config's family's hyperparameters, e.g. {"rho": 0.08, "beta": 0.005}."""
@@ -74,8 +106,9 @@ class TrainConfig:
 
     @property
     def weight(self) -> float:
-        """The penalty's weight: beta for KL, lam for L1."""
-        return getattr(self, family(self.penalty).weight)
+        """The penalty's weight: beta for KL, lam for L1; TopK: the fixed weight of its auxiliary loss."""
+        fam = family(self.penalty)
+        return fam.auxiliary_weight if fam.weight is None else getattr(self, fam.weight)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,7 +134,7 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
         x = pixels(x_train.index_select(0, indices))                  # (B, D) in [0, 1]
         logits, code = model(x)                                       # (B, D), (B, H)
         reconstruction = bce(logits, x)                               # mean over batch and pixels
-        weighted_penalty, penalty = fam.weighted_penalty(code, hyperparameters)
+        weighted_penalty, penalty = fam.weighted_penalty(code, hyperparameters, model, x, logits)
         loss = reconstruction + weighted_penalty                      # BCE + weight * penalty
         values = torch.stack((loss, reconstruction, penalty)).tolist()  # the step's one synchronisation
         if not math.isfinite(values[0]):
@@ -112,6 +145,8 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if fam.after_step is not None:                                # TopK: decoder columns back to length 1
+            fam.after_step(model)
         yield values, len(x)
 
 
@@ -138,22 +173,15 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     check_type("config", config, TrainConfig)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH, the file to continue from")
-    device = check_device(config.device)
-    x_train, x_test = training_inputs(train_images, test_images, config.batch_size)
-    x_train, x_test = x_train.to(device), x_test.to(device)
-    n_input = x_train.shape[1]
-
-    torch.manual_seed(config.seed)
-    model = SparseAutoencoder.for_penalty(config.penalty, config.n_hidden, config.rho, n_input).to(device)
-    optimizer = _new_adam(model, config.lr)
-    shuffler = torch.Generator().manual_seed(config.seed)
+    model, optimizer, shuffler, x_train, x_test, bce = _start(config, train_images, test_images)
     history = new_history()
     if resume and Path(checkpoint).exists():
         history = load_checkpoint(checkpoint, config, model, optimizer, shuffler, len(x_train))
-    bce = training_bce(device)
 
     n_batches = math.ceil(len(x_train) / config.batch_size)
     start_epoch = len(history["epoch"])
+    step, total_steps = start_epoch * n_batches, config.epochs * n_batches
+    set_learning_rate(optimizer, learning_rate(config, step, total_steps))
     bar = tqdm(total=(config.epochs - start_epoch) * n_batches, disable=not progress,
                desc=f"{config.penalty.upper()} autoencoder", unit="batch")
     try:
@@ -162,6 +190,8 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
             sums = [0.0, 0.0, 0.0]
             for values, size in train_epoch(model, optimizer, x_train, config, bce, shuffler, epoch):
                 sums = [total + value * size for total, value in zip(sums, values)]
+                step += 1
+                set_learning_rate(optimizer, learning_rate(config, step, total_steps))  # for the next step
                 bar.update()
             means = [total / len(x_train) for total in sums]
             _record_epoch(history, epoch, means, _test_bce(model, x_test, config.batch_size, bce))
@@ -178,6 +208,66 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
     finally:
         bar.close()
     return model, history
+
+
+def _start(config: TrainConfig, train_images, test_images):
+    """What a run starts from: the seeded model, Adam, the shuffler, the data on the device and the BCE."""
+    device = check_device(config.device)
+    x_train, x_test = training_inputs(train_images, test_images, config.batch_size)
+    x_train, x_test = x_train.to(device), x_test.to(device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.penalty, config.n_hidden, x_train.shape[1], mean_input=_mean_input(x_train),
+                        **config.hyperparameters()).to(device)
+    optimizer = _new_adam(model, config.lr)
+    shuffler = torch.Generator().manual_seed(config.seed)
+    return model, optimizer, shuffler, x_train, x_test, training_bce(device)
+
+
+def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None) -> dict:
+    """Copies of the model at the start (key 0) and after each Adam step in ``steps`` (counted from 1) of
+    the run ``train(config, train_images)`` makes: the same start, order of the inputs, Adam and BCE, so
+    step s here is step s there. Stops after the last step asked for.
+
+    lr_schedule: ``lr_schedule(step) -> learning rate`` of each step (counted from 1), to replay the run
+    with another schedule (a warm-up); default the config's own (``learning_rate``).
+    """
+    check_type("config", config, TrainConfig)
+    steps = sorted({check_int("steps", step) for step in steps})
+    if not steps:
+        raise ValueError("steps must name at least one step, an integer >= 1")
+    model, optimizer, shuffler, x_train, _, bce = _start(config, train_images, None)
+    total = config.epochs * math.ceil(len(x_train) / config.batch_size)
+    schedule = lr_schedule or (lambda step: learning_rate(config, step - 1, total))
+    copies, done, epoch = {0: copy.deepcopy(model)}, 0, 0
+    set_learning_rate(optimizer, schedule(1))
+    while done < steps[-1]:
+        epoch += 1
+        for _values, _size in train_epoch(model, optimizer, x_train, config, bce, shuffler, epoch):
+            done += 1
+            if done in steps:
+                copies[done] = copy.deepcopy(model)
+            if done == steps[-1]:
+                break
+            set_learning_rate(optimizer, schedule(done + 1))
+    return copies
+
+
+@torch.no_grad()
+def _mean_input(x_train) -> torch.Tensor:
+    """(D,) the mean training input in [0, 1], summed in float64 a slice at a time."""
+    return sum(pixels(part).double().sum(dim=0) for part in x_train.split(10_000)).float().cpu() / len(x_train)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (counted from 0) of ``total_steps``: ``config.lr``, falling
+    linearly to 0 over the last ``config.lr_decay`` of the steps (0: constant, the reference run)."""
+    decay_steps = config.lr_decay * total_steps
+    return config.lr * min(1.0, (total_steps - step) / decay_steps) if decay_steps > 0 else config.lr
+
+
+def set_learning_rate(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 @torch.no_grad()

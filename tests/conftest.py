@@ -61,14 +61,15 @@ def crafted(tmp_path):
 
 TINY_POINTS = {"kl": [{"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.015}, {"rho": 0.16, "beta": 0.005},
                       {"rho": 0.04, "beta": 0.005}, {"rho": 0.08, "beta": 0.0015}],
-               "l1": [{"lam": 4e-5}, {"lam": 2e-5}, {"lam": 8e-5}]}
+               "l1": [{"lam": 4e-5}, {"lam": 2e-5}, {"lam": 8e-5}],
+               "topk": [{"k": 25}, {"k": 10}]}
 
 
 @pytest.fixture(scope="session")
 def tiny_atlas(tmp_path_factory):
-    """A folder with kl.npz and l1.npz standing in for the shipped atlas: the reference settings and some
-    neighbours (TINY_POINTS), each trained for 1 epoch on 1,000 digits with 16 hidden units and measured
-    on the first 500 test digits (which hold two of each class)."""
+    """A folder with kl.npz, l1.npz and topk.npz standing in for the shipped atlas: the reference settings
+    and some neighbours (TINY_POINTS), each trained for 1 epoch on 1,000 digits with 32 hidden units and
+    measured (linear probe included) on the first 500 test digits (which hold two of each class)."""
     from sae_utils import atlas
 
     folder = tmp_path_factory.mktemp("atlas")
@@ -78,7 +79,7 @@ def tiny_atlas(tmp_path_factory):
     patch.setattr(atlas, "load_mnist", lambda split: (full[split][0][:size[split]].clone(),
                                                       full[split][1][:size[split]].clone()))
     patch.setattr(atlas, "point_config", lambda family, params: TrainConfig(
-        penalty=family, epochs=1, batch_size=100, n_hidden=16, **params))
+        penalty=family, epochs=1, batch_size=100, n_hidden=32, **params))
     try:
         for family, points in TINY_POINTS.items():
             atlas.build(family, points, folder, progress=False, log=lambda *_: None)

@@ -24,14 +24,16 @@ def test_a_stored_point_recomputes_its_first_epoch(family):
         pytest.skip(f"the {family} atlas is not built yet (python -m sae_utils.atlas --family {family})")
     book = atlas.load_atlas(family)
     stored = book.entry(**book.points()[0])
-    config = TrainConfig(**{**stored.config.as_dict(), "epochs": 1})
+    full = stored.config
+    assert full.lr_decay < 1 - 1 / full.epochs  # the learning rate only starts to fall after epoch 1, so that
+    config = TrainConfig(**{**full.as_dict(), "epochs": 1, "lr_decay": 0.0})  # epoch 1 is the same computation
     _, history = train(config, progress=False)
     assert history["train_objective"][0] == pytest.approx(stored.history["train_objective"][0], abs=1e-5)
     assert history["test_bce"][0] == pytest.approx(stored.history["test_bce"][0], abs=1e-5)
 
 
 # A tiny stand-in for the grid and the recipe: 1 epoch of 10 batches on 2,000 digits, tested on 500.
-TINY_GRID = {"kl": {"rho": (0.08,), "beta": (0.0, 0.005)}, "l1": {"lam": (0.0, 4e-5)}}
+TINY_GRID = {"kl": {"rho": (0.08,), "beta": (0.0, 0.005)}, "l1": {"lam": (0.0, 4e-5)}, "topk": {"k": (5, 10)}}
 
 
 @pytest.fixture
@@ -83,13 +85,31 @@ def test_stored_file_shapes_dtypes_and_no_pickle(tiny, tmp_path):
         "recon": ("|u1", (2, 20, 28, 28)), "features": ("|i1", (2, 64, 28, 28)),
         "feature_scale": ("<f4", (2, 64)), "feature_units": ("<i2", (2, 64)),
         "firing_frequency": ("<f4", (2, 512)), "mean_activation": ("<f4", (2, 512)),
-        "digit_indices": ("<i8", (20,)),
+        "digit_indices": ("<i8", (20,)), "top_digits": ("<i2", (2, 64, 9)), "top_values": ("<f4", (2, 64, 9)),
+        "histogram": ("<i4", (2, 64, 20)), "edges": ("<f4", (2, 64, 21)),
     }
     meta = json.loads(str(arrays["meta"]))
     assert [p["id"] for p in meta["points"]] == ["lam=0", "lam=4e-05"]
     metrics = meta["points"][1]["metrics"]
-    assert {"bce", "units_for_mass", "l0", "fraction_variance_unexplained", "dead_fraction"} <= metrics.keys()
+    assert {"bce", "units_for_mass", "l0", "fraction_variance_unexplained", "dead_fraction", "probe_error"} <= metrics.keys()
     assert 0 < metrics["units_for_mass"] <= metrics["l0"] <= 512
+    assert 0 <= metrics["probe_error"] < 0.9  # a code of 500 test digits still beats guessing
+
+
+def test_topk_points_store_l0_at_most_k_the_wider_probe_and_dashboards(tiny, tmp_path, test_digits):
+    atlas.build("topk", None, tmp_path, progress=False)
+    book = atlas.load_atlas("topk", tmp_path)
+    assert book.points() == [{"k": 5}, {"k": 10}]
+    entry = book.entry(k=10)
+    m = entry.metrics
+    assert m["l0"] <= 10 and m["units_for_mass"] <= m["l0"] and m["probe_k"] == 30
+    assert 0 <= m["probe_error"] < 0.9 and 0 <= m["probe_error_wider"] < 0.9
+    assert entry.dashboards["top_digits"].shape == (64, 9) and entry.dashboards["histogram"].shape == (64, 20)
+    first = entry.dashboards["top_digits"][0]
+    unit = entry.feature_units[0]
+    assert entry.dashboards["firing_frequency"][0] == entry.firing_frequency[unit]
+    assert entry.dashboards["histogram"][0].sum() == round(entry.firing_frequency[unit] * len(test_digits))
+    assert np.all(np.diff(entry.dashboards["top_values"][0]) <= 0) and len(set(first.tolist())) == 9
 
 
 def test_entry_matches_the_trained_model(tiny, tmp_path, monkeypatch, test_digits):
@@ -134,8 +154,8 @@ def test_unknown_settings_and_missing_files_have_clear_errors(tiny, tmp_path):
         book.entry(rho=0.08, beta=0.005)
     with pytest.raises(ValueError, match="needs exactly the parameters rho, beta, got lam"):
         book.entry(lam=4e-5)
-    with pytest.raises(ValueError, match="family must be one of 'kl', 'l1', got 'topk'"):
-        atlas.load_atlas("topk", tmp_path)
+    with pytest.raises(ValueError, match="family must be one of 'kl', 'l1', 'topk', got 'sparse'"):
+        atlas.load_atlas("sparse", tmp_path)
     assert atlas.grid_values("kl") == TINY_GRID["kl"]
 
 
@@ -156,7 +176,7 @@ def test_a_file_from_another_recipe_is_not_extended(tiny, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--family", "topk"], "invalid choice: 'topk'"),
+    (["--family", "sparse"], "invalid choice: 'sparse'"),
     (["--point", "rho=0.05,beta=0.005"], "the kl atlas has no setting rho=0.05,beta=0.005; its grid is rho in"),
     (["--point", "rho=0.08"], "names no family's parameters"),
     (["--point", "lam"], "must look like name=value"),
@@ -185,7 +205,7 @@ def test_cli_builds_one_point_and_lists(tiny, tmp_path, capsys):
     assert "l1: 1 of 2 points built" in listing and "lam=0: missing" in listing and "kl: 0 of 2" in listing
 
 
-@pytest.mark.parametrize("family", ["kl", "l1"])
+@pytest.mark.parametrize("family", ["kl", "l1", "topk"])
 def test_the_reference_points_are_the_shipped_models(family):
     """Same recipe, same seed: the atlas's reference entry and the pretrained card report the same run."""
     from sae_utils.families import FAMILIES

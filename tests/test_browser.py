@@ -109,11 +109,12 @@ def test_explorer_runs_in_jupyterlab_and_redraws_each_grid_setting_at_once(lab, 
     explorer.wait_for(state="visible", timeout=10_000)
     # The controls rendered: one slider per hyperparameter, the family toggle, the reference button.
     sliders = explorer.locator(".widget-slider")
-    assert sliders.count() == 3
-    assert [sliders.nth(i).locator("label").inner_text() for i in range(3)] == \
-        ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)"]
+    assert sliders.count() == 4
+    assert [sliders.nth(i).locator("label").inner_text() for i in range(4)] == \
+        ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)", "k (units kept)"]
     assert explorer.locator(".widget-toggle-buttons").first.locator("button").all_inner_texts() == \
-        ["KL (sigmoid codes)", "L1 (ReLU codes)"]
+        ["KL (sigmoid codes)", "L1 (ReLU codes)", "TOPK (TopK codes)"]
+    assert explorer.locator("img.sae-dashboard").evaluate(IMAGE_PIXELS)  # the feature dashboard is drawn
     assert explorer.locator("button", has_text="reference setting").is_visible()
     numbers = explorer.locator(".sae-numbers")  # the HTML widget; its table is replaced on every change
     images = {name: explorer.locator(f"img.sae-{name}") for name in ("reconstructions", "features", "statistics")}

@@ -40,6 +40,9 @@ def test_a_value_off_by_float_rounding_snaps_to_the_grid_value():
     ({"penalty": "kl", "beta": 0.007}, ValueError, ["beta must be one of the atlas grid values", "0.015", "got 0.007"]),
     ({"penalty": "kl", "rho": 1.5}, ValueError, ["rho must lie in (0, 1)", "1.5"]),
     ({"penalty": "l1", "lam": "big"}, TypeError, ["lam must be a real number", "'big'"]),
+    ({"penalty": "topk", "k": 7}, ValueError, ["k must be one of the atlas grid values", "5, 10, 25", "got 7"]),
+    ({"penalty": "topk", "k": 2.5}, TypeError, ["k must be an integer >= 1", "2.5"]),
+    ({"penalty": "topk", "k": 0}, ValueError, ["k must be an integer >= 1, got 0"]),
 ])
 def test_make_setting_rejects_bad_values_naming_them(kwargs, error, words):
     with pytest.raises(error) as caught:
@@ -92,3 +95,13 @@ def test_a_grid_setting_missing_from_the_atlas_names_the_build_command(ex):
 def test_view_rejects_what_is_not_a_setting(ex):
     with pytest.raises(TypeError, match=r"setting must be a Setting \(use make_setting\), got dict"):
         ex.view({"penalty": "kl"})
+
+
+def test_a_dashboard_shows_a_stored_unit_and_refuses_a_rank_outside_them(ex, tiny_atlas):
+    setting = make_setting("topk", k=10)
+    entry = atlas.load_atlas("topk", tiny_atlas).entry(k=10)
+    png = ex.dashboard_png(setting, 0)
+    assert png_size(png)[0] > 300 and png != ex.dashboard_png(setting, 1)
+    n = len(entry.feature_units)
+    with pytest.raises(ValueError, match=rf"rank must be an integer in \[0, {n - 1}\]"):
+        ex.dashboard_png(setting, n)

@@ -22,10 +22,10 @@ def views(app) -> dict:
 
 def test_the_app_starts_at_the_kl_reference_with_one_slider_per_hyperparameter(app):
     assert app.setting() == make_setting("kl")
-    assert list(app.sliders) == ["rho", "beta", "lam"]
+    assert list(app.sliders) == ["rho", "beta", "lam", "k"]
     assert [v for _, v in app.sliders["beta"].options] == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
     assert "KL: ρ = 0.08, β = 0.005" in app.numbers.value and "from the atlas" in app.numbers.value
-    assert app.sliders["lam"].disabled and not app.sliders["beta"].disabled
+    assert app.sliders["lam"].disabled and app.sliders["k"].disabled and not app.sliders["beta"].disabled
 
 
 def test_moving_beta_one_step_changes_every_view_to_that_setting(app):
@@ -91,3 +91,25 @@ def test_the_app_displays_as_its_widget_with_a_plain_text_line(app):
     bundle = app._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"].startswith("Sparse autoencoder explorer (interactive widgets)")
+
+
+def test_the_k_slider_moves_the_topk_setting_and_only_when_topk_is_chosen(app):
+    assert [v for _, v in app.sliders["k"].options] == [5, 10, 25, 50, 100, 200, 300]
+    app.set(penalty="topk")
+    assert app.setting() == make_setting("topk") and "TOPK: k = 25" in app.numbers.value
+    assert not app.sliders["k"].disabled and app.sliders["beta"].disabled
+    before = views(app)
+    app.set(k=10)
+    assert "k = 10" in app.numbers.value and views(app)["features"] != before["features"]
+
+
+def test_the_unit_menu_shows_the_dashboard_of_the_unit_picked(app):
+    view = app.explorer.view(app.setting())
+    assert [v for _, v in app.unit.options] == list(range(64)) or len(app.unit.options) == len(view.feature_units)
+    assert app.unit.options[0][0].startswith(f"unit {view.feature_units[0]} (active on")
+    first = app.dashboard.value
+    app.unit.value = 3
+    assert app.dashboard.value != first
+    assert app.dashboard.value == app.explorer.dashboard_png(app.setting(), 3)
+    app.sliders["beta"].value = 0.015  # another setting keeps the position picked, for its own units
+    assert app.unit.value == 3 and app.dashboard.value == app.explorer.dashboard_png(app.setting(), 3)

@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from sae_utils import SparseAutoencoder, TrainConfig, kl_sparsity_penalty, l1_penalty, sparsity_penalty
-from sae_utils.cli import build_parser
-from sae_utils.families import FAMILIES, HYPERPARAMETERS, family, family_of_activation
+from sae_utils.cli import build_parser, train_config
+from sae_utils.families import (FAMILIES, HYPERPARAMETERS, build_model, family, family_of_activation,
+                                normalise_decoder, topk_dead_unit_loss)
 from sae_utils.metrics import ACTIVE_THRESHOLD
 from sae_utils.model import ACTIVATIONS
 
 NAMES = list(FAMILIES)
+WITH_PENALTY = [name for name, fam in FAMILIES.items() if fam.penalty is not None]
+REAL = [(fam, h) for fam, h in ((f, h) for f in FAMILIES.values() for h in f.hyperparameters) if not h.integer]
 ENTRIES = [(fam, h) for fam in FAMILIES.values() for h in fam.hyperparameters]
 ENTRY_IDS = [f"{fam.name}-{h.name}" for fam, h in ENTRIES]
 
@@ -21,25 +24,33 @@ ENTRY_IDS = [f"{fam.name}-{h.name}" for fam, h in ENTRIES]
 def random_code(activation: str, batch=16, hidden=8, seed=0) -> torch.Tensor:
     """Codes as the activation makes them, from pre-activations spread over [-6, 6] and beyond."""
     pre = 3 * torch.randn(batch, hidden, generator=torch.Generator().manual_seed(seed))
-    return ACTIVATIONS[activation](pre)
+    return activate(activation, pre)
+
+
+def activate(activation: str, pre: torch.Tensor) -> torch.Tensor:
+    """The activation of a model of that kind (TopK keeping half the units) applied to ``pre`` (B, H)."""
+    return ACTIVATIONS[activation](pre, max(1, pre.shape[-1] // 2)) if activation == "topk" else ACTIVATIONS[activation](pre)
 
 
 # --- the entries, as the lesson defines them ------------------------------------------------------------
 
-def test_the_table_holds_the_two_families_of_the_lesson():
-    kl, l1 = FAMILIES["kl"], FAMILIES["l1"]
-    assert NAMES == ["kl", "l1"] and all(fam.name == name for name, fam in FAMILIES.items())
+def test_the_table_holds_the_two_families_of_the_lesson_and_topk():
+    kl, l1, topk = FAMILIES["kl"], FAMILIES["l1"], FAMILIES["topk"]
+    assert NAMES == ["kl", "l1", "topk"] and all(fam.name == name for name, fam in FAMILIES.items())
     assert (kl.activation, kl.penalty, kl.penalty_args, kl.weight, kl.active_threshold) == (
         "sigmoid", kl_sparsity_penalty, ("rho",), "beta", 0.5)
     assert (l1.activation, l1.penalty, l1.penalty_args, l1.weight, l1.active_threshold) == (
         "relu", l1_penalty, (), "lam", 0.0)
+    assert (topk.activation, topk.penalty, topk.weight, topk.active_threshold, topk.auxiliary,
+            topk.auxiliary_weight) == ("topk", None, None, 0.0, topk_dead_unit_loss, 1 / 32)
 
 
 def test_reference_values_are_the_published_setup():
     assert FAMILIES["kl"].reference() == {"rho": 0.08, "beta": 0.005}
     assert FAMILIES["l1"].reference() == {"lam": 4e-5}
+    assert FAMILIES["topk"].reference() == {"k": 25}  # Makhzani and Frey's k on MNIST
     assert {h.name: h.allowed() for h in HYPERPARAMETERS.values()} == {
-        "rho": "(0, 1)", "beta": "[0, inf)", "lam": "[0, inf)"}
+        "rho": "(0, 1)", "beta": "[0, inf)", "lam": "[0, inf)", "k": "[1, n_hidden]"}
 
 
 # --- each family against the model, the penalties and the metrics --------------------------------------
@@ -48,17 +59,17 @@ def test_reference_values_are_the_published_setup():
 def test_activation_is_a_model_activation_and_names_the_family(name):
     fam = FAMILIES[name]
     assert fam.activation in ACTIVATIONS
-    assert SparseAutoencoder.for_penalty(name, 4).activation == fam.activation
+    assert SparseAutoencoder.for_penalty(name, 32).activation == fam.activation
     assert family_of_activation(fam.activation) is fam  # one family per activation: evaluate relies on it
     assert family(name) is fam
 
 
 def test_family_lookup_of_an_unknown_name_lists_the_families():
-    with pytest.raises(ValueError, match=r"penalty must be one of 'kl', 'l1', got 'topk'"):
-        family("topk")
+    with pytest.raises(ValueError, match=r"penalty must be one of 'kl', 'l1', 'topk', got 'sparse'"):
+        family("sparse")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", WITH_PENALTY)
 def test_penalty_weight_and_penalty_args_name_hyperparameters_of_the_family(name):
     fam = FAMILIES[name]
     names = [h.name for h in fam.hyperparameters]
@@ -67,7 +78,7 @@ def test_penalty_weight_and_penalty_args_name_hyperparameters_of_the_family(name
     assert fam.weight in names and fam.weight not in fam.penalty_args  # the penalty itself is unweighted
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", WITH_PENALTY)
 def test_penalty_takes_the_code_and_exactly_its_penalty_args(name):
     fam = FAMILIES[name]
     assert list(inspect.signature(fam.penalty.unchecked).parameters) == ["code", *fam.penalty_args]
@@ -75,7 +86,7 @@ def test_penalty_takes_the_code_and_exactly_its_penalty_args(name):
         arg: fam.reference()[arg] for arg in fam.penalty_args}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", WITH_PENALTY)
 def test_penalty_accepts_the_codes_of_its_activation(name):
     """A KL penalty paired with ReLU codes (values above 1) would be refused here."""
     fam = FAMILIES[name]
@@ -100,15 +111,15 @@ def test_weighted_penalty_is_the_weight_times_the_family_penalty():
 def test_active_threshold_is_the_metrics_one_and_the_activation_can_cross_it(name):
     fam = FAMILIES[name]
     assert ACTIVE_THRESHOLD[fam.activation] == fam.active_threshold
-    low, high = ACTIVATIONS[fam.activation](torch.tensor([-50.0, 50.0])).tolist()
+    low, high = activate(fam.activation, torch.tensor([[-50.0, 50.0]]))[0].tolist()
     assert low <= fam.active_threshold < high  # units can be both inactive and active
 
 
 @pytest.mark.parametrize("name", [name for name, fam in FAMILIES.items() if fam.start is not None])
 def test_start_takes_the_family_hyperparameters(name):
     fam = FAMILIES[name]
-    model = SparseAutoencoder(5, fam.activation)
-    fam.start(model, **fam.reference())  # as for_penalty calls it: every hyperparameter by name
+    model = SparseAutoencoder(32, fam.activation, k=fam.reference().get("k"))
+    fam.start(model, mean_input=None, **fam.reference())  # as build_model calls it: every hyperparameter by name
 
 
 @pytest.mark.parametrize("rho", [0.01, 0.08, 0.5, 0.9])
@@ -134,7 +145,7 @@ def test_grid_values_pass_the_checks_and_contain_the_reference(fam, h):
     assert len({f"{value:g}" for value in h.grid}) == len(h.grid)  # the atlas names its points with :g
 
 
-@pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
+@pytest.mark.parametrize("fam, h", REAL, ids=[f"{fam.name}-{h.name}" for fam, h in REAL])
 def test_allowed_describes_the_range_the_check_enforces(fam, h):
     refused = [h.low - 1, math.nan, math.inf] + ([h.low] if h.open_low else [])
     if h.high is not None:
@@ -163,7 +174,7 @@ def test_train_config_has_a_checked_field_for_every_hyperparameter(fam, h):
     value = h.grid[1]
     config = TrainConfig(penalty=fam.name, **{h.name: value})
     assert getattr(config, h.name) == value and config.hyperparameters()[h.name] == value
-    bad = h.low - 1
+    bad = type(h.reference)(h.low - 1)
     with pytest.raises(ValueError) as from_config:
         TrainConfig(**{h.name: bad})
     with pytest.raises(ValueError) as from_table:
@@ -171,7 +182,7 @@ def test_train_config_has_a_checked_field_for_every_hyperparameter(fam, h):
     assert str(from_config.value) == str(from_table.value)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", WITH_PENALTY)
 def test_train_config_reads_its_family_from_the_table(name):
     fam = FAMILIES[name]
     config = TrainConfig(penalty=name)
@@ -183,6 +194,8 @@ def test_train_config_reads_its_family_from_the_table(name):
 @pytest.mark.parametrize("fam, h", ENTRIES, ids=ENTRY_IDS)
 def test_command_line_has_a_flag_for_every_hyperparameter(fam, h):
     parser = build_parser()
-    assert getattr(parser.parse_args(["train"]), h.name) == h.reference
+    assert getattr(parser.parse_args(["train"]), h.name) is None  # not given: TrainConfig's default
+    assert getattr(train_config(parser.parse_args(["train"])), h.name) == h.reference
     args = parser.parse_args(["train", "--penalty", fam.name, f"--{h.name.replace('_', '-')}", f"{h.grid[1]!r}"])
     assert getattr(args, h.name) == h.grid[1] and args.penalty == fam.name
+    assert getattr(train_config(args), h.name) == h.grid[1]

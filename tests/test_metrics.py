@@ -9,7 +9,7 @@ import torch
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
 from sae_utils.metrics import (ACTIVE_THRESHOLD, active_units, dead_fraction, firing_frequency,
-                               fraction_variance_unexplained, l0, units_by_use, units_for_mass)
+                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use, units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
 CODE = torch.tensor([
@@ -25,7 +25,7 @@ def test_firing_frequency_and_dead_fraction():
     assert firing_frequency(CODE, 0.4).tolist() == [0.5, 0.5, 0.25, 0.25, 0.0]
     assert dead_fraction(CODE, 0.0) == 1 / 5
     assert dead_fraction(CODE[[0, 3]], 0.4) == 3 / 5  # digits 0 and 3: only units 0 (0.5) and 1 (0.9) fire
-    assert ACTIVE_THRESHOLD == {"sigmoid": 0.5, "relu": 0.0}
+    assert ACTIVE_THRESHOLD == {"sigmoid": 0.5, "relu": 0.0, "topk": 0.0}
 
 
 def test_l0_counts_exact_non_zeros():
@@ -177,3 +177,18 @@ def test_units_by_use_orders_by_firing_frequency_then_mean_activation():
     mean = torch.tensor([0.9, 0.2, 0.3, 0.0, 0.2])
     # 0.5 first (unit 2 has the larger mean; units 1 and 4 tie on both and keep their order), then 0.1, then 0.
     assert units_by_use(frequency, mean).tolist() == [2, 1, 4, 0, 3]
+
+
+def test_unit_dashboards_by_hand():
+    code = torch.tensor([[0.0, 0.9],
+                         [0.5, 0.0],
+                         [0.2, 0.3],
+                         [0.5, 0.6]])
+    d = unit_dashboards(code, [0, 1], threshold=0.0, n_top=2, bins=2)
+    assert d["top_digits"].tolist() == [[1, 3], [0, 3]]       # ties (0.5, 0.5): the lower index first
+    np.testing.assert_allclose(d["top_values"], [[0.5, 0.5], [0.9, 0.6]], rtol=1e-6)
+    np.testing.assert_allclose(d["edges"], [[0.0, 0.25, 0.5], [0.0, 0.45, 0.9]], rtol=1e-6)
+    assert d["histogram"].tolist() == [[1, 2], [1, 2]]        # unit 0: 0.2 | 0.5, 0.5; unit 1: 0.3 | 0.6, 0.9
+    assert d["firing_frequency"].tolist() == pytest.approx([0.75, 0.75])
+    silent = unit_dashboards(torch.zeros(3, 2), [1], threshold=0.0, bins=4)
+    assert silent["histogram"].tolist() == [[0, 0, 0, 0]] and silent["firing_frequency"].tolist() == [0.0]

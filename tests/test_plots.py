@@ -216,6 +216,40 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     (line,) = fig.axes[0].lines
     assert list(line.get_xdata()) == [300, 200] and list(line.get_ydata()) == [0.07, 0.072]
     assert line.get_label() == "KL: β varies (ρ = 0.08)" and fig.axes[0].get_xscale() == "log"
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["β=0 (no penalty)", "β=0.005"]  # the point with no penalty says so
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "KL: other grid points" in legend  # rho = 0.16 lies on no line
+    only_line = plots.plot_tradeoff({"kl": records["kl"][:2]}, {"kl": [("beta", {"rho": 0.08})]}, baselines={"pixels": 0.075})
+    legend = [t.get_text() for t in only_line.axes[0].get_legend().get_texts()]
+    assert "KL: other grid points" not in legend and "pixels" in legend  # no empty entry; the baseline drawn
+    assert [l.get_ydata()[0] for l in only_line.axes[0].lines if l.get_label() == "pixels"] == [0.075]
+
+
+def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    ax, gap = plots.plot_loss_curves(history, from_epoch=2, yscale="linear").axes
+    assert list(ax.lines[0].get_xdata()) == [2, 3] and ax.get_yscale() == "linear"
+    np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.01])
+    with pytest.raises(ValueError, match=r"from_epoch must be an integer in \[1, 3\], got 4"):
+        plots.plot_loss_curves(history, from_epoch=4)
+    with pytest.raises(ValueError, match="yscale must be one of 'log', 'linear', got 'symlog'"):
+        plots.plot_loss_curves(history, yscale="symlog")
+
+
+def test_feature_dashboards_draw_the_top_digits_and_say_when_a_unit_is_dead(test_digits):
+    from sae_utils.metrics import unit_dashboards
+
+    code = torch.zeros(len(test_digits), 3)
+    code[:, 1] = torch.arange(len(test_digits), dtype=torch.float32)  # unit 1: larger on later digits
+    data = unit_dashboards(code, [1, 0], threshold=0.0)
+    fig = plots.plot_feature_dashboards(np.zeros((2, 28, 28)), data, test_digits, [1, 0], "two units")
+    top = fig.axes[1].images[0].get_array()
+    expected = prepare_images(test_digits[[len(test_digits) - 1]]).reshape(28, 28).numpy()
+    np.testing.assert_allclose(top[:28, :28], expected)  # the largest value first: the last digit
+    assert fig.axes[2].get_title() == f"active on {100 * (len(test_digits) - 1) / len(test_digits):.1f}% of inputs"
+    assert "never active" in fig.axes[5].texts[0].get_text()
 
 
 def test_unit_labels_round_to_whole_percents_and_mark_rare_units():

@@ -9,19 +9,20 @@ import pytest
 import torch
 
 import sae_utils
+from sae_utils.families import FAMILIES
 from sae_utils import SparseAutoencoder, TrainConfig, load_pretrained
 from sae_utils.pretrained import PRETRAINED_DIR, load_model, save_model
 from sae_utils.train import PUBLISHED_LOSSES
 
-NAMES = ["kl", "l1"]
+NAMES = ["kl", "l1", "topk"]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_card_describes_the_reference_run(name):
     card = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())
     assert card["config"] == TrainConfig(penalty=name).as_dict()  # the reference setup, nothing changed
-    assert card["architecture"] == {"n_hidden": 512, "activation": {"kl": "sigmoid", "l1": "relu"}[name],
-                                    "n_input": 784}
+    assert card["architecture"] == {"n_hidden": 512, "activation": FAMILIES[name].activation, "n_input": 784,
+                                    **({"k": 25} if name == "topk" else {})}
     assert card["history"]["epoch"] == list(range(1, 21)) and card["history"]["interrupted"] is False
     assert {"torch", "numpy", "python", "sae_utils"} <= set(card["versions"])
     weights = PRETRAINED_DIR / card["weights_file"]
@@ -37,10 +38,18 @@ def test_card_test_metrics_match_a_fresh_evaluation(name):
         assert fresh[key] == pytest.approx(value, abs=1e-4), key
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(PUBLISHED_LOSSES))
 def test_test_bce_at_or_below_the_published_loss(name):
     _, card = load_pretrained(name)
     assert card["metrics"]["test"]["bce"] <= PUBLISHED_LOSSES[name]["test"]
+
+
+def test_topk_reference_meets_its_targets():
+    """The TopK issue's bar: k = 25, test BCE at most 0.085, fewer than 5 % of the units dead, L0 <= k."""
+    model, card = load_pretrained("topk")
+    test = card["metrics"]["test"]
+    assert model.k == 25 and card["config"]["lr_decay"] == 0.3
+    assert test["bce"] <= 0.085 and test["dead_fraction"] < 0.05 and test["active_units_per_digit"] <= 25
 
 
 # --- damaged and tampered files ------------------------------------------------------------------------

@@ -164,7 +164,9 @@ def test_cuda_without_cuda_is_refused():
 
 
 def test_good_values_at_the_edges_are_accepted():
-    TrainConfig(beta=0, lam=0, rho=1e-6, epochs=1, batch_size=1, n_hidden=1, seed=0)
+    TrainConfig(beta=0, rho=1e-6, epochs=1, batch_size=1, n_hidden=1, seed=0, lr_decay=1)
+    TrainConfig(penalty="l1", lam=0, lr_decay=0)
+    TrainConfig(penalty="topk", k=1, n_hidden=1)
     fit(batch_size=50)  # a batch as large as the data
     kl_divergence(0.5, torch.tensor([0.0, 1.0]))
     reconstruction_bce(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]))

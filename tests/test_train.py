@@ -12,7 +12,7 @@ from helpers import (RANDOM_DIGITS, TINY, Crash, assert_same_state, nan_logits, 
 
 from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, train
 from sae_utils.files import safe_torch_load
-from sae_utils.train import HISTORY_KEYS, TrainConfig
+from sae_utils.train import HISTORY_KEYS, TrainConfig, replay
 
 
 def run(config, train_digits, test_digits, **kwargs):
@@ -197,3 +197,20 @@ def test_crash_during_training_keeps_the_last_checkpoint(tmp_path, monkeypatch):
               progress=False)
     assert checkpoint.read_bytes() == before
     assert safe_torch_load(checkpoint)["history"]["epoch"] == [1]
+
+
+@pytest.mark.parametrize("penalty", ["l1", "topk"])
+def test_replay_takes_the_steps_train_takes(train_digits, test_digits, penalty):
+    config = small_config(penalty=penalty, epochs=2, **({"k": 5} if penalty == "topk" else {}))
+    copies = replay(config, (3, 20, 10), train_digits)
+    assert sorted(copies) == [0, 3, 10, 20]  # 10 batches an epoch: step 20 ends the second epoch
+    model, _ = train(config, train_digits, test_digits, progress=False)
+    assert_same_state(copies[20], model)
+    one_epoch, _ = train(dataclasses.replace(config, epochs=1), train_digits, test_digits, progress=False)
+    assert_same_state(replay(dataclasses.replace(config, epochs=1), (10,), train_digits)[10], one_epoch)
+    assert not torch.equal(copies[3].encoder.weight, copies[0].encoder.weight)
+    slower = replay(config, (3,), train_digits, lr_schedule=lambda step: 1e-6)[3]
+    assert (slower.encoder.weight - copies[0].encoder.weight).abs().max() < 1e-4 < (
+        copies[3].encoder.weight - copies[0].encoder.weight).abs().max()
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        replay(config, (0,), train_digits)

@@ -100,7 +100,7 @@ def elsewhere(tmp_path) -> Path:
 
 
 def test_repository_ships_the_reference_models():
-    assert {"kl", "l1"} <= set(SHIPPED)
+    assert {"kl", "l1", "topk"} <= set(SHIPPED)
 
 
 def test_wheel_carries_every_pretrained_model_and_loads_it_from_anywhere(sources, tmp_path, elsewhere):
