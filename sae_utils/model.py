@@ -18,6 +18,7 @@ from torch import nn
 
 from .checks import check_choice, check_int, check_values, check_width
 from .data import N_PIXELS, image_shapes
+from .fast_topk import sparse_decode
 from .penalties import topk_code
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "topk": topk_code}  # topk_code also takes k
@@ -74,8 +75,10 @@ class SparseAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """code (B, H) -> logits (B, D)."""
-        code = check_width("code", code, [(self.n_hidden,)])
-        return self.decoder(code.to(self.decoder.weight.dtype))   # (B, H) -> (B, D)
+        code = check_width("code", code, [(self.n_hidden,)]).to(self.decoder.weight.dtype)
+        if self.k is not None and code.device.type == "cpu":     # a TopK code: k of H values non-zero
+            return sparse_decode(code, self.decoder.weight, self.decoder.bias)  # the same product, faster
+        return self.decoder(code)                                 # (B, H) -> (B, D)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits, code)``: logits (B, D), code (B, H)."""

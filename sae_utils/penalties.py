@@ -61,7 +61,7 @@ def topk_code(pre: torch.Tensor, k: int) -> torch.Tensor:
 
     pre (B, H) -> code (B, H) with at most k non-zeros per row; the gradient reaches the kept values only.
     """
-    values, indices = pre.topk(k, dim=1)  # (B, k) each
+    values, indices = pre.topk(k, dim=1, sorted=False)  # (B, k) each, in no particular order
     return torch.zeros_like(pre).scatter(1, indices, values.relu())
 
 
