@@ -433,7 +433,8 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
     features: (U, h, w) or (U, D) the units' decoder images; dashboards: ``metrics.unit_dashboards`` of
     those units (top_digits index ``images``); images: the inputs those indices refer to (uint8 or
     [0, 1], (N, D) or image-shaped); units: the unit numbers, for the titles. The histogram counts the
-    unit's active values on a log scale; its title gives how often the unit is active.
+    unit's active values on a log scale; its title gives how often the unit is active. Each decoder image
+    has its own symmetric colour scale (red +, blue −), ending at its largest absolute weight.
     """
     x = prepare_images(images).numpy()
     features = np.asarray(features)
@@ -444,8 +445,11 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
         feature = features[row].reshape(shape)
         limit = float(np.abs(feature).max()) or 1.0
         decoder_ax, top_ax, hist_ax = axes[row]
-        decoder_ax.imshow(feature, cmap="bwr", vmin=-limit, vmax=limit)
+        shown = decoder_ax.imshow(feature, cmap="bwr", vmin=-limit, vmax=limit)
         decoder_ax.set_title(f"unit {unit}: decoder image", fontsize=8)
+        bar = fig.colorbar(shown, ax=decoder_ax, fraction=0.046, pad=0.03)  # its own symmetric scale
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("weight (red +, blue −)", fontsize=6)
         top = x[dashboards["top_digits"][row]].reshape(-1, *shape)
         top_ax.imshow(tile(top, cols=3), cmap="gray", vmin=0, vmax=1)
         values = dashboards["top_values"][row]
