@@ -159,8 +159,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
     mean_activation float32 (H,).
     """
-    own = model.architecture()
-    metrics = evaluate(model, test_images, **{n: v for n, v in config.hyperparameters().items() if n not in own})
+    metrics = evaluate(model, test_images, **config.hyperparameters())
     x = prepare_images(test_images)
     model.eval()
     logits, code = model(x)

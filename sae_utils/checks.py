@@ -171,5 +171,6 @@ def check_type(name: str, value, expected: type):
 CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
                  "count": check_int,
                  "seed": lambda name, value: check_int(name, value, low=0),
+                 "fraction": lambda name, value: check_number(name, value, low=0, high=1),
                  "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto"))}
 

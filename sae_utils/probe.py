@@ -38,13 +38,12 @@ def probe_features(model: SparseAutoencoder | None, images, batch_size: int = 10
 
 
 def fit_softmax_regression(features: torch.Tensor, labels: torch.Tensor, l2: float = L2,
-                           max_iterations: int = MAX_ITERATIONS, start=None) -> tuple[torch.Tensor, torch.Tensor]:
+                           max_iterations: int = MAX_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights (C, F) and biases (C,) minimising mean cross-entropy + l2/2 ||W||^2 over (N, F) features
-    and int64 labels (N,) in [0, C), by full-batch L-BFGS from ``start`` = (weights, biases) or zero."""
+    and int64 labels (N,) in [0, C), by full-batch L-BFGS from zero."""
     n_classes = int(labels.max()) + 1
-    if start is None:
-        start = torch.zeros(n_classes, features.shape[1]), torch.zeros(n_classes)
-    weight, bias = (t.clone().requires_grad_(True) for t in start)
+    weight = torch.zeros(n_classes, features.shape[1], requires_grad=True)
+    bias = torch.zeros(n_classes, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iterations, history_size=20,
                                   tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe")
 

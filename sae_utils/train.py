@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, check_device, check_int, check_number, check_type
+from .checks import CONFIG_CHECKS as CHECK, check_device, check_int, check_type
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
@@ -41,10 +41,6 @@ def _hyperparameter(name: str):
     h = HYPERPARAMETERS[name]
     return _field(h.reference, lambda _name, value: h.check(value), f"{h.help}, in {h.allowed()}",
                   type=int if h.integer else float)
-
-
-def _check_decay(name, value) -> float:
-    return check_number(name, value, low=0, high=1)
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class TrainConfig:
     lam: float = _hyperparameter("lam")
     k: int = _hyperparameter("k")
     lr: float = _field(9e-3, CHECK["positive"], "Adam learning rate, > 0")
-    lr_decay: float = _field(None, _check_decay, "the last fraction of the steps, in [0, 1], over which the "
+    lr_decay: float = _field(None, CHECK["fraction"], "the last fraction of the steps, in [0, 1], over which the "
                              "learning rate falls linearly to 0 (default: the family's recipe, TopK 0.3, "
                              "else 0)", type=float, recipe=0.0)
     epochs: int = _field(20, CHECK["count"], "passes over the training set, >= 1")
