@@ -16,7 +16,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 56 kB a point (2.4 MB for the 43 points of KL and L1).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (4.3 MB for the 71 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -30,9 +30,9 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core, so the 46 points (43 of the grid, 3 variants) take about 50 minutes with ``--threads 1``, or about
-25 minutes as two 1-thread builds side by side (one per family: they write different files). The shipped
-atlas was built that way in 43 minutes of wall time while other work shared the two cores.
+core (80-100 s with the linear probe), so the 71 points (57 of the grid, 14 recipe variants) take about
+1.8 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
+they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
 from __future__ import annotations
 
@@ -338,6 +338,81 @@ def load_atlas(family: str, directory=None) -> Atlas:
 @lru_cache(maxsize=8)
 def _load(family: str, path: Path, _mtime_ns: int, _size: int) -> Atlas:
     return Atlas(family, path)
+
+
+def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), directory=None,
+                **params) -> dict:
+    """How much one setting's test metrics vary with the seed alone: the stored points equal to ``params``
+    (a grid point, e.g. ``rho=0.08, beta=0.005``) at seed 0 and at every other stored seed. Returns
+    {key: {"seeds", "values", "mean", "std", "min", "max"}}, std the sample standard deviation (n - 1);
+    keys: metrics of the atlas (``AtlasEntry.metrics``). Raises if fewer than two seeds are stored."""
+    base = grid_point(family, params)
+    runs = {}
+    for entry in load_atlas(family, directory)._meta["points"]:
+        stored = dict(entry["params"])
+        seed = stored.pop("seed", 0)
+        if stored == base:
+            runs[seed] = entry["metrics"]
+    if len(runs) < 2:
+        raise MissingSettingError(f"the {family} setting {point_id(base)} has {len(runs)} stored seed(s); "
+                                  f"a spread needs two or more")
+    seeds = sorted(runs)
+    spread = {}
+    for key in keys:
+        values = np.array([runs[seed][key] for seed in seeds], dtype=np.float64)
+        spread[key] = {"seeds": seeds, "values": values.tolist(), "mean": values.mean(), "std": values.std(ddof=1),
+                       "min": values.min(), "max": values.max()}
+    return spread
+
+
+def check_recipe(family: str, directory=None) -> int:
+    """Check that every stored point of ``family`` (variants too) was trained with the configuration its
+    parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;
+    returns the number of points checked. A consistency check of the atlas's bookkeeping: it compares
+    the stored configs, not the weights."""
+    records = load_atlas(family, directory).records(variants=True)
+    for record in records:
+        expected = TrainConfig(penalty=family, **record["params"])
+        if TrainConfig(**record["config"]) != expected:
+            raise ValueError(f"the {family} point {point_id(record['params'])} was trained with "
+                             f"{record['config']}, not with {expected}")
+    return len(records)
+
+
+def table(records: list, columns: dict) -> str:
+    """A plain-text table, one row per record. records: dicts with "params" and "metrics" (as
+    ``Atlas.records``), or any dicts; columns: {header: (what, format)}, where what is a metric or
+    parameter name (looked up in record["metrics"], then record["params"], then the record itself) or a
+    function of the record, and format a format spec such as ".4f" (None values print as "-")."""
+    def cell(record, what, spec):
+        if callable(what):
+            value = what(record)
+        else:
+            value = next((part[what] for part in (record.get("metrics", {}), record.get("params", {}), record)
+                          if isinstance(part, dict) and what in part), None)
+        return "-" if value is None else format(value, spec)
+
+    rows = [[cell(record, what, spec) for what, spec in columns.values()] for record in records]
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(columns)]
+    left = [str(spec).startswith("<") for _, spec in columns.values()]  # a "<" column is left-aligned
+
+    def line(values):
+        return "  ".join(v.ljust(w) if l else v.rjust(w) for v, w, l in zip(values, widths, left)).rstrip()
+
+    return "\n".join([line(list(columns))] + [line(row) for row in rows])
+
+
+def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", margins=(0.0, 0.0)) -> list:
+    """The records no other record beats on both metrics (lower is better on both) by more than
+    ``margins`` (x margin, y margin): with margins set to the seed spreads, the points whose lead is not
+    larger than the noise stay on the frontier. Returned in the order given."""
+    dx, dy = margins
+
+    def beaten(a):
+        return any(b["metrics"][x_key] < a["metrics"][x_key] - dx and b["metrics"][y_key] < a["metrics"][y_key] - dy
+                   for b in records if b is not a)
+
+    return [record for record in records if not beaten(record)]
 
 
 def _list(directory) -> None:

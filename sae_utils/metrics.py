@@ -99,7 +99,7 @@ def dead_fraction(code: torch.Tensor, threshold: float) -> float:
 
 
 def l0(code: torch.Tensor) -> float:
-    """Mean over the B digits of the number of code values that are exactly non-zero (L0 "norm").
+    """Mean over the B digits of the number of code values that are not exactly zero (L0 "norm").
 
     Meaningful for ReLU codes only: a sigmoid is never exactly 0, so for sigmoid codes this is always H.
     To compare the sparsity of every family use ``units_for_mass``.
@@ -112,12 +112,13 @@ def l0(code: torch.Tensor) -> float:
 _MASS_RTOL = 1e-6
 
 
-def units_for_mass(code: torch.Tensor, share: float = 0.9) -> float:
+def units_for_mass(code: torch.Tensor, share: float = 0.9, per_digit: bool = False):
     """The sparsity yardstick of every family: how few units carry ``share`` of a digit's code mass.
 
     For each digit b, the smallest number k of units whose k largest values add up to at least
-    ``share * sum_j code[b, j]``; returns the mean of k over the B digits. A digit whose code is all
-    zero counts 0 units. share in (0, 1]. Computed in float64 with a relative slack of 1e-6 on the target.
+    ``share * sum_j code[b, j]``; returns the mean of k over the B digits (a float), or with ``per_digit``
+    the (B,) int64 tensor of each digit's k. A digit whose code is all zero counts 0 units. share in
+    (0, 1]. Computed in float64 with a relative slack of 1e-6 on the target.
     """
     share = check_number("share", share, low=0, high=1, low_open=True)
     code = _check_code(code)
@@ -127,8 +128,8 @@ def units_for_mass(code: torch.Tensor, share: float = 0.9) -> float:
     mass = ordered.cumsum(dim=1)
     total = mass[:, -1:]  # the same rounding as the cumulative sums it is compared with
     reached = mass >= share * total * (1 - _MASS_RTOL)  # non-decreasing along a row: False..., True...
-    counts = code.shape[1] - reached.sum(dim=1) + 1
-    return torch.where(total[:, 0] > 0, counts, 0).double().mean().item()
+    counts = torch.where(total[:, 0] > 0, code.shape[1] - reached.sum(dim=1) + 1, 0)
+    return counts if per_digit else counts.double().mean().item()
 
 
 def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:

@@ -17,6 +17,7 @@ import torch
 
 from .checks import check_choice
 from .data import prepare_images
+from .metrics import units_by_use
 
 
 def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
@@ -36,14 +37,24 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
-                     from_epoch: int = 1, yscale: str = "log"):
+                     from_epoch: int = 1, yscale: str = "log", family: str | None = None):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
-    auxiliary loss), which is too small to see on the left's scale.
+    auxiliary loss), which is too small to see on the left's scale, from epoch 1.
 
-    from_epoch: the first epoch drawn, in both panels (2 leaves out epoch 1, whose losses are far above
-    the rest); yscale: "log" or "linear" for the left panel (linear limits fit what is drawn).
+    from_epoch: the first epoch drawn in the left panel (2 leaves out epoch 1, whose losses are far above
+    the rest); yscale: "log" or "linear" for the left panel (linear limits fit what is drawn);
+    family: the family the history was trained with (a ``FAMILIES`` key), which names the right panel's
+    quantity (e.g. β·Ω_KL); default a label that fits every family.
     """
+    from .families import family as family_named
+
+    gap_label = "weight × penalty (objective − BCE)"
+    if family is not None:
+        fam = family_named(family)
+        symbol = {h.name: h.symbol for h in fam.hyperparameters}.get(fam.weight)
+        gap_label = (f"{symbol}·Ω_{fam.name.upper()} (weighted penalty)" if symbol
+                     else f"{fam.auxiliary_weight:g} × auxiliary loss")
     check_choice("yscale", yscale, ("log", "linear"))
     epochs = history["epoch"]
     if not (isinstance(from_epoch, int) and 1 <= from_epoch <= max(epochs, default=1)):
@@ -63,10 +74,10 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
         ax.tick_params(axis="y", which="minor", labelsize=7)
-    weighted = [o - b for o, b in zip(drawn["train_objective"], drawn["train_bce"])]
-    gap.plot(epochs, weighted, "o-", color="C3")
-    gap.set(xlabel="epoch", ylabel=r"weight × penalty ($\beta\,\Omega_{KL}$ or $\lambda\,\Omega_{L1}$)",
-            title="objective − BCE (train, epoch mean)", ylim=(0, 1.15 * max(weighted, default=0) or None))
+    weighted = [o - b for o, b in zip(history["train_objective"], history["train_bce"])]
+    gap.plot(history["epoch"], weighted, "o-", color="C3")
+    gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
+            ylim=(0, 1.15 * max(weighted, default=0) or None))
     for axis in (ax, gap):
         axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
@@ -137,12 +148,12 @@ def _feature_grid(fig, features, labels, title):
 
 
 def unit_labels(units, firing_frequency=None) -> list[str]:
-    """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12%" (whole percents;
-    "<1%" for a unit that fires, but on fewer than 1 % of the inputs)."""
+    """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12.3%" (one decimal;
+    "<0.1%" for a unit that fires, but on fewer than 0.1 % of the inputs)."""
     if firing_frequency is None:
         return [f"unit {u}" for u in units]
     percent = [100 * float(firing_frequency[u]) for u in units]
-    return [f"unit {u}, {'<1' if 0 < p < 1 else f'{p:.0f}'}%" for u, p in zip(units, percent)]
+    return [f"unit {u}, {'<0.1' if 0 < p < 0.05 else f'{p:.1f}'}%" for u, p in zip(units, percent)]
 
 
 def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
@@ -251,10 +262,71 @@ def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None,
                               vmin=0 if r == 0 else -limit, vmax=1 if r == 0 else limit)
             ax.set_xticks([]), ax.set_yticks([])
         ax_row[0].set_ylabel(label, fontsize=8)
-    fig.colorbar(shown, ax=axes[1:].ravel().tolist(), shrink=0.8, pad=0.02,
-                 label=f"model rows: $\\hat{{x}} - x$; last row: $\\hat{{x}}_{{{labels[0]}}} - \\hat{{x}}_{{{labels[1]}}}$\n"
-                       f"(red > 0, blue < 0; the scale ends at ±{limit:.2f}, the largest |difference| shown)")
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.7, pad=0.02)  # every row shrinks alike
+    bar.set_label(f"difference (red > 0, blue < 0)\nscale ±{limit:.2f}: the largest |difference|", fontsize=8)
     fig.suptitle(title or f"errors of each model, and {labels[0]} minus {labels[1]} (red: {labels[0]} brighter)")
+    return fig
+
+
+@torch.no_grad()
+def plot_mean_error_maps(models: dict, images, limit: float | None = None, title: str | None = None,
+                         image_shape=None):
+    """Where each model errs on average: per model the mean signed error mean_b (x_hat_b - x_b) over all of
+    ``images`` (one map of the image's shape), then the difference of the first two models' maps. One
+    symmetric colour scale for every map (red: the reconstruction is brighter than the input on average,
+    blue: darker), ending at ``limit`` (default the largest absolute value of any map), stated on the
+    colour bar. models: {label: model} (two or more); images: (N, ...) digits."""
+    n_input = next(iter(models.values())).n_input
+    shape = drawn_shape(n_input, image_shape)
+    x = prepare_images(images, n_input=n_input)
+    labels = list(models)
+    maps = {}
+    for label, model in models.items():
+        device = next(model.parameters()).device
+        maps[label] = sum((model.reconstruct(batch.to(device)).cpu().double() - batch.double()).sum(dim=0)
+                          for batch in x.split(2000)) / len(x)
+    shown_maps = [(f"{label}: mean $\\hat{{x}} - x$", maps[label]) for label in labels]
+    shown_maps.append((f"{labels[0]} − {labels[1]}", maps[labels[0]] - maps[labels[1]]))
+    limit = limit or max(m.abs().max().item() for _, m in shown_maps)
+    fig, axes = plt.subplots(1, len(shown_maps), figsize=(2.6 * len(shown_maps) + 1.2, 3.0), squeeze=False)
+    for ax, (label, values) in zip(axes[0], shown_maps):
+        image = ax.imshow(values.reshape(shape).numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02, extend="both")
+    bar.set_label(f"mean signed error per pixel\n(scale ±{limit:.3f})", fontsize=8)
+    fig.suptitle(title or f"mean signed error over {len(x):,} digits (red: brighter than the input)", fontsize=10)
+    return fig
+
+
+@torch.no_grad()
+def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None):
+    """The code itself: ``n_digits`` of ``images`` (rows, in their order) against every hidden unit
+    (columns, sorted by how often the unit is active over all of ``images``, the most often first, ties
+    by the larger mean value: ``metrics.units_by_use``).
+    Units never active on ``images`` (dead, for a ReLU code) are the last columns, behind a dashed line
+    and counted in the title. Colour: the code value, from 0 (white) to the largest value shown."""
+    from .families import FAMILIES
+
+    threshold = next(f.active_threshold for f in FAMILIES.values() if f.activation == model.activation)
+    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
+    code = torch.cat([model.encode(batch) for batch in x.split(2000)]).cpu()
+    frequency = (code > threshold).double().mean(dim=0)
+    order = units_by_use(frequency, code.double().mean(dim=0))
+    n_dead = int((frequency == 0).sum())
+    shown = code[:n_digits, order].numpy()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=float(shown.max()) or 1.0,
+                      interpolation="nearest")
+    if n_dead:
+        ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
+        ax.text(model.n_hidden - n_dead / 2, -1.5, f"{n_dead} never active", color="C3", ha="center",
+                va="bottom", fontsize=8)
+    ax.set(xlabel=f"hidden unit (sorted: most often active first, over {len(code):,} digits)",
+           ylabel=f"digit (first {len(shown)})")
+    fig.colorbar(image, ax=ax, pad=0.01, label="code value")
+    ax.set_title(title or f"code of {len(shown)} digits × {model.n_hidden} units", pad=14)
+    fig.tight_layout()
     return fig
 
 
@@ -286,9 +358,11 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         limit = float(np.abs(features).max()) or 1.0
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
             ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-            ax.set_title(f"{100 * float(entry.firing_frequency[unit]):.0f}%", fontsize=6, pad=1)
-        row[0].set_ylabel(f"{label}\n(features ±{limit:.2f})", fontsize=7, rotation=0, ha="right", va="center")
-    fig.subplots_adjust(left=0.2, right=0.99, top=0.93, bottom=0.01, wspace=0.05, hspace=0.25)
+            ax.set_title(f"{100 * float(entry.firing_frequency[unit]):.0f}%", fontsize=7.5, pad=1)
+        row[0].set_ylabel(f"{label}\n(features ±{limit:.2f})", fontsize=8, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.9, bottom=0.01, wspace=0.05, hspace=0.3)
+    fig.suptitle("decoder images: red raises the output logit, blue lowers it; % = how often the unit is active",
+                 fontsize=8.5, x=0.6)
     return fig
 
 
@@ -296,12 +370,12 @@ LOG_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (mean over test digits)",
-               "bce": "test BCE per pixel", "probe_error": "linear-probe test error (fraction of test digits)",
-               "l0": "L0: exactly non-zero units per digit (mean over test digits)"}
+               "bce": "test BCE (nats per pixel)", "probe_error": "linear-probe test error (fraction of test digits)",
+               "l0": "L0: units not exactly zero per digit (mean over test digits)"}
 
 
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
-                  baselines: dict | None = None):
+                  baselines: dict | None = None, label_points: dict | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -310,7 +384,9 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     every other point of the family is drawn as a faint dot, and the family's reference setting as a
     star. x_key, y_key: metrics every family has; the default x is the shared yardstick (units carrying
     90 % of a digit's code mass). baselines: {label: y}, drawn as dashed horizontal lines (e.g. the
-    raw pixels' probe error).
+    raw pixels' probe error, or the BCE floor). label_points: {family: [params, ...]}, the only points
+    of that family to label (default all). A label that would overlap one already drawn is left out
+    (the legend and a printed table carry the values).
     """
     from .families import FAMILIES
 
@@ -328,9 +404,10 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
             label = f"{name.upper()}: {symbols[moving]} varies" + (f" ({where})" if where else "")
             (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
-            for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
-                if p["params"] == fam.reference() and len(lines.get(name, [])) > 1:
-                    continue  # the star and the legend name it; two lines would label it twice
+            wanted = (label_points or {}).get(name)
+            for p, x, y in zip(chosen, xs, ys):
+                if p["params"] == fam.reference() or (wanted is not None and p["params"] not in wanted):
+                    continue  # the star and the legend name the reference
                 value = p["params"][moving]
                 text = f"{symbols[moving]}={value:g}" + (" (no penalty)" if moving == fam.weight and value == 0 else "")
                 # each line keeps its labels on one side: the first below right, the next above left
@@ -356,7 +433,20 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
+    _drop_overlapping_labels(fig, ax)
     return fig
+
+
+def _drop_overlapping_labels(fig, ax) -> None:
+    """Hide each value label that overlaps a label drawn before it, or the legend (first come, first kept)."""
+    renderer = fig.canvas.get_renderer()
+    kept = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        if any(box.overlaps(other) for other in kept):
+            text.set_visible(False)
+        else:
+            kept.append(box)
 
 
 # --- mosaics: many small images as one PNG, fast enough for the explorer's every redraw ----------------

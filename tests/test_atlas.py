@@ -216,3 +216,35 @@ def test_the_reference_points_are_the_shipped_models(family):
     assert entry.config.as_dict() == {**card["config"], "device": entry.config.device}
     assert entry.metrics["bce"] == pytest.approx(card["metrics"]["test"]["bce"], abs=1e-6)
     assert entry.history["train_objective"] == pytest.approx(card["history"]["train_objective"], abs=1e-6)
+
+
+def test_seed_spread_collects_every_stored_seed_of_a_setting():
+    import statistics
+
+    spread = atlas.seed_spread("kl", keys=("bce",), rho=0.08, beta=0.005)["bce"]
+    stored = atlas.load_atlas("kl")
+    expected = [stored.entry(rho=0.08, beta=0.005, **({"seed": s} if s else {})).metrics["bce"] for s in spread["seeds"]]
+    assert spread["seeds"][:3] == [0, 1, 2] and spread["values"] == expected
+    assert spread["std"] == pytest.approx(statistics.stdev(expected)) and spread["max"] == max(expected)
+    with pytest.raises(atlas.MissingSettingError, match="rho=0.16,beta=0.005 has 1 stored seed"):
+        atlas.seed_spread("kl", rho=0.16, beta=0.005)
+
+
+def test_check_recipe_passes_the_shipped_atlas_and_names_a_point_trained_otherwise(tiny, tmp_path):
+    assert atlas.check_recipe("l1") == len(atlas.load_atlas("l1").records(variants=True))
+    atlas.build("l1", [{"lam": 4e-5}], tmp_path, progress=False)  # the tiny recipe: 1 epoch
+    with pytest.raises(ValueError, match="the l1 point lam=4e-05 was trained with .*'epochs': 1"):
+        atlas.check_recipe("l1", tmp_path)
+
+
+def test_table_and_frontier_by_hand():
+    records = [{"params": {"lam": 0.0}, "metrics": {"bce": 0.066, "units_for_mass": 150.0}},
+               {"params": {"lam": 4e-5}, "metrics": {"bce": 0.067, "units_for_mass": 84.0}},
+               {"params": {"lam": 1e-5}, "metrics": {"bce": 0.0675, "units_for_mass": 120.0}}]
+    text = atlas.table(records, {"λ": ("lam", "g"), "BCE": ("bce", ".4f"), "k90": (lambda r: r["metrics"]["units_for_mass"], ".1f")})
+    assert text.splitlines() == ["    λ     BCE    k90", "    0  0.0660  150.0", "4e-05  0.0670   84.0",
+                                 "1e-05  0.0675  120.0"]
+    named = atlas.table(records[:1], {"setting": (lambda r: f"lam={r['params']['lam']:g}", "<12"), "BCE": ("bce", ".3f")})
+    assert named.splitlines() == ["setting         BCE", "lam=0         0.066"]  # "<" columns are left-aligned
+    assert atlas.frontier(records) == records[:2]  # lam=1e-5 is beaten by lam=4e-5 on both axes
+    assert atlas.frontier(records, margins=(10, 0.001)) == records  # ... but by less than 0.001 in BCE

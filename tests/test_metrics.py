@@ -41,6 +41,7 @@ def test_units_for_mass_by_hand():
     assert units_for_mass(CODE, 0.5) == pytest.approx((1 + 0 + 2 + 1) / 4)
     # share 1: every non-zero value is needed
     assert units_for_mass(CODE, 1.0) == pytest.approx((3 + 0 + 4 + 2) / 4)
+    assert units_for_mass(CODE, 0.9, per_digit=True).tolist() == [3, 0, 4, 1]
 
 
 def test_units_for_mass_exact_boundary_despite_rounding():

@@ -153,7 +153,7 @@ def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
     for ax, unit in zip(tiles, [2, 0]):
         np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), expected[unit].numpy())
         assert ax.images[0].get_clim() == pytest.approx((-limit, limit))  # one shared, symmetric scale
-    assert [ax.get_title() for ax in tiles] == ["unit 2, 12%", "unit 0, 50%"]
+    assert [ax.get_title() for ax in tiles] == ["unit 2, 12.5%", "unit 0, 50.0%"]
     assert colour_bar.get_ylabel().startswith("weight (colours saturate beyond")
 
 
@@ -217,7 +217,7 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     assert list(line.get_xdata()) == [300, 200] and list(line.get_ydata()) == [0.07, 0.072]
     assert line.get_label() == "KL: β varies (ρ = 0.08)" and fig.axes[0].get_xscale() == "log"
     labels = [t.get_text() for t in fig.axes[0].texts]
-    assert labels == ["β=0 (no penalty)", "β=0.005"]  # the point with no penalty says so
+    assert labels == ["β=0 (no penalty)"]  # the point with no penalty says so; the reference has its star
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "KL: other grid points" in legend  # rho = 0.16 lies on no line
     only_line = plots.plot_tradeoff({"kl": records["kl"][:2]}, {"kl": [("beta", {"rho": 0.08})]}, baselines={"pixels": 0.075})
@@ -229,9 +229,10 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
 def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
     history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
                "test_bce": [0.26, 0.16, 0.095]}
-    ax, gap = plots.plot_loss_curves(history, from_epoch=2, yscale="linear").axes
+    ax, gap = plots.plot_loss_curves(history, from_epoch=2, yscale="linear", family="l1").axes
     assert list(ax.lines[0].get_xdata()) == [2, 3] and ax.get_yscale() == "linear"
-    np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.01])
+    np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.05, 0.01])  # the penalty from epoch 1
+    assert gap.get_ylabel().startswith("λ·Ω_L1")
     with pytest.raises(ValueError, match=r"from_epoch must be an integer in \[1, 3\], got 4"):
         plots.plot_loss_curves(history, from_epoch=4)
     with pytest.raises(ValueError, match="yscale must be one of 'log', 'linear', got 'symlog'"):
@@ -252,7 +253,45 @@ def test_feature_dashboards_draw_the_top_digits_and_say_when_a_unit_is_dead(test
     assert "never active" in fig.axes[5].texts[0].get_text()
 
 
-def test_unit_labels_round_to_whole_percents_and_mark_rare_units():
-    assert plots.unit_labels([0, 1, 2, 3], np.array([0.125, 0.004, 0.0, 0.996])) == \
-        ["unit 0, 12%", "unit 1, <1%", "unit 2, 0%", "unit 3, 100%"]
+def test_unit_labels_give_one_decimal_and_mark_rare_units():
+    assert plots.unit_labels([0, 1, 2, 3], np.array([0.1234, 0.0004, 0.0, 0.9996])) == \
+        ["unit 0, 12.3%", "unit 1, <0.1%", "unit 2, 0.0%", "unit 3, 100.0%"]
     assert plots.unit_labels([5]) == ["unit 5"]
+
+
+def test_tradeoff_labels_only_the_chosen_points_and_drops_overlapping_labels():
+    def record(beta, bce, mass):
+        return {"params": {"rho": 0.08, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    points = [record(b, 0.07 + b, m) for b, m in ((0.0, 300), (0.001, 280), (0.002, 260), (0.005, 200))]
+    chosen = plots.plot_tradeoff({"kl": points}, {"kl": [("beta", {"rho": 0.08})]},
+                                 label_points={"kl": [{"rho": 0.08, "beta": 0.002}]})
+    assert [t.get_text() for t in chosen.axes[0].texts] == ["β=0.002"]
+    crowded = [record(b, 0.07, m) for b, m in ((0.0, 100), (1e-6, 100.5), (2e-6, 101), (3e-6, 300))]
+    texts = plots.plot_tradeoff({"kl": crowded}, {"kl": [("beta", {"rho": 0.08})]}).axes[0].texts
+    assert [t.get_visible() for t in texts] == [True, False, False, True]  # three labels on one spot
+
+
+def test_mean_error_maps_average_the_signed_error_over_all_digits(test_digits):
+    torch.manual_seed(0)
+    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
+    fig = plots.plot_mean_error_maps(models, test_digits[:50])
+    x = prepare_images(test_digits[:50]).double()
+    mean_a = (models["A"].reconstruct(x.float()).double() - x).mean(dim=0)
+    mean_b = (models["B"].reconstruct(x.float()).double() - x).mean(dim=0)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    np.testing.assert_allclose(shown[0], mean_a.reshape(28, 28).numpy(), atol=1e-6)
+    np.testing.assert_allclose(shown[2], (mean_a - mean_b).reshape(28, 28).numpy(), atol=1e-6)
+    limit = max(abs(shown[i]).max() for i in range(3))
+    assert fig.axes[0].images[0].get_clim() == pytest.approx((-limit, limit), rel=1e-6)
+
+
+def test_code_heatmap_sorts_units_by_use_and_marks_the_dead_ones(test_digits):
+    model = SparseAutoencoder(4, "relu")
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # units 0 and 3 never fire
+    fig = plots.plot_code_heatmap(model, test_digits[:10], n_digits=5)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (5, 4)
+    np.testing.assert_allclose(shown[0], [0.5, 0.2, 0.0, 0.0])  # equal use: the larger mean first
+    assert any("2 never active" in t.get_text() for t in fig.axes[0].texts)
