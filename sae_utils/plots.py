@@ -293,7 +293,9 @@ def plot_mean_error_maps(models: dict, images, limit: float | None = None, title
         image = ax.imshow(values.reshape(shape).numpy(), cmap="bwr", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
-    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02, extend="both")
+    largest = max(m.abs().max().item() for _, m in shown_maps)
+    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02,
+                       extend="both" if largest > limit else "neither")  # arrows only where colours saturate
     bar.set_label(f"mean signed error per pixel\n(scale ±{limit:.3f})", fontsize=8)
     fig.suptitle(title or f"mean signed error over {len(x):,} digits (red: brighter than the input)", fontsize=10)
     return fig
@@ -360,9 +362,10 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
             ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
             ax.set_title(f"{100 * float(entry.firing_frequency[unit]):.0f}%", fontsize=7.5, pad=1)
         row[0].set_ylabel(f"{label}\n(features ±{limit:.2f})", fontsize=8, rotation=0, ha="right", va="center")
-    fig.subplots_adjust(left=0.2, right=0.99, top=0.9, bottom=0.01, wspace=0.05, hspace=0.3)
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.2, right=0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.3)
     fig.suptitle("decoder images: red raises the output logit, blue lowers it; % = how often the unit is active",
-                 fontsize=8.5, x=0.6)
+                 fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
     return fig
 
 
@@ -405,15 +408,20 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
             (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
             wanted = (label_points or {}).get(name)
-            for p, x, y in zip(chosen, xs, ys):
+            for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
                 if p["params"] == fam.reference() or (wanted is not None and p["params"] not in wanted):
                     continue  # the star and the legend name the reference
                 value = p["params"][moving]
                 text = f"{symbols[moving]}={value:g}" + (" (no penalty)" if moving == fam.weight and value == 0 else "")
-                # each line keeps its labels on one side: the first below right, the next above left
-                offset = (4, -10) if l_index % 2 == 0 else (-4, 6)
+                # each line keeps its labels on one side (the first right, the next left), above the line
+                # where it falls to the right and below where it rises, so that the line does not cross them
+                right = l_index % 2 == 0
+                neighbours = chosen[max(i - 1, 0):i + 2]
+                falls = (neighbours[-1]["metrics"][y_key] - neighbours[0]["metrics"][y_key]) * \
+                        (neighbours[-1]["metrics"][x_key] - neighbours[0]["metrics"][x_key]) < 0
+                offset = (4 if right else -4, 6 if falls == right else -10)
                 ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7,
-                            color=line.get_color(), ha="left" if l_index % 2 == 0 else "right")
+                            color=line.get_color(), ha="left" if right else "right")
         others = [p for p in points if id(p) not in on_lines]
         if others:
             ax.scatter([p["metrics"][x_key] for p in others], [p["metrics"][y_key] for p in others], s=10,
@@ -433,14 +441,21 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _drop_overlapping_labels(fig, ax)
+    stars = [(p["metrics"][x_key], p["metrics"][y_key]) for name, points in records.items() for p in points
+             if p["params"] == FAMILIES[name].reference()]
+    _drop_overlapping_labels(fig, ax, stars)
     return fig
 
 
-def _drop_overlapping_labels(fig, ax) -> None:
-    """Hide each value label that overlaps a label drawn before it, or the legend (first come, first kept)."""
+def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:
+    """Hide each value label that overlaps a label drawn before it, the legend, or one of the large
+    ``markers`` (data coordinates; a square of ``marker_radius`` pixels around each): first come, first kept."""
+    from matplotlib.transforms import Bbox
+
     renderer = fig.canvas.get_renderer()
     kept = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    kept += [Bbox.from_extents(px - marker_radius, py - marker_radius, px + marker_radius, py + marker_radius)
+             for px, py in ax.transData.transform(np.array(markers).reshape(-1, 2))]
     for text in ax.texts:
         box = text.get_window_extent(renderer)
         if any(box.overlaps(other) for other in kept):
