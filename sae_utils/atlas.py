@@ -16,7 +16,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 60 kB a point (4.3 MB for the 71 points of the three families).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (4.6 MB for the 76 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -30,8 +30,8 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 71 points (57 of the grid, 14 recipe variants) take about
-1.8 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
+core (80-100 s with the linear probe), so the 76 points (50 of the grid, 26 recipe variants) take about
+2 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
 from __future__ import annotations
@@ -92,8 +92,10 @@ def grid_points(family: str) -> list[dict]:
 
 
 def point_id(params: dict) -> str:
-    """The canonical name of a point, e.g. "rho=0.08,beta=0.005" (floats with ``:g``, in grid order)."""
-    return ",".join(f"{name}={float(value):g}" for name, value in params.items())
+    """The canonical name of a point, e.g. "rho=0.08,beta=0.005" (numbers with ``:g``, in grid order;
+    a text value such as start=default as it is)."""
+    return ",".join(f"{name}={value}" if isinstance(value, str) else f"{name}={float(value):g}"
+                    for name, value in params.items())
 
 
 def _describe_grid(family: str) -> str:
@@ -119,11 +121,13 @@ def parse_point(text: str, family: str | None = None) -> tuple[str, dict]:
     params = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
+        if not name.strip() or not value.strip():
+            raise ValueError(f"--point must look like name=value,name=value (e.g. rho=0.08,beta=0.005), "
+                             f"got {text!r}")
         try:
             params[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--point must look like name=value,name=value (e.g. rho=0.08,beta=0.005), "
-                             f"got {text!r}") from None
+            params[name.strip()] = value.strip()  # a text field of a recipe variant (start=default)
     families = [family] if family else [f for f, values in GRID.items() if set(values) <= set(params)]
     if len(families) != 1:
         known = "; ".join(f"{f}: {', '.join(values)}" for f, values in GRID.items())
@@ -239,7 +243,7 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
     if path.exists():
         meta, arrays = _read(path, family)
         for entry in meta["points"]:  # a file from another recipe must not be extended silently
-            if entry["config"] != point_config(family, entry["params"]).as_dict():
+            if TrainConfig(**entry["config"]) != point_config(family, entry["params"]):  # fields added later take their defaults
                 raise ValueError(f"{path} holds {entry['id']} trained with {entry['config']}, not the current "
                                  f"recipe {point_config(family, entry['params']).as_dict()}; move the file away")
     done = {entry["id"] for entry in meta["points"]}

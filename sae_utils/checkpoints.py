@@ -21,7 +21,7 @@ def load_checkpoint(path, config, model, optimizer, shuffler, n_train: int) -> d
     needed = {"config", "model", "optimizer", "shuffler", "history"}
     if not isinstance(state, dict) or not needed <= state.keys():
         raise ValueError(f"{path} is not a sae_utils training checkpoint: it must hold {', '.join(sorted(needed))}")
-    saved = {k: v for k, v in state["config"].items() if k not in ("device", "epochs")}
+    saved = {k: v for k, v in type(config)(**state["config"]).as_dict().items() if k not in ("device", "epochs")}
     wanted = {k: v for k, v in config.as_dict().items() if k not in ("device", "epochs")}
     if saved != wanted:
         raise ValueError(f"checkpoint {path} was written for a different config: {saved}, not {wanted}")

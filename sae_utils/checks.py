@@ -172,5 +172,6 @@ CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0
                  "count": check_int,
                  "seed": lambda name, value: check_int(name, value, low=0),
                  "fraction": lambda name, value: check_number(name, value, low=0, high=1),
-                 "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto"))}
+                 "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto")),
+                 "start": lambda name, value: check_choice(name, value, ("family", "default"))}
 

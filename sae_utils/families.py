@@ -163,6 +163,8 @@ FAMILIES = {
                  atlas_variants=({"rho": 0.08, "beta": 0.005, "seed": 1}, {"rho": 0.08, "beta": 0.005, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr_decay": 0.3},
                                  {"rho": 0.08, "beta": 0.005, "seed": 3}, {"rho": 0.08, "beta": 0.005, "seed": 4},
+                                 {"rho": 0.08, "beta": 0.005, "lr": 2e-2}, {"rho": 0.08, "beta": 0.005, "start": "default"},
+                                 {"rho": 0.08, "beta": 0.0, "seed": 1}, {"rho": 0.08, "beta": 0.0, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr": 3e-3}, {"rho": 0.08, "beta": 0.005, "lr": 1e-3},
                                  {"rho": 0.08, "beta": 0.0, "lr": 1e-3})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
@@ -172,7 +174,7 @@ FAMILIES = {
                  published={"train": 0.0809, "test": 0.07757},
                  atlas_variants=({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3},
                                  {"lam": 4e-5, "seed": 1}, {"lam": 4e-5, "seed": 2}, {"lam": 4e-5, "lr_decay": 0.3},
-                                 {"lam": 4e-5, "seed": 3}, {"lam": 4e-5, "seed": 4},
+                                 {"lam": 4e-5, "seed": 3}, {"lam": 4e-5, "seed": 4}, {"lam": 4e-5, "lr": 2e-2},
                                  {"lam": 0.0, "seed": 1}, {"lam": 0.0, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
@@ -199,9 +201,11 @@ def family_of_activation(activation: str) -> Family:
                      f"{', '.join(repr(f.activation) for f in FAMILIES.values())}")
 
 
-def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, **hyperparameters):
+def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, family_start: bool = True,
+                **hyperparameters):
     """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
-    family says (``start``) with the given hyperparameters (the others at their reference values).
+    family says (``start``) with the given hyperparameters (the others at their reference values), or
+    with PyTorch's default initialisation when ``family_start`` is False (the ablation of the start).
     mean_input: (D,) the mean training input, which TopK's start uses (``train`` passes it)."""
     from .model import SparseAutoencoder
 
@@ -209,7 +213,7 @@ def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=N
     values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
     values = {h.name: h.check(values[h.name]) for h in fam.hyperparameters}
     model = SparseAutoencoder(n_hidden, fam.activation, n_input, k=values.get("k"))
-    if fam.start is not None:
+    if fam.start is not None and family_start:
         fam.start(model, mean_input=mean_input, **values)
     return model
 

@@ -15,7 +15,7 @@ import PIL.Image
 from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
 import torch
 
-from .checks import check_choice
+from .checks import check_choice, check_number
 from .data import prepare_images
 from .metrics import units_by_use
 
@@ -302,12 +302,14 @@ def plot_mean_error_maps(models: dict, images, limit: float | None = None, title
 
 
 @torch.no_grad()
-def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None):
+def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None, vmax_quantile: float = 1.0):
     """The code itself: ``n_digits`` of ``images`` (rows, in their order) against every hidden unit
     (columns, sorted by how often the unit is active over all of ``images``, the most often first, ties
     by the larger mean value: ``metrics.units_by_use``).
     Units never active on ``images`` (dead, for a ReLU code) are the last columns, behind a dashed line
-    and counted in the title. Colour: the code value, from 0 (white) to the largest value shown."""
+    and counted in the title. Colour: the code value, from 0 (white) to the ``vmax_quantile`` quantile of
+    the values shown (1: the largest; below 1 the darkest colour saturates, and the colour bar says so)."""
+    vmax_quantile = check_number("vmax_quantile", vmax_quantile, low=0, high=1, low_open=True)
     from .families import FAMILIES
 
     threshold = next(f.active_threshold for f in FAMILIES.values() if f.activation == model.activation)
@@ -318,15 +320,18 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
     n_dead = int((frequency == 0).sum())
     shown = code[:n_digits, order].numpy()
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=float(shown.max()) or 1.0,
-                      interpolation="nearest")
+    top = float(np.quantile(shown, vmax_quantile)) or float(shown.max()) or 1.0
+    image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=top, interpolation="nearest")
     if n_dead:
         ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
         ax.text(model.n_hidden - n_dead / 2, -1.5, f"{n_dead} never active", color="C3", ha="center",
                 va="bottom", fontsize=8)
     ax.set(xlabel=f"hidden unit (sorted: most often active first, over {len(code):,} digits)",
            ylabel=f"digit (first {len(shown)})")
-    fig.colorbar(image, ax=ax, pad=0.01, label="code value")
+    saturated = vmax_quantile < 1 and top < shown.max()
+    fig.colorbar(image, ax=ax, pad=0.01, extend="max" if saturated else "neither",
+                 label="code value" + (f"\n(darkest from the {100 * vmax_quantile:g}th percentile, {top:.2f})"
+                                       if saturated else ""))
     ax.set_title(title or f"code of {len(shown)} digits × {model.n_hidden} units", pad=14)
     fig.tight_layout()
     return fig
@@ -444,6 +449,61 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     stars = [(p["metrics"][x_key], p["metrics"][y_key]) for name, points in records.items() for p in points
              if p["params"] == FAMILIES[name].reference()]
     _drop_overlapping_labels(fig, ax, stars)
+    return fig
+
+
+SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code mass", "bce": "test BCE\n(nats per pixel)",
+                "dead_fraction": "dead fraction", "active_units_per_digit": "active units per digit",
+                "probe_error": "linear-probe error", "l0": "L0 per digit"}
+
+
+def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), spread: dict | None = None,
+               n_spreads: float = 3.0):
+    """How test metrics move along each slider: one column per line (a hyperparameter that moves, the others
+    fixed, as in ``plot_tradeoff``), one row per metric in ``keys``; the x axis is the moving value on a log
+    scale, with 0 (no penalty) drawn as a hollow marker left of a break. records: {family:
+    ``Atlas.records()``}; lines: {family: [(moving, {fixed: value}), ...]}; spread: {family: {key: std}}
+    (e.g. from ``atlas.seed_spread``) draws a band of ± ``n_spreads`` std around the family's reference."""
+    from .families import FAMILIES
+
+    columns = [(name, moving, fixed) for name, family_lines in lines.items() for moving, fixed in family_lines]
+    fig, axes = plt.subplots(len(keys), len(columns), figsize=(3.3 * len(columns), 2.4 * len(keys) + 0.3),
+                             squeeze=False, sharex="col")
+    for c, (name, moving, fixed) in enumerate(columns):
+        fam = FAMILIES[name]
+        symbols = {h.name: h.symbol for h in fam.hyperparameters}
+        chosen = sorted((p for p in records[name] if all(p["params"][k] == v for k, v in fixed.items())),
+                        key=lambda p: p["params"][moving])
+        positive = [p["params"][moving] for p in chosen if p["params"][moving] > 0]
+        zero_at = min(positive) / 4 if positive else 1.0  # where a value of 0 is drawn, left of a break
+        xs = [p["params"][moving] or zero_at for p in chosen]
+        reference = fam.reference()
+        for r, key in enumerate(keys):
+            ax = axes[r, c]
+            ys = [p["metrics"][key] for p in chosen]
+            ax.plot([x for x, p in zip(xs, chosen) if p["params"][moving] > 0],
+                    [y for y, p in zip(ys, chosen) if p["params"][moving] > 0], "o-", color=f"C{c}")
+            for x, y, p in zip(xs, ys, chosen):
+                if p["params"][moving] == 0:
+                    ax.plot([x], [y], "o", mfc="white", color=f"C{c}")
+                if p["params"] == reference:
+                    ax.plot([x], [y], "*", ms=14, color=f"C{c}", mec="black")
+                    std = (spread or {}).get(name, {}).get(key)
+                    if std:
+                        ax.axhspan(y - n_spreads * std, y + n_spreads * std, color="0.85", zorder=0)
+            ax.set_xscale("log")
+            if positive and zero_at in xs:
+                ax.axvline(zero_at * 2, color="0.6", lw=0.8, ls=":")
+            ax.set_ylabel(SHORT_LABELS.get(key, key.replace("_", " ")) if c == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=7)
+        where = ", ".join(f"{symbols[k]} = {v:g}" for k, v in fixed.items())
+        axes[0, c].set_title(f"{fam.title}: {symbols[moving]} varies" + (f" ({where})" if where else ""), fontsize=9)
+        has_zero = any(p["params"][moving] == 0 for p in chosen)
+        axes[-1, c].set_xlabel(f"{symbols[moving]} (log scale" + (f"; hollow: {symbols[moving]} = 0)" if has_zero else ")"),
+                               fontsize=8)
+    band = f"; grey band: reference ± {n_spreads:g} seed std" if spread else ""
+    fig.suptitle(f"test metrics along each slider (star: the reference{band})", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -71,6 +71,9 @@ class TrainConfig:
     batch_size: int = _field(1200, CHECK["count"], "inputs per Adam step, >= 1")
     n_hidden: int = _field(512, CHECK["count"], "hidden units, >= 1")
     seed: int = _field(0, CHECK["seed"], "random seed, >= 0")
+    start: str = _field("family", CHECK["start"], "the model's initialisation: 'family' (the family's start, e.g. "
+                        "the KL encoder bias at logit(rho)) or 'default' (PyTorch's, the ablation)",
+                        choices=("family", "default"))
     device: str = _field("cpu", CHECK["device"], "where to train", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self):
@@ -213,7 +216,7 @@ def _start(config: TrainConfig, train_images, test_images):
     x_train, x_test = x_train.to(device), x_test.to(device)
     torch.manual_seed(config.seed)
     model = build_model(config.penalty, config.n_hidden, x_train.shape[1], mean_input=_mean_input(x_train),
-                        **config.hyperparameters()).to(device)
+                        family_start=config.start == "family", **config.hyperparameters()).to(device)
     optimizer = _new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     return model, optimizer, shuffler, x_train, x_test, training_bce(device)

@@ -213,7 +213,7 @@ def test_the_reference_points_are_the_shipped_models(family):
 
     _, card = load_pretrained(family)
     entry = atlas.load_atlas(family).entry(**FAMILIES[family].reference())
-    assert entry.config.as_dict() == {**card["config"], "device": entry.config.device}
+    assert entry.config == TrainConfig(**{**card["config"], "device": entry.config.device})
     assert entry.metrics["bce"] == pytest.approx(card["metrics"]["test"]["bce"], abs=1e-6)
     assert entry.history["train_objective"] == pytest.approx(card["history"]["train_objective"], abs=1e-6)
 

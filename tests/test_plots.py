@@ -295,3 +295,29 @@ def test_code_heatmap_sorts_units_by_use_and_marks_the_dead_ones(test_digits):
     assert shown.shape == (5, 4)
     np.testing.assert_allclose(shown[0], [0.5, 0.2, 0.0, 0.0])  # equal use: the larger mean first
     assert any("2 never active" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_code_heatmap_can_saturate_at_a_quantile_and_says_so(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(16, "relu")
+    fig = plots.plot_code_heatmap(model, test_digits[:20], n_digits=20, vmax_quantile=0.5)
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    assert fig.axes[0].images[0].get_clim()[1] == pytest.approx(float(np.quantile(shown, 0.5)))
+    assert "50th percentile" in fig.axes[1].get_ylabel()
+    with pytest.raises(ValueError, match=r"vmax_quantile must lie in \(0, 1\], got 0"):
+        plots.plot_code_heatmap(model, test_digits[:5], vmax_quantile=0)
+
+
+def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
+    def record(beta, bce, mass):
+        return {"params": {"rho": 0.08, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.0, 0.066, 337), record(0.0015, 0.069, 235), record(0.005, 0.070, 237)]}
+    fig = plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, spread={"kl": {"bce": 0.0001}})
+    bce_ax, mass_ax = fig.axes
+    line = bce_ax.lines[0]
+    assert list(line.get_xdata()) == [0.0015, 0.005] and list(line.get_ydata()) == [0.069, 0.070]
+    hollow = [l for l in bce_ax.lines if l.get_markerfacecolor() == "white"]
+    assert [l.get_ydata()[0] for l in hollow] == [0.066] and hollow[0].get_xdata()[0] < 0.0015  # 0 left of the rest
+    band = bce_ax.patches[0]  # a rectangle in (axes x, data y)
+    assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((0.070 - 0.0003, 0.070 + 0.0003))
+    assert not mass_ax.patches  # no spread given for k90: no band

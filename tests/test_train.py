@@ -214,3 +214,27 @@ def test_replay_takes_the_steps_train_takes(train_digits, test_digits, penalty):
         copies[3].encoder.weight - copies[0].encoder.weight).abs().max()
     with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         replay(config, (0,), train_digits)
+
+
+def test_start_default_leaves_the_family_start_out():
+    """The ablation of KL's start: the encoder bias at logit(rho) with start="family" (the default), and
+    PyTorch's uniform initialisation, the same as an unstarted model of that seed, with start="default"."""
+    family = replay(TrainConfig(**TINY), (1,), RANDOM_DIGITS)[0]
+    default = replay(TrainConfig(**TINY, start="default"), (1,), RANDOM_DIGITS)[0]
+    rho = TrainConfig(**TINY).rho
+    assert torch.equal(family.encoder.bias, torch.full_like(family.encoder.bias, math.log(rho / (1 - rho))))
+    torch.manual_seed(TrainConfig(**TINY).seed)
+    plain = SparseAutoencoder(TINY["n_hidden"], "sigmoid")
+    assert_same_state(default, plain)
+    with pytest.raises(ValueError, match="start must be one of 'family', 'default', got 'zeros'"):
+        TrainConfig(start="zeros")
+
+
+def test_a_checkpoint_written_before_a_config_field_existed_still_resumes(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    tiny_run(checkpoint=checkpoint)
+    state = safe_torch_load(checkpoint)
+    del state["config"]["start"]  # as an older version wrote it
+    torch.save(state, checkpoint)
+    _, history = tiny_run(TrainConfig(**{**TINY, "epochs": 2}), checkpoint=checkpoint, resume=True)
+    assert len(history["epoch"]) == 2
