@@ -369,6 +369,23 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+def series(family: str, moving: str, directory=None, **fixed) -> dict:
+    """The grid points of ``family`` where ``moving`` varies and every other hyperparameter is at ``fixed``:
+    {value of moving: record (as ``Atlas.records``)}, by increasing value. E.g. ``series("kl", "beta", rho=0.08)``."""
+    names = set(grid_values(family))
+    if moving not in names or set(fixed) != names - {moving}:
+        raise ValueError(f"a {family} series moves one of {', '.join(sorted(names))} and fixes the others; "
+                         f"got moving={moving!r}, fixed={', '.join(fixed) or 'none'}")
+    rows = [r for r in load_atlas(family, directory).records() if all(r["params"][k] == v for k, v in fixed.items())]
+    return {row["params"][moving]: row for row in sorted(rows, key=lambda r: r["params"][moving])}
+
+
+def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:
+    """The change of the metric ``key`` from each row of a ``series`` to the next, divided by ``unit`` (e.g. a
+    seed standard deviation, so the changes read in sigmas): (len(rows) - 1,) floats."""
+    return np.diff([row["metrics"][key] for row in rows.values()]) / unit
+
+
 def check_recipe(family: str, directory=None) -> int:
     """Check that every stored point of ``family`` (variants too) was trained with the configuration its
     parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;

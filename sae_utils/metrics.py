@@ -6,6 +6,7 @@ digit when its activation exceeds 0.5 (closer to "on" than "off"), a ReLU unit w
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .data import prepare_images
@@ -130,6 +131,27 @@ def units_for_mass(code: torch.Tensor, share: float = 0.9, per_digit: bool = Fal
     reached = mass >= share * total * (1 - _MASS_RTOL)  # non-decreasing along a row: False..., True...
     counts = torch.where(total[:, 0] > 0, code.shape[1] - reached.sum(dim=1) + 1, 0)
     return counts if per_digit else counts.double().mean().item()
+
+
+def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
+    """The share of a non-negative code's mass in values at or below ``threshold``, pooled over all digits
+    and units: sum of code[code <= t] / sum of code, in float64."""
+    code = _check_code(code).double()
+    return (code[code <= threshold].sum() / code.sum()).item()
+
+
+def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:
+    """A floor on ``mass_share_below(code, 0.5)`` of a sigmoid code from two averages: each digit has a
+    (mean) units above 0.5, each below 1, out of a pooled mass of H * mean per digit, so at least
+    1 - a / (H * mean) of the mass lies at or below 0.5 (pooled over digits and units)."""
+    return 1 - active_units_per_digit / (n_hidden * mean_activation)
+
+
+def top_class_purity(top_digits: np.ndarray, labels) -> np.ndarray:
+    """How class-specific each unit's top digits are: for each row of ``top_digits`` (U, n) (indices into
+    ``labels``), the share of its n digits that belong to their most common class. (U,) floats."""
+    classes = np.asarray(labels)[np.asarray(top_digits)]
+    return np.array([np.bincount(row).max() for row in classes]) / classes.shape[1]
 
 
 def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:

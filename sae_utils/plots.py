@@ -37,7 +37,7 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
-                     from_epoch: int = 1, yscale: str = "log", family: str | None = None):
+                     from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
     auxiliary loss), which is too small to see on the left's scale, from epoch 1.
@@ -45,7 +45,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     from_epoch: the first epoch drawn in the left panel (2 leaves out epoch 1, whose losses are far above
     the rest); yscale: "log" or "linear" for the left panel (linear limits fit what is drawn);
     family: the family the history was trained with (a ``FAMILIES`` key), which names the right panel's
-    quantity (e.g. β·Ω_KL); default a label that fits every family.
+    quantity (e.g. β·Ω_KL); default a label that fits every family. labels: {default legend text: text
+    to show instead}, e.g. {"published test loss": "published test loss (first 1,200 test digits)"}.
     """
     from .families import family as family_named
 
@@ -78,8 +79,12 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     gap.plot(history["epoch"], weighted, "o-", color="C3")
     gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
             ylim=(0, 1.15 * max(weighted, default=0) or None))
+    last = max(history["epoch"], default=1)
+    step = max(1, math.ceil(last / 10))  # the same epoch ticks on both panels
     for axis in (ax, gap):
-        axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        axis.set_xticks([e for e in range(step, last + 1, step) if axis is gap or e >= from_epoch])
+    for line in ax.get_lines():
+        line.set_label((labels or {}).get(line.get_label(), line.get_label()))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -127,7 +132,7 @@ def _chosen_features(model, n, units, which, image_shape=None):
     return images[:n] if units is None else images[list(units)[:n]]
 
 
-def _feature_grid(fig, features, labels, title):
+def _feature_grid(fig, features, labels, title, colorbar_label=None):
     """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
 
     The scale ends at the 99.5th percentile of the absolute weights (beyond it colours saturate, and the
@@ -142,7 +147,7 @@ def _feature_grid(fig, features, labels, title):
         shown = ax.imshow(image.cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=7.5, pad=1.5)
     fig.colorbar(shown, ax=axes, shrink=0.6, extend="both",
-                 label=f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
+                 label=colorbar_label or f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
     fig.suptitle(title)
     return axes
 
@@ -157,21 +162,21 @@ def unit_labels(units, firing_frequency=None) -> list[str]:
 
 
 def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
-                  image_shape=None, firing_frequency=None):
+                  image_shape=None, firing_frequency=None, colorbar_label: str | None = None):
     """Weights of hidden units as images on one shared colour scale (red +, blue -), with a colour bar.
 
     ``units``: which units to show, in order (e.g. ``metrics.units_by_use``: the most often active
     first); default the first ``n``. ``which``: "encoder" (default, the input pattern that drives each
     unit) or "decoder" (what it draws). ``image_shape``: (height, width) of one input; default (s, s)
     where the input size is s * s. ``firing_frequency`` (H,): if given, each tile says how often its
-    unit is active.
+    unit is active. ``colorbar_label``: the colour bar's text (default: "weight" and where colours saturate).
     """
     units = list(range(model.n_hidden))[:n] if units is None else list(units)[:n]
     features = feature_images(model, which, image_shape)[units]
     cols = math.ceil(math.sqrt(len(features)))
     fig = plt.figure(figsize=(1.15 * cols + 1.6, 1.2 * math.ceil(len(features) / cols) + 0.6))
     _feature_grid(fig, features, unit_labels(units, firing_frequency),
-                  title or f"Features of {len(features)} hidden units ({which} weights)")
+                  title or f"Features of {len(features)} hidden units ({which} weights)", colorbar_label)
     return fig
 
 
@@ -337,15 +342,22 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
     return fig
 
 
-def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features: int = 8):
+def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features: int = 8,
+                       shared_scale: bool = False):
     """Atlas entries side by side, one row each: the reconstructions of the first test digit of ``n_digits``
     classes, then the decoder images of the entry's ``n_features`` most often active units.
 
     entries: {row label: ``atlas.AtlasEntry``}; test_images: the MNIST test digits (uint8), for the top row.
-    The features of a row share one colour scale (red +, blue -), ending at the row's largest weight,
-    which the row's label states; each feature tile says how often its unit is active.
+    The features of a row share one colour scale (red +, blue -), saturating at the 99.5th percentile of
+    the absolute weights of the entry's 64 stored features (as the explorer does), which the row's label
+    states; with ``shared_scale`` every row uses one scale (the largest of the rows' percentiles), drawn as
+    a colour bar. Each feature tile names its unit and how often it is active ("unit 17, 6.3%").
     """
     first = next(iter(entries.values()))
+    scales = {label: float(np.quantile(np.abs(entry.features), 0.995)) or 1.0  # the explorer's scale
+              for label, entry in entries.items()}
+    if shared_scale:
+        scales = dict.fromkeys(scales, max(scales.values()))
     digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
     cols = n_digits + 1 + n_features
     fig, axes = plt.subplots(len(entries) + 1, cols, figsize=(0.95 * cols, 1.05 * (len(entries) + 1) + 0.4),
@@ -362,14 +374,19 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         for ax, image in zip(row, entry.recon[::2][:n_digits]):
             ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         features = entry.features[:n_features]
-        limit = float(np.abs(features).max()) or 1.0
+        limit = scales[label]
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
-            ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-            ax.set_title(f"{100 * float(entry.firing_frequency[unit]):.0f}%", fontsize=7.5, pad=1)
-        row[0].set_ylabel(f"{label}\n(features ±{limit:.2f})", fontsize=8, rotation=0, ha="right", va="center")
+            shown = ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
+            ax.set_title(unit_labels([unit], entry.firing_frequency)[0], fontsize=6.5, pad=1)
+        row[0].set_ylabel(label if shared_scale else f"{label}\n(colours saturate at ±{limit:.2f})", fontsize=8,
+                          rotation=0, ha="right", va="center")
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.2, right=0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.3)
-    fig.suptitle("decoder images: red raises the output logit, blue lowers it; % = how often the unit is active",
+    fig.subplots_adjust(left=0.2, right=0.94 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.3)
+    if shared_scale:
+        bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.6, pad=0.01, extend="both")
+        bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
+    fig.suptitle("decoder images: red raises the output logit, blue lowers it; % = how often the unit is active "
+                 "(sigmoid: > 0.5; ReLU, TopK: > 0)",
                  fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
     return fig
 

@@ -248,3 +248,14 @@ def test_table_and_frontier_by_hand():
     assert named.splitlines() == ["setting         BCE", "lam=0         0.066"]  # "<" columns are left-aligned
     assert atlas.frontier(records) == records[:2]  # lam=1e-5 is beaten by lam=4e-5 on both axes
     assert atlas.frontier(records, margins=(10, 0.001)) == records  # ... but by less than 0.001 in BCE
+
+
+def test_series_and_steps_follow_one_slider():
+    by_beta = atlas.series("kl", "beta", rho=0.08)
+    assert list(by_beta) == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
+    stored = atlas.load_atlas("kl")
+    bce = [stored.entry(rho=0.08, beta=b).metrics["bce"] for b in by_beta]
+    assert [r["metrics"]["bce"] for r in by_beta.values()] == bce
+    assert atlas.steps(by_beta, "bce", unit=0.001) == pytest.approx([(b - a) / 0.001 for a, b in zip(bce, bce[1:])])
+    with pytest.raises(ValueError, match="a kl series moves one of beta, rho and fixes the others"):
+        atlas.series("kl", "beta")

@@ -193,3 +193,21 @@ def test_unit_dashboards_by_hand():
     assert d["firing_frequency"].tolist() == pytest.approx([0.75, 0.75])
     silent = unit_dashboards(torch.zeros(3, 2), [1], threshold=0.0, bins=4)
     assert silent["histogram"].tolist() == [[0, 0, 0, 0]] and silent["firing_frequency"].tolist() == [0.0]
+
+
+def test_mass_below_a_threshold_and_its_floor_by_hand():
+    from sae_utils.metrics import mass_below_bound, mass_share_below
+
+    code = torch.tensor([[0.9, 0.1, 0.2], [0.6, 0.4, 0.0]])  # mass 2.2, of it 0.1 + 0.2 + 0.4 at or below 0.5
+    assert mass_share_below(code) == pytest.approx(0.7 / 2.2)
+    active = (code > 0.5).sum(dim=1).double().mean().item()  # 1 unit per digit above 0.5
+    bound = mass_below_bound(active, code.mean().item(), code.shape[1])
+    assert bound == pytest.approx(1 - 1 / (3 * 2.2 / 6)) and bound <= mass_share_below(code)
+
+
+def test_top_class_purity_by_hand():
+    from sae_utils.metrics import top_class_purity
+
+    labels = np.array([3, 3, 3, 1, 7, 1])
+    assert top_class_purity(np.array([[0, 1, 2], [0, 3, 4], [3, 5, 0]]), labels).tolist() == \
+        pytest.approx([1.0, 1 / 3, 2 / 3])

@@ -321,3 +321,19 @@ def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
     band = bce_ax.patches[0]  # a rectangle in (axes x, data y)
     assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((0.070 - 0.0003, 0.070 + 0.0003))
     assert not mass_ax.patches  # no spread given for k90: no band
+
+
+def test_gallery_names_units_and_can_share_one_scale(test_digits):
+    from sae_utils.atlas import load_atlas
+
+    kl = load_atlas("kl")
+    entries = {"a": kl.entry(rho=0.08, beta=0.005), "b": kl.entry(rho=0.02, beta=0.005)}
+    own = plots.plot_atlas_gallery(entries, test_digits, n_digits=2, n_features=2)
+    shared = plots.plot_atlas_gallery(entries, test_digits, n_digits=2, n_features=2, shared_scale=True)
+    limits = [float(np.quantile(np.abs(e.features), 0.995)) for e in entries.values()]
+    tiles = [ax for ax in own.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
+    assert [ax.images[0].get_clim()[1] for ax in tiles] == pytest.approx([limits[0]] * 2 + [limits[1]] * 2)
+    unit = entries["a"].feature_units[0]
+    assert tiles[0].get_title() == plots.unit_labels([unit], entries["a"].firing_frequency)[0]
+    shared_tiles = [ax for ax in shared.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
+    assert {ax.images[0].get_clim()[1] for ax in shared_tiles} == {max(limits)}
