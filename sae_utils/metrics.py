@@ -141,9 +141,10 @@ def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
 
 
 def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:
-    """A floor on ``mass_share_below(code, 0.5)`` of a sigmoid code from two averages: each digit has a
-    (mean) units above 0.5, each below 1, out of a pooled mass of H * mean per digit, so at least
-    1 - a / (H * mean) of the mass lies at or below 0.5 (pooled over digits and units)."""
+    """A floor on ``mass_share_below(code, 0.5)`` of a sigmoid code from two averages: a digit has on
+    average a = ``active_units_per_digit`` values above 0.5, each below 1, in a code whose mass is on average
+    H * ``mean_activation``; so at most a / (H * mean) of the mass lies above 0.5, and at least
+    1 - a / (H * mean) at or below it (pooled over digits and units, not per digit)."""
     return 1 - active_units_per_digit / (n_hidden * mean_activation)
 
 
