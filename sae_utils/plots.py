@@ -377,11 +377,11 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         limit = scales[label]
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
             shown = ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-            ax.set_title(unit_labels([unit], entry.firing_frequency)[0], fontsize=6.5, pad=1)
+            ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=6.5, pad=1)
         row[0].set_ylabel(label if shared_scale else f"{label}\n(colours saturate at ±{limit:.2f})", fontsize=8,
                           rotation=0, ha="right", va="center")
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.2, right=0.94 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.3)
+    fig.subplots_adjust(left=0.2, right=0.94 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.5)
     if shared_scale:
         bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.6, pad=0.01, extend="both")
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
@@ -400,7 +400,8 @@ AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (me
 
 
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
-                  baselines: dict | None = None, label_points: dict | None = None):
+                  baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
+                  title: str | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -411,7 +412,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     90 % of a digit's code mass). baselines: {label: y}, drawn as dashed horizontal lines (e.g. the
     raw pixels' probe error, or the BCE floor). label_points: {family: [params, ...]}, the only points
     of that family to label (default all). A label that would overlap one already drawn is left out
-    (the legend and a printed table carry the values).
+    (the legend and a printed table carry the values). xlim, ylim: (low, high) to zoom on a region
+    (labels outside it are hidden); title: the axes' title.
     """
     from .families import FAMILIES
 
@@ -456,7 +458,13 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
     ax.set(xscale="log", xlabel=AXIS_LABELS.get(x_key, x_key.replace("_", " ")),
-           ylabel=AXIS_LABELS.get(y_key, y_key.replace("_", " ")))
+           ylabel=AXIS_LABELS.get(y_key, y_key.replace("_", " ")), title=title or "")
+    if xlim is not None:
+        ax.set_xlim(xlim)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    for text in ax.texts:
+        text.set_clip_on(True)  # a zoom hides the labels of the points it leaves out
     low, high = ax.get_xlim()
     ax.set_xticks([t for t in LOG_TICKS if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -334,6 +334,6 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     tiles = [ax for ax in own.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
     assert [ax.images[0].get_clim()[1] for ax in tiles] == pytest.approx([limits[0]] * 2 + [limits[1]] * 2)
     unit = entries["a"].feature_units[0]
-    assert tiles[0].get_title() == plots.unit_labels([unit], entries["a"].firing_frequency)[0]
+    assert tiles[0].get_title() == plots.unit_labels([unit], entries["a"].firing_frequency)[0].replace(", ", "\n")
     shared_tiles = [ax for ax in shared.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
     assert {ax.images[0].get_clim()[1] for ax in shared_tiles} == {max(limits)}
