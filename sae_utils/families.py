@@ -166,7 +166,7 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.005, "lr": 2e-2}, {"rho": 0.08, "beta": 0.005, "start": "default"},
                                  {"rho": 0.08, "beta": 0.0, "seed": 1}, {"rho": 0.08, "beta": 0.0, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr": 3e-3}, {"rho": 0.08, "beta": 0.005, "lr": 1e-3},
-                                 {"rho": 0.08, "beta": 0.0, "lr": 1e-3})),
+                                 {"rho": 0.08, "beta": 0.0, "lr": 1e-3}, {"rho": 0.08, "beta": 0.005, "epochs": 60})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
@@ -175,7 +175,7 @@ FAMILIES = {
                  atlas_variants=({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3},
                                  {"lam": 4e-5, "seed": 1}, {"lam": 4e-5, "seed": 2}, {"lam": 4e-5, "lr_decay": 0.3},
                                  {"lam": 4e-5, "seed": 3}, {"lam": 4e-5, "seed": 4}, {"lam": 4e-5, "lr": 2e-2},
-                                 {"lam": 0.0, "seed": 1}, {"lam": 0.0, "seed": 2})),
+                                 {"lam": 0.0, "seed": 1}, {"lam": 0.0, "seed": 2}, {"lam": 4e-5, "epochs": 60})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,

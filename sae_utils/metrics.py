@@ -155,6 +155,37 @@ def top_class_purity(top_digits: np.ndarray, labels) -> np.ndarray:
     return np.array([np.bincount(row).max() for row in classes]) / classes.shape[1]
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)                  # the rank of the last value of each group of ties
+    return (last - (counts - 1) / 2)[inverse]
+
+
+def rank_correlation(a, b, n_boot: int = 0, seed: int = 0, level: float = 0.95):
+    """Spearman's rank correlation of two (n,) arrays (Pearson's on their ranks, ties at their average
+    rank), and with ``n_boot`` > 0 a percentile bootstrap interval at ``level`` (pairs resampled with a
+    generator seeded ``seed``; resamples with a constant column are skipped): (rho, (low, high) | None)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
+        raise ValueError(f"a and b must be two (n,) arrays of the same length n >= 3, got shapes {a.shape} and {b.shape}")
+
+    def spearman(x, y):
+        rx, ry = _ranks(x), _ranks(y)
+        if rx.std() == 0 or ry.std() == 0:
+            return np.nan
+        return float(np.corrcoef(rx, ry)[0, 1])
+
+    rho = spearman(a, b)
+    if n_boot <= 0:
+        return rho, None
+    rng = np.random.default_rng(seed)
+    draws = [spearman(a[i], b[i]) for i in (rng.integers(0, len(a), len(a)) for _ in range(n_boot))]
+    draws = np.array([d for d in draws if not np.isnan(d)])
+    tail = (1 - level) / 2 * 100
+    return rho, (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
+
+
 def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """sum (x - x_hat)^2 / sum (x - mean_b x)^2, summed over digits and pixels, computed in float64.
 

@@ -54,7 +54,7 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     if family is not None:
         fam = family_named(family)
         symbol = {h.name: h.symbol for h in fam.hyperparameters}.get(fam.weight)
-        gap_label = (f"{symbol}·Ω_{fam.name.upper()} (weighted penalty)" if symbol
+        gap_label = (f"${symbol}\\,\\Omega_{{\\mathrm{{{fam.name.upper()}}}}}$ (weighted penalty)" if symbol
                      else f"{fam.auxiliary_weight:g} × auxiliary loss")
     check_choice("yscale", yscale, ("log", "linear"))
     epochs = history["epoch"]
@@ -70,7 +70,7 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     for split, style in (("train", "C0"), ("test", "C2")):
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
-    ax.set(xlabel="epoch", ylabel="loss (BCE per pixel, + weight · penalty)", title=title, yscale=yscale)
+    ax.set(xlabel="epoch", ylabel="loss per pixel (nats)", title=title, yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
@@ -81,8 +81,9 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
             ylim=(0, 1.15 * max(weighted, default=0) or None))
     last = max(history["epoch"], default=1)
     step = max(1, math.ceil(last / 10))  # the same epoch ticks on both panels
+    ticks = sorted({1, *range(step, last + 1, step)})  # epoch 1 is drawn on the right at least
     for axis in (ax, gap):
-        axis.set_xticks([e for e in range(step, last + 1, step) if axis is gap or e >= from_epoch])
+        axis.set_xticks([e for e in ticks if axis is gap or e >= from_epoch])
     for line in ax.get_lines():
         line.set_label((labels or {}).get(line.get_label(), line.get_label()))
     ax.legend(fontsize=8)
@@ -178,6 +179,54 @@ def plot_features(model, n: int = 64, title: str | None = None, units=None, whic
     _feature_grid(fig, features, unit_labels(units, firing_frequency),
                   title or f"Features of {len(features)} hidden units ({which} weights)", colorbar_label)
     return fig
+
+
+def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: float = 0.5, title: str | None = None):
+    """What a code's values look like, beside what its units' averages say. Left: the distribution of all
+    code values (B * H of them) on a log axis, as a share of the values and as a share of their sum, with
+    the median, the target ``rho`` and the "on" ``threshold`` marked (values below 1e-5 are not drawn; the
+    title says how many). Right: each unit's mean value (rho_hat_j) against the share of inputs on which it
+    exceeds ``threshold``, with the line where the two would be equal. code: (B, H), values in (0, 1]."""
+    values = _check_code_values(code)
+    flat = values.flatten().double().numpy()
+    shown = flat >= 1e-5
+    median = float(np.median(flat))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for weights, label in ((np.full(shown.sum(), 1 / len(flat)), "share of the values"),
+                           (flat[shown] / flat.sum(), "share of the sum of all code values")):
+        left.hist(np.log10(flat[shown]), bins=50, range=(-5, 0), weights=weights, histtype="step", lw=1.5, label=label)
+    marks = [(median, "C2", "-", f"median: {median:.3f}"), (threshold, "k", ":", f"'on' above {threshold:g}")]
+    if rho is not None:
+        marks.insert(1, (rho, "C3", "--", f"ρ = {rho:g}"))
+    for value, colour, style, name in marks:
+        left.axvline(np.log10(value), color=colour, ls=style, label=name)
+    left.set_xticks(range(-5, 1), [f"$10^{{{k}}}$" for k in range(-5, 1)])
+    left.set(xlabel="code value $y^{(i)}_j$ (log scale)", ylabel="share per bin",
+             title=f"All {len(flat):,} code values ({1 - shown.mean():.2%} below $10^{{-5}}$, not drawn)")
+    left.legend(fontsize=8, loc="upper left", framealpha=0.6)
+    rho_hat = values.double().mean(dim=0).numpy()
+    on = (values > threshold).double().mean(dim=0).numpy()
+    top = 1.1 * max(rho_hat.max(), on.max(), rho or 0)
+    right.scatter(rho_hat, on, s=8, alpha=0.6, label="one unit")
+    right.plot([0, top], [0, top], "k:", label=r"on for a share $\hat\rho_j$ of the inputs")
+    if rho is not None:
+        right.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
+    right.set(xlim=(0, top), ylim=(0, top), xlabel=r"$\hat\rho_j$: mean code value of unit $j$",
+              ylabel=f"share of inputs with $y_j > {threshold:g}$", title="Each unit: its average and how often it is on")
+    right.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _check_code_values(code: torch.Tensor) -> torch.Tensor:
+    if not isinstance(code, torch.Tensor) or code.dim() != 2 or not code.is_floating_point():
+        raise ValueError(f"code must be a (B, H) float tensor, got {type(code).__name__} "
+                         f"{tuple(getattr(code, 'shape', ()))}")
+    if code.numel() and (code.min().item() < 0 or code.max().item() > 1):
+        raise ValueError(f"code values must lie in [0, 1], got [{code.min().item():g}, {code.max().item():g}]")
+    return code.detach().cpu()
 
 
 @torch.no_grad()
@@ -385,8 +434,11 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     if shared_scale:
         bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.6, pad=0.01, extend="both")
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
-    fig.suptitle("decoder images: red raises the output logit, blue lowers it; % = how often the unit is active "
-                 "(sigmoid: > 0.5; ReLU, TopK: > 0)",
+    from .families import FAMILIES
+
+    rules = "; ".join(f"{FAMILIES[name].title}: > {FAMILIES[name].active_threshold:g}"
+                      for name in dict.fromkeys(entry.family for entry in entries.values()))
+    fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active ({rules})",
                  fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
     return fig
 

@@ -211,3 +211,17 @@ def test_top_class_purity_by_hand():
     labels = np.array([3, 3, 3, 1, 7, 1])
     assert top_class_purity(np.array([[0, 1, 2], [0, 3, 4], [3, 5, 0]]), labels).tolist() == \
         pytest.approx([1.0, 1 / 3, 2 / 3])
+
+
+def test_rank_correlation_by_hand_with_ties_and_a_bootstrap_interval():
+    from sae_utils.metrics import rank_correlation
+
+    assert rank_correlation([1, 2, 3, 4], [10, 30, 20, 40])[0] == pytest.approx(1 - 6 * 2 / (4 * 15))  # d = 0, 1, 1, 0
+    tied = np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1]  # a's two equal values share rank 1.5
+    assert rank_correlation([5, 5, 9], [0.1, 0.2, 0.3])[0] == pytest.approx(tied)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200)
+    rho, (low, high) = rank_correlation(x, x + rng.normal(size=200), n_boot=300)
+    assert low < rho < high and 0.5 < low and high < 0.9  # a clearly positive correlation, interval excludes 0
+    with pytest.raises(ValueError, match="two \\(n,\\) arrays of the same length"):
+        rank_correlation([1, 2, 3], [1, 2])

@@ -232,7 +232,7 @@ def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
     ax, gap = plots.plot_loss_curves(history, from_epoch=2, yscale="linear", family="l1").axes
     assert list(ax.lines[0].get_xdata()) == [2, 3] and ax.get_yscale() == "linear"
     np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.05, 0.01])  # the penalty from epoch 1
-    assert gap.get_ylabel().startswith("λ·Ω_L1")
+    assert gap.get_ylabel().startswith(r"$λ\,\Omega_{\mathrm{L1}}$")
     with pytest.raises(ValueError, match=r"from_epoch must be an integer in \[1, 3\], got 4"):
         plots.plot_loss_curves(history, from_epoch=4)
     with pytest.raises(ValueError, match="yscale must be one of 'log', 'linear', got 'symlog'"):
@@ -337,3 +337,14 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     assert tiles[0].get_title() == plots.unit_labels([unit], entries["a"].firing_frequency)[0].replace(", ", "\n")
     shared_tiles = [ax for ax in shared.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
     assert {ax.images[0].get_clim()[1] for ax in shared_tiles} == {max(limits)}
+
+
+def test_plot_code_values_draws_every_value_and_each_units_average():
+    code = torch.tensor([[0.9, 0.01], [0.1, 0.03], [0.2, 0.02], [0.0000001, 0.04]])
+    fig = plots.plot_code_values(code, rho=0.05)
+    left, right = fig.axes
+    assert "12.50% below" in left.get_title()  # one of the eight values is below 1e-5 and not drawn
+    points = right.collections[0].get_offsets()
+    np.testing.assert_allclose(points, [[0.3, 0.25], [0.025, 0.0]], rtol=1e-6)  # (rho_hat_j, share above 0.5)
+    with pytest.raises(ValueError, match=r"code values must lie in \[0, 1\], got \[0, 2\]"):
+        plots.plot_code_values(torch.tensor([[0.0, 2.0]]))
