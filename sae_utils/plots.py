@@ -409,7 +409,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         scales = dict.fromkeys(scales, max(scales.values()))
     digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
     cols = n_digits + 1 + n_features
-    fig, axes = plt.subplots(len(entries) + 1, cols, figsize=(0.95 * cols, 1.05 * (len(entries) + 1) + 0.4),
+    fig, axes = plt.subplots(len(entries) + 1, cols, figsize=(0.95 * cols, 1.3 * (len(entries) + 1) + 0.4),
                              squeeze=False, gridspec_kw={"width_ratios": [1] * n_digits + [0.3] + [1] * n_features})
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
