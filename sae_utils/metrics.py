@@ -155,6 +155,62 @@ def top_class_purity(top_digits: np.ndarray, labels) -> np.ndarray:
     return np.array([np.bincount(row).max() for row in classes]) / classes.shape[1]
 
 
+def sparsity_summary(code: torch.Tensor, threshold: float) -> dict:
+    """The sparsity of one code (N, H), non-negative, by every yardstick of the lessons, with ``threshold``
+    the family's "active" rule (``FAMILIES[name].active_threshold``). Living units: active on at least one
+    of the N inputs. Keys: "living units", "active per digit" (values > threshold, mean over inputs),
+    "k_90", "k_50" (``units_for_mass`` at 0.9 and 0.5) and each divided by the living units ("k_90 / living",
+    "k_50 / living"), "unit: own rule" (mean firing frequency of a living unit), "unit: mass rule" (the
+    inputs carrying 90 % of a living unit's mass, as a share of N), "mass below 0.5" (``mass_share_below``)."""
+    code = _check_code(code)
+    frequency = firing_frequency(code, threshold)
+    living = frequency > 0
+    n_living = int(living.sum())
+    summary = {"living units": n_living, "active per digit": (code > threshold).sum(dim=1).double().mean().item(),
+               "k_90": units_for_mass(code), "k_50": units_for_mass(code, share=0.5)}
+    summary |= {f"{k} / living": summary[k] / n_living for k in ("k_90", "k_50")}
+    summary["unit: own rule"] = frequency[living].double().mean().item()
+    summary["unit: mass rule"] = units_for_mass(code[:, living].T.contiguous()) / len(code)
+    summary["mass below 0.5"] = mass_share_below(code, 0.5)
+    return summary
+
+
+def error_by_pixel_kind(x: torch.Tensor, x_hat: dict, core: float = 0.5, reach: int = 2,
+                        image_shape=(28, 28)) -> list:
+    """Where two models' reconstructions differ, by kind of pixel. x: (N, D) inputs in [0, 1]; x_hat:
+    {label: (N, D) reconstructions} with exactly two models A, B. Kinds: "stroke core" (x >= core),
+    "stroke edge" (0 < x < core), "background next to a stroke" (x = 0 within ``reach`` pixels, rows and
+    columns, of a pixel x > 0), "background farther away". One row per kind: "pixels", "share of pixels",
+    "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64), and per model L:
+    "L too bright" (mean of max(x_hat - x, 0) over the kind), "L too dark" (mean of min(x_hat - x, 0)),
+    "L signed" (their sum, the mean signed error)."""
+    if len(x_hat) != 2:
+        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
+    x = x.double()
+    stroke = x > 0
+    pooled = torch.nn.functional.max_pool2d(stroke.double().reshape(-1, 1, *image_shape), 2 * reach + 1, stride=1,
+                                            padding=reach)
+    near = pooled.reshape(stroke.shape) > 0
+    kinds = {f"stroke core (x >= {core:g})": x >= core, f"stroke edge (0 < x < {core:g})": stroke & (x < core),
+             "background next to a stroke": near & ~stroke, "background farther away": ~near}
+    (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
+
+    def bce(p):
+        return -(torch.special.xlogy(x, p) + torch.special.xlogy(1 - x, 1 - p))
+
+    gap = bce(x_a) - bce(x_b)
+    rows = []
+    for name, mask in kinds.items():
+        row = {"pixels": name, "share of pixels": mask.double().mean().item(),
+               "share of the gap": (gap[mask].sum() / gap.sum()).item()}
+        for label, value in ((a, x_a), (b, x_b)):
+            error = (value - x)[mask]
+            row |= {f"{label} too bright": error.clamp(min=0).mean().item(),
+                    f"{label} too dark": error.clamp(max=0).mean().item(), f"{label} signed": error.mean().item()}
+        rows.append(row)
+    return rows
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``values``, ties sharing their average rank."""
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)

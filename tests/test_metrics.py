@@ -225,3 +225,30 @@ def test_rank_correlation_by_hand_with_ties_and_a_bootstrap_interval():
     assert low < rho < high and 0.5 < low and high < 0.9  # a clearly positive correlation, interval excludes 0
     with pytest.raises(ValueError, match="two \\(n,\\) arrays of the same length"):
         rank_correlation([1, 2, 3], [1, 2])
+
+
+def test_sparsity_summary_by_hand():
+    from sae_utils.metrics import sparsity_summary
+
+    code = torch.tensor([[0.8, 0.0, 0.1, 0.0], [0.6, 0.0, 0.0, 0.3], [0.0, 0.0, 0.9, 0.0]])  # unit 1 never active
+    s = sparsity_summary(code, threshold=0.0)
+    assert s["living units"] == 3 and s["active per digit"] == pytest.approx(5 / 3)
+    assert s["k_90"] == pytest.approx((2 + 2 + 1) / 3) and s["k_90 / living"] == pytest.approx(5 / 9)
+    assert s["unit: own rule"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+    assert s["mass below 0.5"] == pytest.approx(0.4 / 2.7)
+
+
+def test_error_by_pixel_kind_splits_the_gap_and_the_errors_by_hand():
+    from sae_utils.metrics import error_by_pixel_kind
+
+    x = torch.zeros(1, 25)
+    x[0, 12], x[0, 13] = 1.0, 0.3            # a core pixel at the centre of a 5x5 image, an edge pixel to its right
+    a, b = torch.full((1, 25), 0.1), torch.full((1, 25), 0.1)
+    a[0, 12], b[0, 12] = 0.5, 0.9
+    rows = {r["pixels"]: r for r in error_by_pixel_kind(x, {"A": a, "B": b}, reach=1, image_shape=(5, 5))}
+    core, edge = rows["stroke core (x >= 0.5)"], rows["stroke edge (0 < x < 0.5)"]
+    near, far = rows["background next to a stroke"], rows["background farther away"]
+    assert [r["share of pixels"] for r in (core, edge, near, far)] == pytest.approx([1 / 25, 1 / 25, 10 / 25, 13 / 25])
+    assert core["share of the gap"] == pytest.approx(1.0)   # the models differ only on the core pixel
+    assert core["A too dark"] == pytest.approx(-0.5) and core["B signed"] == pytest.approx(-0.1)
+    assert edge["A too dark"] == pytest.approx(-0.2) and near["B too bright"] == pytest.approx(0.1)
