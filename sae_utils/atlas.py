@@ -88,7 +88,9 @@ def grid_points(family: str) -> list[dict]:
     """Every point of the family's grid as a parameter dict, the last parameter varying fastest."""
     values = grid_values(family)
     grid = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
-    return grid + [dict(variant) for variant in VARIANTS.get(family, ())]
+    order = [*values, *TrainConfig.__dataclass_fields__]  # a variant's fields in one canonical order
+    return grid + [dict(sorted(variant.items(), key=lambda item: order.index(item[0])))
+                   for variant in VARIANTS.get(family, ())]
 
 
 def point_id(params: dict) -> str:

@@ -259,3 +259,10 @@ def test_series_and_steps_follow_one_slider():
     assert atlas.steps(by_beta, "bce", unit=0.001) == pytest.approx([(b - a) / 0.001 for a, b in zip(bce, bce[1:])])
     with pytest.raises(ValueError, match="a kl series moves one of beta, rho and fixes the others"):
         atlas.series("kl", "beta")
+
+
+def test_a_variant_is_found_whatever_the_order_of_its_fields(monkeypatch):
+    monkeypatch.setattr(atlas, "VARIANTS", {"kl": ({"rho": 0.08, "beta": 0.005, "start": "default", "seed": 1},)})
+    wanted = {"rho": 0.08, "beta": 0.005, "seed": 1, "start": "default"}
+    assert atlas.grid_point("kl", {"seed": 1, "start": "default", "beta": 0.005, "rho": 0.08}) == wanted
+    assert atlas.parse_point("rho=0.08,beta=0.005,start=default,seed=1") == ("kl", wanted)
