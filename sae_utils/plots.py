@@ -418,7 +418,10 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     for ax, index in zip(axes[0], digits):
         ax.imshow(test_images[int(index)].numpy(), cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_ylabel("input", fontsize=8)
-    axes[0, n_digits + 1].set_title("decoder images of the most often active units →", fontsize=8, loc="left")
+    for ax in axes[0, n_digits:]:
+        ax.patch.set_visible(False)  # the note below runs across these empty cells
+    axes[0, n_digits + 1].text(0, 0.5, "right of each row: the decoder images of its most often active units",
+                               fontsize=8, va="center", transform=axes[0, n_digits + 1].transAxes, clip_on=False)
     for row, (label, entry) in zip(axes[1:], entries.items()):
         for ax, image in zip(row, entry.recon[::2][:n_digits]):
             ax.imshow(image, cmap="gray", vmin=0, vmax=255)
@@ -432,13 +435,13 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.2, right=0.94 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.5)
     if shared_scale:
-        bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.6, pad=0.01, extend="both")
+        bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.9, pad=0.01, extend="both")
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
     from .families import FAMILIES
 
-    rules = "; ".join(f"{FAMILIES[name].title}: > {FAMILIES[name].active_threshold:g}"
+    rules = "; ".join(f"{FAMILIES[name].activation} units: $y_j > {FAMILIES[name].active_threshold:g}$"
                       for name in dict.fromkeys(entry.family for entry in entries.values()))
-    fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active ({rules})",
+    fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active (active: {rules})",
                  fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
     return fig
 
