@@ -164,6 +164,8 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.005, "lr_decay": 0.3},
                                  {"rho": 0.08, "beta": 0.005, "seed": 3}, {"rho": 0.08, "beta": 0.005, "seed": 4},
                                  {"rho": 0.08, "beta": 0.005, "lr": 2e-2}, {"rho": 0.08, "beta": 0.005, "start": "default"},
+                                 {"rho": 0.08, "beta": 0.005, "start": "default", "seed": 1},
+                                 {"rho": 0.08, "beta": 0.005, "start": "default", "seed": 2},
                                  {"rho": 0.08, "beta": 0.0, "seed": 1}, {"rho": 0.08, "beta": 0.0, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr": 3e-3}, {"rho": 0.08, "beta": 0.005, "lr": 1e-3},
                                  {"rho": 0.08, "beta": 0.0, "lr": 1e-3}, {"rho": 0.08, "beta": 0.005, "epochs": 60})),
