@@ -45,7 +45,7 @@ def numbers_html(view: View) -> str:
 
 
 def features_title(view: View) -> str:
-    return (f"<b>What the 64 most often active units draw</b> (decoder weights, most active first; one colour "
+    return (f"<b>What the 64 most often active units draw</b> (decoder weights, most often active first; one colour "
             f"scale, red +, blue −, saturating at ±{view.features_scale:.2f})")
 
 
@@ -210,7 +210,7 @@ class ExplorerApp:
         fig.text(gap / width, 1 - text_top / height, "\n".join(f"{k}: {v}" for k, v in rows), va="top",
                  fontsize=9, linespacing=1.45)
         place("features", gap + left_w + gap, title_h + caption_h, w2, h2,
-              f"decoder images of the 64 most often active units (most active first;\n"
+              f"decoder images of the 64 most often active units (most often active first;\n"
               f"red +, blue −, saturating at ±{view.features_scale:.2f})")
         place("statistics", (width - w3) / 2, title_h + top_h + gap, w3, h3)
         fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
