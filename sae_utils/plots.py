@@ -439,7 +439,9 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
     from .families import FAMILIES
 
-    rules = "; ".join(f"{FAMILIES[name].activation} units: $y_j > {FAMILIES[name].active_threshold:g}$"
+    shown_as = {"relu": "ReLU", "topk": "TopK"}  # how the activations are written in prose
+    rules = "; ".join(f"{shown_as.get(FAMILIES[name].activation, FAMILIES[name].activation)} units: "
+                      f"$y_j > {FAMILIES[name].active_threshold:g}$"
                       for name in dict.fromkeys(entry.family for entry in entries.values()))
     fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active (active: {rules})",
                  fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
