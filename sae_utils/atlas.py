@@ -354,11 +354,11 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     keys: metrics of the atlas (``AtlasEntry.metrics``). Raises if fewer than two seeds are stored."""
     base = grid_point(family, params)
     runs = {}
-    for entry in load_atlas(family, directory)._meta["points"]:
-        stored = dict(entry["params"])
+    for record in load_atlas(family, directory).records(variants=True):
+        stored = dict(record["params"])
         seed = stored.pop("seed", 0)
         if stored == base:
-            runs[seed] = entry["metrics"]
+            runs[seed] = record["metrics"]
     if len(runs) < 2:
         raise MissingSettingError(f"the {family} setting {point_id(base)} has {len(runs)} stored seed(s); "
                                   f"a spread needs two or more")

@@ -11,6 +11,7 @@ and shape of their input (cheap), not its values: they are the training hot path
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -99,8 +100,6 @@ class SparseAutoencoder(nn.Module):
         """A copy of this TopK model that keeps ``k`` units per input (e.g. to encode with a larger k)."""
         if self.k is None:
             raise ValueError(f"with_k needs a TopK model; this one has {self.activation} codes")
-        import copy
-
         other = copy.deepcopy(self)
         other.k = check_topk_k(k, self.n_hidden)
         return other

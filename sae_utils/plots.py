@@ -17,7 +17,8 @@ import torch
 
 from .checks import check_choice, check_number
 from .data import prepare_images
-from .metrics import units_by_use
+from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use
+from .probe import probe_features
 
 
 def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
@@ -364,13 +365,9 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
     and counted in the title. Colour: the code value, from 0 (white) to the ``vmax_quantile`` quantile of
     the values shown (1: the largest; below 1 the darkest colour saturates, and the colour bar says so)."""
     vmax_quantile = check_number("vmax_quantile", vmax_quantile, low=0, high=1, low_open=True)
-    from .families import FAMILIES
-
-    threshold = next(f.active_threshold for f in FAMILIES.values() if f.activation == model.activation)
-    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
-    code = torch.cat([model.encode(batch) for batch in x.split(2000)]).cpu()
-    frequency = (code > threshold).double().mean(dim=0)
-    order = units_by_use(frequency, code.double().mean(dim=0))
+    code = probe_features(model, images)  # (N, H) on the CPU, encoded in batches
+    frequency = firing_frequency(code, ACTIVE_THRESHOLD[model.activation])
+    order = units_by_use(frequency, code.mean(dim=0))
     n_dead = int((frequency == 0).sum())
     shown = code[:n_digits, order].numpy()
     fig, ax = plt.subplots(figsize=(9, 3.6))
