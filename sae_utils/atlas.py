@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import numbers
 import itertools
 import json
 import time
@@ -402,11 +403,19 @@ def check_recipe(family: str, directory=None) -> int:
     return len(records)
 
 
-def table(records: list, columns: dict) -> str:
+def table(records: list, columns: dict | None = None, *, formats: dict | None = None, default: str = ".4f") -> str:
     """A plain-text table, one row per record. records: dicts with "params" and "metrics" (as
     ``Atlas.records``), or any dicts; columns: {header: (what, format)}, where what is a metric or
     parameter name (looked up in record["metrics"], then record["params"], then the record itself) or a
-    function of the record, and format a format spec such as ".4f" (None values print as "-")."""
+    function of the record, and format a format spec such as ".4f" (None values print as "-").
+
+    columns None: one column per key of the first record, in its order (for rows of plain values), each
+    formatted with ``formats.get(key)`` or by its type: text left-aligned, integers "d", floats ``default``.
+    """
+    if columns is None:
+        columns = {key: (key, (formats or {}).get(key) or _format_of(value, default))
+                   for key, value in records[0].items()}
+
     def cell(record, what, spec):
         if callable(what):
             value = what(record)
@@ -423,6 +432,15 @@ def table(records: list, columns: dict) -> str:
         return "  ".join(v.ljust(w) if l else v.rjust(w) for v, w, l in zip(values, widths, left)).rstrip()
 
     return "\n".join([line(list(columns))] + [line(row) for row in rows])
+
+
+def _format_of(value, default: str) -> str:
+    """The format spec of a table cell by its type: text "<" (left-aligned), integers "d", floats ``default``."""
+    if isinstance(value, str):
+        return "<"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return "d"
+    return default
 
 
 def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", margins=(0.0, 0.0)) -> list:

@@ -113,14 +113,21 @@ class Explorer:
         # the atlas's digits are ordered by class, DIGITS_PER_CLASS of each: set k is every k-th one
         reconstructions = {name: reconstructions_png(inputs[k::len(DIGIT_SETS)], recon[k::len(DIGIT_SETS)])
                            for k, name in enumerate(DIGIT_SETS)}
-        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency, setting.as_dict().get("rho"),
-                                   setting.label(), FAMILIES[setting.family].active_threshold)
-        statistics_png = figure_png(fig, dpi=80)
-        plt.close(fig)
-        features, scale = features_png(entry.features)
+        statistics_png = self.statistics_png(setting, entry)
+        features, scale = features_png(entry.features, never_active=entry.firing_frequency[entry.feature_units] == 0)
         return View(setting, entry.metrics, entry.history, RECIPE, time.perf_counter() - start,
                     reconstructions, features, scale, statistics_png, entry.feature_units,
                     entry.firing_frequency[entry.feature_units])
+
+    def statistics_png(self, setting: Setting, entry=None, title: bool = True, dpi: int = 80) -> bytes:
+        """``plots.plot_unit_statistics`` of the setting's units as PNG bytes, titled with the setting's label
+        unless ``title`` is False (the snapshot names the setting once, above everything)."""
+        entry = entry or load_atlas(setting.family, self.atlas_dir).entry(**setting.as_dict())
+        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency, setting.as_dict().get("rho"),
+                                   setting.label() if title else None, FAMILIES[setting.family].active_threshold)
+        png = figure_png(fig, dpi=dpi)
+        plt.close(fig)
+        return png
 
     def dashboard_png(self, setting: Setting, rank: int) -> bytes:
         """The feature dashboard (``plots.plot_feature_dashboards``) of the unit at position ``rank`` among

@@ -44,9 +44,15 @@ def numbers_html(view: View) -> str:
     return f"<table class='sae-numbers-table'>{cells}</table>"
 
 
+def never_active_note(view: View) -> str:
+    """"; n of 64 never active (grey)" when some of the drawn units are active on no test digit, else ""."""
+    n = int(np.sum(view.feature_frequency == 0))
+    return f"; {n} of {len(view.feature_frequency)} never active (grey)" if n else ""
+
+
 def features_title(view: View) -> str:
     return (f"<b>What the 64 most often active units draw</b> (decoder weights, most often active first; one colour "
-            f"scale, red +, blue −, saturating at ±{view.features_scale:.2f})")
+            f"scale, red +, blue −, saturating at ±{view.features_scale:.2f}{never_active_note(view)})")
 
 
 class ExplorerApp:
@@ -186,8 +192,9 @@ class ExplorerApp:
         from .files import figure_png
 
         view = self.explorer.view(self.setting())
-        pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(getattr(self, name).value)).convert("RGB"))
-                    for name in ("reconstructions", "features", "statistics")}
+        pngs = {"reconstructions": self.reconstructions.value, "features": self.features.value,
+                "statistics": self.explorer.statistics_png(self.setting(), title=False, dpi=100)}
+        pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB")) for name, png in pngs.items()}
         (h1, w1), (h2, w2), (h3, w3) = (pictures[n].shape[:2] for n in ("reconstructions", "features", "statistics"))
         rows = numbers_rows(view)
         text_h, title_h, caption_h, gap = 17 * len(rows) + 10, 44, 34, 24
@@ -211,7 +218,7 @@ class ExplorerApp:
                  fontsize=9, linespacing=1.45)
         place("features", gap + left_w + gap, title_h + caption_h, w2, h2,
               f"decoder images of the 64 most often active units (most often active first;\n"
-              f"red +, blue −, saturating at ±{view.features_scale:.2f})")
+              f"red +, blue −, saturating at ±{view.features_scale:.2f}{never_active_note(view)})")
         place("statistics", (width - w3) / 2, title_h + top_h + gap, w3, h3)
         fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
                      y=1 - 12 / height, va="top")

@@ -294,3 +294,45 @@ def unit_dashboards(code: torch.Tensor, units, threshold: float, n_top: int = DA
     return {"top_digits": order.numpy(), "top_values": values.gather(1, order).float().numpy(),
             "histogram": torch.stack(histogram).round().long().numpy(), "edges": torch.stack(edges).float().numpy(),
             "firing_frequency": (values > threshold).double().mean(dim=1).float().numpy()}
+
+
+def mean_gap_in_se(a, b) -> float:
+    """How far apart the means of two samples are, in standard errors of their difference (Welch's t):
+    (mean a - mean b) / sqrt(se_a^2 + se_b^2), with se = std (n - 1) / sqrt(n). a, b: (n,) arrays, n >= 2."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"a and b must be (n,) arrays with n >= 2, got shapes {a.shape} and {b.shape}")
+    se = np.hypot(a.std(ddof=1) / np.sqrt(len(a)), b.std(ddof=1) / np.sqrt(len(b)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # no spread on either side: +-inf (or nan if equal)
+        return float((a.mean() - b.mean()) / se)
+
+
+def panel_vs_rest(code: torch.Tensor, panel_units, labels, threshold: float, min_active: int = DASHBOARD_TOP,
+                  n_boot: int = 1000, seed: int = 0) -> dict:
+    """Are the units a panel shows purer than the other living units? From the code (N, H) of N labelled
+    inputs (labels (N,)): each unit's class purity (``top_class_purity`` of its ``min_active`` top inputs),
+    for the panel's units and for every other unit active (code > threshold) on at least ``min_active``
+    inputs (with fewer, its top list would hold inputs on which it is not active).
+
+    Returns "panel_purity" (P,), "rest_purity" (R,), "rest_units" (R,) int64, "left_out" (living units
+    outside the panel active on fewer than min_active inputs), "gap_se" (``mean_gap_in_se`` of panel and
+    rest), "rank_correlation" ((rho, (low, high)): ``rank_correlation`` of purity and firing frequency
+    over panel and rest, with an ``n_boot`` bootstrap), "firing" (H,) every unit's firing frequency.
+    """
+    code = _check_code(code)
+    panel = np.asarray(panel_units, dtype=np.int64)
+    n_active = (code > threshold).sum(dim=0).numpy()
+    living_rest = np.setdiff1d(np.flatnonzero(n_active > 0), panel)
+    rest = living_rest[n_active[living_rest] >= min_active]
+
+    def purity(units):
+        return top_class_purity(unit_dashboards(code, units, threshold, n_top=min_active)["top_digits"], labels)
+
+    panel_purity, rest_purity = purity(panel), purity(rest)
+    firing = n_active / code.shape[0]
+    return {"panel_purity": panel_purity, "rest_purity": rest_purity, "rest_units": rest,
+            "left_out": int(len(living_rest) - len(rest)), "gap_se": mean_gap_in_se(panel_purity, rest_purity),
+            "rank_correlation": rank_correlation(np.concatenate([panel_purity, rest_purity]),
+                                                 firing[np.concatenate([panel, rest])], n_boot=n_boot, seed=seed),
+            "firing": firing}
+

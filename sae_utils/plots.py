@@ -455,7 +455,7 @@ AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (me
 
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
-                  title: str | None = None):
+                  title: str | None = None, xlabel: str | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -467,7 +467,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     raw pixels' probe error, or the BCE floor). label_points: {family: [params, ...]}, the only points
     of that family to label (default all). A label that would overlap one already drawn is left out
     (the legend and a printed table carry the values). xlim, ylim: (low, high) to zoom on a region
-    (labels outside it are hidden); title: the axes' title.
+    (labels outside it are hidden); title: the axes' title; xlabel: the x axis's label (default the
+    metric's name and "log scale").
     """
     from .families import FAMILIES
 
@@ -511,7 +512,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     for label, y in (baselines or {}).items():
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
-    ax.set(xscale="log", xlabel=AXIS_LABELS.get(x_key, x_key.replace("_", " ")),
+    ax.set(xscale="log", xlabel=xlabel or f"{AXIS_LABELS.get(x_key, x_key.replace('_', ' '))} (log scale)",
            ylabel=AXIS_LABELS.get(y_key, y_key.replace("_", " ")), title=title or "")
     if xlim is not None:
         ax.set_xlim(xlim)
@@ -586,6 +587,46 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
     return fig
 
 
+def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * math.sqrt(2),
+               starred: dict | None = None, note: str | None = None, title: str | None = None):
+    """How far each notch of a slider moves each metric, in units of the seed spread: one panel per series.
+
+    steps: {(series name, metric key): (n_values - 1,) signed changes between neighbouring settings,
+    divided by the seed std (``atlas.steps``)}; series: {series name: (family, the slider's values)};
+    labels: {metric key: legend text}, in the order the bars are drawn. Bars show |change| on a log axis,
+    labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
+    deviations of the difference of two runs). starred: {series name: [notch index, ...]} marks notches
+    with "*" (explained in ``note``, the title of the legend on the last panel).
+    """
+    widths = [len(values) - 1 for _, values in series.values()]
+    fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.7 * sum(widths), 3.6), sharey=True, squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    bar_width = 0.8 / len(labels)
+    for ax, (name, (family, values)) in zip(axes[0], series.items()):
+        for k, key in enumerate(labels):
+            x = np.arange(len(values) - 1) + (k - (len(labels) - 1) / 2) * bar_width
+            change = np.asarray(steps[name, key], dtype=float)
+            ax.bar(x, np.abs(change), width=bar_width, color=f"C{k}", label=labels[key])
+            for xi, c in zip(x, change):
+                ax.text(xi, abs(c) * 1.15, f"{c:+.1f}" if abs(c) < 10 else f"{c:+.0f}", ha="center",
+                        va="bottom", fontsize=7, rotation=90)
+        ax.axhline(threshold, color="black", ls="--", lw=0.9, label=f"threshold {threshold:.1f}σ")
+        marks = set((starred or {}).get(name, ()))
+        ax.set_xticks(range(len(values) - 1), [f"{a:g}→{b:g}" + ("*" if i in marks else "")
+                                               for i, (a, b) in enumerate(zip(values, values[1:]))],
+                      rotation=30, fontsize=7)
+        ax.set_title(f"{family.upper()}: notches of {name}", fontsize=9)
+    axes[0, 0].set_yscale("log")
+    top = max(float(np.max(np.abs(v))) for v in steps.values())
+    axes[0, 0].set_ylim(0.1, top * 30)
+    axes[0, 0].set_ylabel("|change| per notch (σ)")
+    axes[0, -1].legend(fontsize=7, loc="upper right", title=note, title_fontsize=7)  # the note clear of the bars
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:
     """Hide each value label that overlaps a label drawn before it, the legend, or one of the large
     ``markers`` (data coordinates; a square of ``marker_radius`` pixels around each): first come, first kept."""
@@ -637,12 +678,26 @@ def reconstructions_png(inputs: np.ndarray, reconstructions: np.ndarray) -> byte
     return to_png(tile(np.concatenate([inputs, reconstructions]), cols=len(inputs)))
 
 
-def features_png(features: np.ndarray) -> tuple[bytes, float]:
+def features_png(features: np.ndarray, never_active=None) -> tuple[bytes, float]:
     """Feature images (N, h, w) on one shared colour scale, red +, blue -, as one PNG, and the scale's end:
-    the 99.5th percentile of the absolute weights (larger ones saturate)."""
+    the 99.5th percentile of the absolute weights (larger ones saturate). never_active: (N,) bools, the
+    tiles of units that are active on no input, drawn washed out in grey (they add nothing to any
+    reconstruction, whatever their weights)."""
     limit = float(np.quantile(np.abs(features), 0.995)) or 1.0
-    mosaic = tile(features, cols=math.ceil(math.sqrt(len(features))), fill=0.0)
-    return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit), limit
+    cols = math.ceil(math.sqrt(len(features)))
+    mosaic = tile(features, cols=cols, fill=0.0)
+    if never_active is None or not np.any(never_active):
+        return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit), limit
+    rgb = plt.get_cmap("bwr")(np.clip((mosaic + limit) / (2 * limit), 0, 1))[..., :3]
+    h, w = features.shape[1:]
+    for i in np.flatnonzero(never_active):
+        r, c = divmod(int(i), cols)
+        block = rgb[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w]
+        block[:] = 0.2 * block + 0.8 * 0.7        # washed out towards grey 0.7
+    big = np.repeat(np.repeat(np.rint(rgb * 255).astype(np.uint8), 2, axis=0), 2, axis=1)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(big, "RGB").save(buffer, format="png", optimize=True)
+    return buffer.getvalue(), limit
 
 
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,
@@ -668,6 +723,17 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.82, wspace=0.25)  # fixed: tight_layout costs 0.1 s
     return fig
+
+
+def _value_range(low: float, high: float) -> str:
+    """"low–high" with the fewest significant digits (3 to 6) that tell them apart and round each by less
+    than a hundredth of their distance: "0.99951–0.99999", not "0.9995–1"."""
+    tolerance = (high - low) / 100
+    for digits in range(3, 7):
+        a, b = f"{low:.{digits}g}", f"{high:.{digits}g}"
+        if a != b and abs(float(a) - low) <= tolerance and abs(float(b) - high) <= tolerance:
+            break
+    return f"{a}–{b}"
 
 
 def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, units, title: str | None = None,
@@ -697,7 +763,7 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
         top = x[dashboards["top_digits"][row]].reshape(-1, *shape)
         top_ax.imshow(tile(top, cols=3), cmap="gray", vmin=0, vmax=1)
         values = dashboards["top_values"][row]
-        top_ax.set_title(f"top {len(top)} inputs ({values.min():.3g}–{values.max():.3g})", fontsize=8)
+        top_ax.set_title(f"top {len(top)} inputs ({_value_range(values.min(), values.max())})", fontsize=8)
         for ax in (decoder_ax, top_ax):
             ax.set_xticks([]), ax.set_yticks([])
         edges, counts = dashboards["edges"][row], dashboards["histogram"][row]

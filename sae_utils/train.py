@@ -29,6 +29,9 @@ from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
+# What the code looks like on the test set after each epoch (``_test_scores``): cheap, and it lets a lesson
+# follow a shipped run epoch by epoch without replaying it.
+CODE_HISTORY_KEYS = ("test_penalty", "test_active_per_digit", "test_living_units", "decoder_norm_median")
 
 
 def _field(default, check, help: str, **metadata):
@@ -152,8 +155,9 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
 def new_history() -> dict:
     """Per-epoch lists (epoch numbers count from 1) and whether training was interrupted. train_objective,
     train_bce and train_penalty are the epoch's means over its steps (the penalty unweighted, so
-    objective = bce + weight * penalty); test_bce is measured after the epoch."""
-    return {**{key: [] for key in HISTORY_KEYS}, "interrupted": False}
+    objective = bce + weight * penalty). Measured on the test set after the epoch: test_bce, and the
+    code's ``CODE_HISTORY_KEYS`` (see ``_test_scores``)."""
+    return {**{key: [] for key in (*HISTORY_KEYS, *CODE_HISTORY_KEYS)}, "interrupted": False}
 
 
 def train(config: TrainConfig | None = None, train_images=None, test_images=None, *,
@@ -193,7 +197,7 @@ def train(config: TrainConfig | None = None, train_images=None, test_images=None
                 set_learning_rate(optimizer, learning_rate(config, step, total_steps))  # for the next step
                 bar.update()
             means = [total / len(x_train) for total in sums]
-            _record_epoch(history, epoch, means, _test_bce(model, x_test, config.batch_size, bce))
+            _record_epoch(history, epoch, means, _test_scores(model, x_test, config, bce))
             bar.set_postfix(loss=f"{means[0]:.4f}", test_bce=f"{history['test_bce'][-1]:.4f}")
             if checkpoint is not None:
                 save_checkpoint(checkpoint, config, model, optimizer, shuffler, history, len(x_train))
@@ -222,13 +226,23 @@ def _start(config: TrainConfig, train_images, test_images):
     return model, optimizer, shuffler, x_train, x_test, training_bce(device)
 
 
-def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None) -> dict:
+def first_batch(config: TrainConfig, n_inputs: int = 60_000) -> torch.Tensor:
+    """(batch_size,) int64: the indices of the inputs in the first minibatch that ``train(config)`` and
+    ``replay(config, ...)`` take from ``n_inputs`` training inputs (the first slice of the seeded shuffle)."""
+    check_type("config", config, TrainConfig)
+    n_inputs = check_int("n_inputs", n_inputs)
+    order = torch.randperm(n_inputs, generator=torch.Generator().manual_seed(config.seed))  # as _start + train_epoch
+    return order[:config.batch_size]
+
+
+def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, progress: bool = False) -> dict:
     """Copies of the model at the start (key 0) and after each Adam step in ``steps`` (counted from 1) of
     the run ``train(config, train_images)`` makes: the same start, order of the inputs, Adam and BCE, so
     step s here is step s there. Stops after the last step asked for.
 
     lr_schedule: ``lr_schedule(step) -> learning rate`` of each step (counted from 1), to replay the run
-    with another schedule (a warm-up); default the config's own (``learning_rate``).
+    with another schedule (a warm-up); default the config's own (``learning_rate``). progress: a bar
+    over the steps.
     """
     check_type("config", config, TrainConfig)
     steps = sorted({check_int("steps", step) for step in steps})
@@ -239,15 +253,17 @@ def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None) -> d
     schedule = lr_schedule or (lambda step: learning_rate(config, step - 1, total))
     copies, done, epoch = {0: copy.deepcopy(model)}, 0, 0
     set_learning_rate(optimizer, schedule(1))
-    while done < steps[-1]:
-        epoch += 1
-        for _values, _size in train_epoch(model, optimizer, x_train, config, bce, shuffler, epoch):
-            done += 1
-            if done in steps:
-                copies[done] = copy.deepcopy(model)
-            if done == steps[-1]:
-                break
-            set_learning_rate(optimizer, schedule(done + 1))
+    with tqdm(total=steps[-1], disable=not progress, desc=f"replaying {config.penalty.upper()}", unit="step") as bar:
+        while done < steps[-1]:
+            epoch += 1
+            for _values, _size in train_epoch(model, optimizer, x_train, config, bce, shuffler, epoch):
+                done += 1
+                bar.update()
+                if done in steps:
+                    copies[done] = copy.deepcopy(model)
+                if done == steps[-1]:
+                    break
+                set_learning_rate(optimizer, schedule(done + 1))
     return copies
 
 
@@ -270,11 +286,32 @@ def set_learning_rate(optimizer, lr: float) -> None:
 
 
 @torch.no_grad()
-def _test_bce(model, x_test, batch_size: int, bce) -> float:
-    """Mean BCE over x_test, computed a batch at a time: no 30 MB temporaries to allocate every epoch."""
+def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
+    """The model on the test set after an epoch, as floats.
+
+    test_bce: mean over inputs and pixels, a batch at a time (no 30 MB temporaries every epoch). From the
+    code of all N test inputs, (N, H): test_penalty, the family's unweighted penalty as ``evaluate``
+    reports it (TopK: 0); test_active_per_digit, the mean number of units above the family's active
+    threshold (L1: L0); test_living_units, the units active on at least one input; decoder_norm_median,
+    the median length ||d_j|| of the living units' decoder columns (None when none lives).
+    """
     model.eval()
-    total = sum(bce(model(x)[0], x) * len(x) for x in map(pixels, x_test.split(batch_size)))
-    return total.item() / len(x_test)
+    fam = FAMILIES[config.penalty]
+    total, codes = 0.0, []
+    for x in map(pixels, x_test.split(config.batch_size)):
+        logits, code = model(x)
+        total = total + bce(logits, x) * len(x)
+        codes.append(code)
+    code = torch.cat(codes)
+    active = code > fam.active_threshold
+    living = active.any(dim=0)
+    penalty = 0.0 if fam.penalty is None else \
+        fam.penalty.unchecked(code, **fam.penalty_arguments(config.hyperparameters())).item()
+    lengths = model.decoder.weight[:, living].norm(dim=0)
+    return {"test_bce": total.item() / len(x_test), "test_penalty": penalty,
+            "test_active_per_digit": active.sum(dim=1).float().mean().item(),
+            "test_living_units": int(living.sum()),
+            "decoder_norm_median": lengths.median().item() if len(lengths) else None}
 
 
 def _new_adam(model, lr: float) -> torch.optim.Optimizer:
@@ -286,9 +323,11 @@ def _new_adam(model, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
-def _record_epoch(history, epoch, means, test_bce):
-    for key, value in zip(HISTORY_KEYS, (epoch, *means, test_bce)):
+def _record_epoch(history, epoch, means, scores):
+    for key, value in zip(HISTORY_KEYS, (epoch, *means, scores["test_bce"])):
         history[key].append(value)
+    for key in CODE_HISTORY_KEYS:  # a checkpoint from before these keys: earlier epochs unknown (None)
+        history.setdefault(key, [None] * (epoch - 1)).append(scores[key])
 
 
 # The losses the published reference setup reported (per-pixel BCE-based, see the README).

@@ -246,6 +246,9 @@ def test_table_and_frontier_by_hand():
                                  "1e-05  0.0675  120.0"]
     named = atlas.table(records[:1], {"setting": (lambda r: f"lam={r['params']['lam']:g}", "<12"), "BCE": ("bce", ".3f")})
     assert named.splitlines() == ["setting         BCE", "lam=0         0.066"]  # "<" columns are left-aligned
+    plain = [{"model": "KL", "units": 512, "share": 0.25, "bce": 0.07}, {"model": "L1", "units": 239, "share": 0.5, "bce": 0.0671}]
+    assert atlas.table(plain, formats={"share": ".0%"}, default=".3f").splitlines() == [
+        "model  units  share    bce", "KL       512    25%  0.070", "L1       239    50%  0.067"]
     assert atlas.frontier(records) == records[:2]  # lam=1e-5 is beaten by lam=4e-5 on both axes
     assert atlas.frontier(records, margins=(10, 0.001)) == records  # ... but by less than 0.001 in BCE
 

@@ -113,3 +113,14 @@ def test_the_unit_menu_shows_the_dashboard_of_the_unit_picked(app):
     assert app.dashboard.value == app.explorer.dashboard_png(app.setting(), 3)
     app.sliders["beta"].value = 0.015  # another setting keeps the position picked, for its own units
     assert app.unit.value == 3 and app.dashboard.value == app.explorer.dashboard_png(app.setting(), 3)
+
+
+def test_never_active_units_are_counted_over_the_features_and_only_when_there_are_some():
+    from sae_utils.atlas import load_atlas
+    entry = load_atlas("l1").entry(lam=6.4e-4)                     # the shipped atlas
+    n_never = int((entry.firing_frequency[entry.feature_units] == 0).sum())
+    assert n_never > 0   # at the largest lambda, some of the 64 units drawn are never active
+    shipped = Explorer()
+    title = explorer_app.features_title(shipped.view(make_setting("l1", lam=6.4e-4)))
+    assert title.endswith(f"; {n_never} of 64 never active (grey))")
+    assert "never active" not in explorer_app.features_title(shipped.view(make_setting("kl")))

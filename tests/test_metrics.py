@@ -252,3 +252,29 @@ def test_error_by_pixel_kind_splits_the_gap_and_the_errors_by_hand():
     assert core["share of the gap"] == pytest.approx(1.0)   # the models differ only on the core pixel
     assert core["A too dark"] == pytest.approx(-0.5) and core["B signed"] == pytest.approx(-0.1)
     assert edge["A too dark"] == pytest.approx(-0.2) and near["B too bright"] == pytest.approx(0.1)
+
+
+def test_mean_gap_in_se_by_hand():
+    from sae_utils.metrics import mean_gap_in_se
+    # means 2 and 1/3; se^2 = 1/3 and (1/3)/3 = 1/9; gap = (5/3) / sqrt(4/9) = 2.5
+    assert mean_gap_in_se([1, 2, 3], [0, 0, 1]) == pytest.approx(2.5)
+    with pytest.raises(ValueError, match=r"n >= 2, got shapes \(1,\) and \(3,\)"):
+        mean_gap_in_se([1.0], [0, 0, 1])
+
+
+def test_panel_vs_rest_on_a_hand_made_code():
+    from sae_utils.metrics import panel_vs_rest
+    labels = np.repeat([0, 1], 9)                       # 18 inputs: nine 0s, then nine 1s
+    code = torch.zeros(18, 5)
+    code[:9, 0] = 1.0                                   # unit 0 (panel): active on the nine 0s: purity 1
+    code[:, 1] = torch.linspace(0.1, 1.0, 18)           # unit 1 (panel): top nine are the 1s: purity 1
+    code[::2, 2] = torch.arange(1.0, 10.0)              # unit 2: every other input, 0s and 1s: purity 5/9
+    code[0:3, 3] = 1.0                                  # unit 3: active on 3 < 9 inputs: left out
+    code[[0, 1, 2, 3, 4, 9, 10, 11, 12], 4] = 1.0       # unit 4: five 0s, four 1s: purity 5/9
+    result = panel_vs_rest(code, [0, 1], labels, threshold=0.0, n_boot=0)
+    assert result["panel_purity"].tolist() == [1.0, 1.0]
+    assert result["rest_units"].tolist() == [2, 4] and result["left_out"] == 1
+    assert result["rest_purity"] == pytest.approx([5 / 9, 5 / 9])
+    assert result["firing"].tolist() == pytest.approx([0.5, 1.0, 0.5, 3 / 18, 0.5])
+    assert result["rank_correlation"][1] is None
+    assert result["gap_se"] == np.inf   # no spread on either side: an infinite gap

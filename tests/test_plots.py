@@ -348,3 +348,45 @@ def test_plot_code_values_draws_every_value_and_each_units_average():
     np.testing.assert_allclose(points, [[0.3, 0.25], [0.025, 0.0]], rtol=1e-6)  # (rho_hat_j, share above 0.5)
     with pytest.raises(ValueError, match=r"code values must lie in \[0, 1\], got \[0, 2\]"):
         plots.plot_code_values(torch.tensor([[0.0, 2.0]]))
+
+
+def test_tradeoff_says_log_scale_or_takes_the_callers_x_label():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
+                      for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 200))]}
+    default = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]})
+    assert default.axes[0].get_xlabel().endswith("(log scale)")
+    named = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, xlabel="k90")
+    assert named.axes[0].get_xlabel() == "k90"
+
+
+def test_dashboard_titles_give_the_digits_that_tell_the_top_values_apart():
+    assert plots._value_range(0.12345, 0.9) == "0.123–0.9"
+    assert plots._value_range(0.999512, 0.999987) == "0.99951–0.99999"
+    assert plots._value_range(1.0, 1.0) == "1–1"  # equal values stay equal
+
+
+def test_plot_steps_draws_each_notch_as_its_size_with_its_sign_and_the_threshold():
+    steps = {("β", "bce"): np.array([2.0, -12.0]), ("β", "k90"): np.array([-1.0, 50.0]),
+             ("λ", "bce"): np.array([0.5]), ("λ", "k90"): np.array([-3.0])}
+    fig = plots.plot_steps(steps, {"β": ("kl", [0.0, 0.005, 0.05]), "λ": ("l1", [0.0, 4e-5])},
+                           {"bce": "test BCE", "k90": "k90"}, starred={"β": [0]}, note="* see text")
+    beta_ax, lam_ax = fig.axes
+    heights = [round(p.get_height(), 6) for p in beta_ax.patches]
+    assert heights == [2.0, 12.0, 1.0, 50.0]  # |change|, the bce bars first
+    assert [t.get_text() for t in beta_ax.texts] == ["+2.0", "-12", "-1.0", "+50"]
+    assert [t.get_text() for t in beta_ax.get_xticklabels()] == ["0→0.005*", "0.005→0.05"]
+    (threshold,) = [l for l in lam_ax.lines if l.get_linestyle() == "--"]
+    assert threshold.get_ydata()[0] == pytest.approx(3 * 2 ** 0.5)
+    assert beta_ax.get_yscale() == "log" and "threshold 4.2σ" in [t.get_text() for t in lam_ax.get_legend().get_texts()]
+    assert lam_ax.get_legend().get_title().get_text() == "* see text"
+
+
+def test_features_png_washes_out_the_tiles_of_never_active_units():
+    features = -np.ones((2, 3, 3))                                      # both full blue
+    rgb = np.array(decode_png(plots.features_png(features, never_active=np.array([False, True]))[0]).convert("RGB"))
+    assert rgb.shape == (6, 16, 3)
+    assert tuple(rgb[0, 0]) == (0, 0, 255)                              # unit 0 active: full blue
+    grey = tuple(rgb[0, 2 * (3 + 2)])                                   # unit 1 never active: 0.2 blue + 0.8 grey 0.7
+    assert grey == (143, 143, 194)
+    same = plots.features_png(features, never_active=np.array([False, False]))[0]
+    assert same == plots.features_png(features)[0]                      # nothing to grey: the palette picture

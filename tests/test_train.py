@@ -4,6 +4,7 @@ import dataclasses
 import math
 import os
 import re
+import sys
 
 import pytest
 import torch
@@ -11,8 +12,9 @@ from helpers import (RANDOM_DIGITS, TINY, Crash, assert_same_state, nan_logits, 
                      small_config)
 
 from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, train
+from sae_utils import prepare_images as sae_utils_prepare
 from sae_utils.files import safe_torch_load
-from sae_utils.train import HISTORY_KEYS, TrainConfig, replay
+from sae_utils.train import CODE_HISTORY_KEYS, HISTORY_KEYS, TrainConfig, first_batch, replay
 
 
 def run(config, train_digits, test_digits, **kwargs):
@@ -53,7 +55,7 @@ def test_short_run_lowers_the_loss(train_digits, test_digits, penalty):
 def test_history_holds_one_entry_per_epoch(train_digits, test_digits):
     config = small_config(epochs=3)
     _, history = run(config, train_digits, test_digits)
-    assert set(history) == {*HISTORY_KEYS, "interrupted"} and history["interrupted"] is False
+    assert set(history) == {*HISTORY_KEYS, *CODE_HISTORY_KEYS, "interrupted"} and history["interrupted"] is False
     assert history["epoch"] == [1, 2, 3]
     for key in HISTORY_KEYS:
         assert len(history[key]) == 3 and all(math.isfinite(v) for v in history[key])
@@ -214,6 +216,51 @@ def test_replay_takes_the_steps_train_takes(train_digits, test_digits, penalty):
         copies[3].encoder.weight - copies[0].encoder.weight).abs().max()
     with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         replay(config, (0,), train_digits)
+
+
+@pytest.mark.parametrize("penalty", ["kl", "l1"])
+def test_code_history_is_the_code_of_the_model_after_each_epoch(train_digits, test_digits, penalty):
+    """The per-epoch code statistics, against evaluate() and a float64 recount of each epoch's model."""
+    config = small_config(penalty=penalty, epochs=2)
+    _, history = run(config, train_digits, test_digits)
+    for epoch in (1, 2):
+        model = replay(config, (10 * epoch,), train_digits)[10 * epoch]   # 10 batches an epoch
+        scores = evaluate(model, test_digits, **config.hyperparameters())
+        with torch.no_grad():
+            code = model.encode(sae_utils_prepare(test_digits)).double()
+        active = code > {"kl": 0.5, "l1": 0.0}[penalty]
+        living = active.any(dim=0)
+        lengths = model.decoder.weight.detach().double()[:, living].norm(dim=0)
+        i = epoch - 1
+        assert history["test_penalty"][i] == pytest.approx(scores["penalty"], rel=1e-5)
+        assert history["test_active_per_digit"][i] == pytest.approx(active.sum(dim=1).double().mean().item(), rel=1e-6)
+        assert history["test_living_units"][i] == int(living.sum()) == round((1 - scores["dead_fraction"]) * 32)
+        assert history["decoder_norm_median"][i] == pytest.approx(lengths.median().item(), rel=1e-5)
+    assert history["test_penalty"][0] != history["test_penalty"][1]
+
+
+def test_code_history_of_an_old_checkpoint_starts_with_none():
+    from sae_utils.train import _record_epoch
+    history = {key: [1.0] for key in HISTORY_KEYS}   # one epoch, recorded before the code statistics existed
+    scores = {"test_bce": 0.1, **{key: 2.0 for key in CODE_HISTORY_KEYS}}
+    _record_epoch(history, 2, [0.3, 0.2, 0.1], scores)
+    assert history["test_bce"] == [1.0, 0.1]
+    for key in CODE_HISTORY_KEYS:
+        assert history[key] == [None, 2.0]
+
+
+def test_first_batch_is_the_batch_train_takes_first(monkeypatch, train_digits):
+    train_module = sys.modules["sae_utils.train"]   # the package name "train" is the function
+    seen = []
+    real_pixels = train_module.pixels
+    monkeypatch.setattr(train_module, "pixels", lambda rows: seen.append(rows.clone()) or real_pixels(rows))
+    config = small_config(seed=3)
+    replay(config, (1,), train_digits)
+    expected = train_digits.reshape(len(train_digits), -1)[first_batch(config, len(train_digits))]
+    assert seen[-1].shape == (200, 784) and torch.equal(seen[-1], expected)
+    assert not torch.equal(first_batch(config, 2000), first_batch(small_config(seed=4), 2000))
+    with pytest.raises(ValueError, match="n_inputs must be an integer >= 1, got 0"):
+        first_batch(config, 0)
 
 
 def test_start_default_leaves_the_family_start_out():
