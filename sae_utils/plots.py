@@ -38,7 +38,8 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
-                     from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None):
+                     from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None,
+                     points: dict | None = None):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
     auxiliary loss), which is too small to see on the left's scale, from epoch 1.
@@ -48,6 +49,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     family: the family the history was trained with (a ``FAMILIES`` key), which names the right panel's
     quantity (e.g. β·Ω_KL); default a label that fits every family. labels: {default legend text: text
     to show instead}, e.g. {"published test loss": "published test loss (first 1,200 test digits)"}.
+    points: {legend text: (epoch, loss)}, single values drawn as black stars on the left panel (its limits
+    grow to hold them), e.g. our test BCE on the digits of the published test loss.
     """
     from .families import family as family_named
 
@@ -71,6 +74,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     for split, style in (("train", "C0"), ("test", "C2")):
         if published and split in published:
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
+    for label, (epoch, loss) in (points or {}).items():
+        ax.plot([epoch], [loss], "*", ms=12, color="k", label=label)
     ax.set(xlabel="epoch", ylabel="loss per pixel (nats)", title=title, yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
     if yscale == "log":

@@ -390,3 +390,13 @@ def test_features_png_washes_out_the_tiles_of_never_active_units():
     assert grey == (143, 143, 194)
     same = plots.features_png(features, never_active=np.array([False, False]))[0]
     assert same == plots.features_png(features)[0]                      # nothing to grey: the palette picture
+
+
+def test_loss_curves_draw_single_points_inside_the_limits():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.15], "train_bce": [0.29, 0.19, 0.14],
+               "test_bce": [0.28, 0.18, 0.13]}
+    fig = plots.plot_loss_curves(history, from_epoch=2, yscale="linear", points={"ours, first 100 digits": (3, 0.05)})
+    (star,) = [l for l in fig.axes[0].lines if l.get_label() == "ours, first 100 digits"]
+    assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.05]
+    low, high = fig.axes[0].get_ylim()
+    assert low < 0.05 < high
