@@ -732,7 +732,9 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
 
 def _value_range(low: float, high: float) -> str:
     """"low–high" with the fewest significant digits (3 to 6) that tell them apart and round each by less
-    than a hundredth of their distance: "0.99951–0.99999", not "0.9995–1"."""
+    than a hundredth of their distance: "0.99951–0.99999", not "0.9995–1"; equal values: "all 1.0000"."""
+    if low == high:
+        return f"all {low:.4f}"
     tolerance = (high - low) / 100
     for digits in range(3, 7):
         a, b = f"{low:.{digits}g}", f"{high:.{digits}g}"

@@ -362,7 +362,7 @@ def test_tradeoff_says_log_scale_or_takes_the_callers_x_label():
 def test_dashboard_titles_give_the_digits_that_tell_the_top_values_apart():
     assert plots._value_range(0.12345, 0.9) == "0.123–0.9"
     assert plots._value_range(0.999512, 0.999987) == "0.99951–0.99999"
-    assert plots._value_range(1.0, 1.0) == "1–1"  # equal values stay equal
+    assert plots._value_range(1.0, 1.0) == "all 1.0000"  # a saturated sigmoid unit's top values
 
 
 def test_plot_steps_draws_each_notch_as_its_size_with_its_sign_and_the_threshold():
