@@ -236,6 +236,32 @@ def _check_code_values(code: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
+    """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
+    the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
+    (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
+    title adds its k90 and its exact zeros."""
+    from .metrics import units_for_mass
+
+    fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
+    for ax, (label, code) in zip(axes[0], codes.items()):
+        y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values
+        k = int(units_for_mass(y[None], share, per_digit=True).item())   # checks the code is non-negative
+        ranks = np.arange(1, len(y) + 1)
+        ax.bar(ranks, y.numpy(), width=1.0, color="C0")
+        ax.set(title=f"{label}: $k_{{{round(100 * share)}}}$ = {k}, {(y == 0).sum().item()} exact zeros",
+               xlabel="units, sorted by value", ylabel="code value y (bars)")
+        cumulative = ax.twinx()
+        cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1")
+        cumulative.axhline(share, color="grey", ls="--", lw=0.8)
+        cumulative.axvline(k, color="grey", ls=":", lw=0.8)
+        cumulative.set(ylim=(0, 1.02), ylabel="cumulative share of the mass (line)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None):
     """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``.
 
@@ -422,7 +448,8 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     axes[0, 0].set_ylabel("input", fontsize=8)
     for ax in axes[0, n_digits:]:
         ax.patch.set_visible(False)  # the note below runs across these empty cells
-    axes[0, n_digits + 1].text(0, 0.5, "right of each row: the decoder images of its most often active units",
+    axes[0, n_digits + 1].text(0, 0.5, "right of each model row: the decoder images of its most often active units\n"
+                               "(left: the first test digit of each class, and each model's reconstructions)",
                                fontsize=8, va="center", transform=axes[0, n_digits + 1].transAxes, clip_on=False)
     for row, (label, entry) in zip(axes[1:], entries.items()):
         for ax, image in zip(row, entry.recon[::2][:n_digits]):
@@ -619,7 +646,7 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
         marks = set((starred or {}).get(name, ()))
         ax.set_xticks(range(len(values) - 1), [f"{a:g}→{b:g}" + ("*" if i in marks else "")
                                                for i, (a, b) in enumerate(zip(values, values[1:]))],
-                      rotation=30, fontsize=7)
+                      rotation=35, ha="right", rotation_mode="anchor", fontsize=8.5)
         ax.set_title(f"{family.upper()}: notches of {name}", fontsize=9)
     axes[0, 0].set_yscale("log")
     top = max(float(np.max(np.abs(v))) for v in steps.values())

@@ -400,3 +400,13 @@ def test_loss_curves_draw_single_points_inside_the_limits():
     assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.05]
     low, high = fig.axes[0].get_ylim()
     assert low < 0.05 < high
+
+
+def test_plot_sorted_code_sorts_one_code_and_marks_where_its_mass_reaches_the_share():
+    code = torch.tensor([0.0, 1.0, 6.0, 0.0, 3.0])         # sorted 6, 3, 1, 0, 0: 60 %, 90 %, 100 % of 10
+    fig = plots.plot_sorted_code({"ReLU": code})
+    bars, line_ax = fig.axes
+    assert [p.get_height() for p in bars.patches] == [6.0, 3.0, 1.0, 0.0, 0.0]
+    assert line_ax.lines[0].get_ydata() == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
+    assert line_ax.lines[2].get_xdata()[0] == 2                 # k90 = 2 units
+    assert bars.get_title() == "ReLU: $k_{90}$ = 2, 2 exact zeros"
