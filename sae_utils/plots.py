@@ -235,7 +235,6 @@ def _check_code_values(code: torch.Tensor) -> torch.Tensor:
     return code.detach().cpu()
 
 
-@torch.no_grad()
 def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
     """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
@@ -262,6 +261,7 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
     return fig
 
 
+@torch.no_grad()
 def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None):
     """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``.
 

@@ -410,3 +410,11 @@ def test_plot_sorted_code_sorts_one_code_and_marks_where_its_mass_reaches_the_sh
     assert line_ax.lines[0].get_ydata() == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
     assert line_ax.lines[2].get_xdata()[0] == 2                 # k90 = 2 units
     assert bars.get_title() == "ReLU: $k_{90}$ = 2, 2 exact zeros"
+
+
+def test_activation_histogram_of_a_model_whose_weights_require_grad(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(16, "relu")                  # as loaded or trained: parameters require grad
+    assert model.encoder.weight.requires_grad
+    fig = plots.plot_activation_histogram(model, test_digits[:50])
+    assert sum(patch.get_height() for patch in fig.axes[0].patches) > 0
