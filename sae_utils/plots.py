@@ -86,8 +86,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
             ylim=(0, 1.15 * max(weighted, default=0) or None))
     last = max(history["epoch"], default=1)
-    step = max(1, math.ceil(last / 10))  # the same epoch ticks on both panels
-    ticks = sorted({1, *range(step, last + 1, step)})  # epoch 1 is drawn on the right at least
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if last / s <= 6 or s == 1000)
+    ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels; epoch 1 on the right at least
     for axis in (ax, gap):
         axis.set_xticks([e for e in ticks if axis is gap or e >= from_epoch])
     for line in ax.get_lines():
@@ -628,7 +628,7 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
     labels: {metric key: legend text}, in the order the bars are drawn. Bars show |change| on a log axis,
     labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
     deviations of the difference of two runs). starred: {series name: [notch index, ...]} marks notches
-    with "*" (explained in ``note``, the title of the legend on the last panel).
+    with "*" (explained in ``note``, the title of the legend below the panels).
     """
     widths = [len(values) - 1 for _, values in series.values()]
     fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.7 * sum(widths), 3.6), sharey=True, squeeze=False,
@@ -652,10 +652,12 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
     top = max(float(np.max(np.abs(v))) for v in steps.values())
     axes[0, 0].set_ylim(0.1, top * 30)
     axes[0, 0].set_ylabel("|change| per notch (σ)")
-    axes[0, -1].legend(fontsize=7, loc="upper right", title=note, title_fontsize=7)  # the note clear of the bars
+    handles, texts = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, texts, fontsize=7, loc="lower center", ncol=len(texts) + 1, title=note, title_fontsize=7,
+               frameon=False)                                   # below the panels: clear of every bar label
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1 if note else 0.07, 1, 1))
     return fig
 
 

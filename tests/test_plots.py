@@ -377,8 +377,9 @@ def test_plot_steps_draws_each_notch_as_its_size_with_its_sign_and_the_threshold
     assert [t.get_text() for t in beta_ax.get_xticklabels()] == ["0→0.005*", "0.005→0.05"]
     (threshold,) = [l for l in lam_ax.lines if l.get_linestyle() == "--"]
     assert threshold.get_ydata()[0] == pytest.approx(3 * 2 ** 0.5)
-    assert beta_ax.get_yscale() == "log" and "threshold 4.2σ" in [t.get_text() for t in lam_ax.get_legend().get_texts()]
-    assert lam_ax.get_legend().get_title().get_text() == "* see text"
+    legend = fig.legends[0]
+    assert beta_ax.get_yscale() == "log" and "threshold 4.2σ" in [t.get_text() for t in legend.get_texts()]
+    assert legend.get_title().get_text() == "* see text" and lam_ax.get_legend() is None   # below, not on a panel
 
 
 def test_features_png_washes_out_the_tiles_of_never_active_units():
@@ -418,3 +419,12 @@ def test_activation_histogram_of_a_model_whose_weights_require_grad(test_digits)
     assert model.encoder.weight.requires_grad
     fig = plots.plot_activation_histogram(model, test_digits[:50])
     assert sum(patch.get_height() for patch in fig.axes[0].patches) > 0
+
+
+def test_loss_curve_ticks_are_round_epochs_that_do_not_crowd():
+    def history(n):
+        return {"epoch": list(range(1, n + 1)), "train_objective": [1.0 / e for e in range(1, n + 1)],
+                "train_bce": [0.9 / e for e in range(1, n + 1)], "test_bce": [0.9 / e for e in range(1, n + 1)]}
+    assert list(plots.plot_loss_curves(history(20)).axes[1].get_xticks()) == [1, 5, 10, 15, 20]
+    assert list(plots.plot_loss_curves(history(3)).axes[1].get_xticks()) == [1, 2, 3]
+    assert list(plots.plot_loss_curves(history(60)).axes[1].get_xticks()) == [1, 10, 20, 30, 40, 50, 60]
