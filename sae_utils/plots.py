@@ -462,9 +462,12 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         row[0].set_ylabel(label if shared_scale else f"{label}\n(colours saturate at ±{limit:.2f})", fontsize=8,
                           rotation=0, ha="right", va="center")
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.2, right=0.94 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01, wspace=0.05, hspace=0.5)
-    if shared_scale:
-        bar = fig.colorbar(shown, ax=axes[1:, n_digits + 1:].ravel().tolist(), shrink=0.9, pad=0.01, extend="both")
+    left = 0.12 if shared_scale else 0.2  # room for the row labels (longer when they state each row's scale)
+    fig.subplots_adjust(left=left, right=0.92 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01,
+                        wspace=0.05, hspace=0.5)
+    if shared_scale:  # in its own axes, so that the feature tiles keep the size of the digit tiles
+        top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
+        bar = fig.colorbar(shown, cax=fig.add_axes((0.93, bottom.y0, 0.012, top.y1 - bottom.y0)), extend="both")
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
     from .families import FAMILIES
 
@@ -473,7 +476,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
                       f"$y_j > {FAMILIES[name].active_threshold:g}$"
                       for name in dict.fromkeys(entry.family for entry in entries.values()))
     fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active (active: {rules})",
-                 fontsize=8.5, x=0.595, y=1 - 0.08 / height, va="top")
+                 fontsize=8.5, x=0.55, y=1 - 0.08 / height, va="top")
     return fig
 
 
@@ -487,7 +490,8 @@ AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (me
 
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
-                  title: str | None = None, xlabel: str | None = None):
+                  title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
+                  legend_loc: str = "best"):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -500,7 +504,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     of that family to label (default all). A label that would overlap one already drawn is left out
     (the legend and a printed table carry the values). xlim, ylim: (low, high) to zoom on a region
     (labels outside it are hidden); title: the axes' title; xlabel: the x axis's label (default the
-    metric's name and "log scale").
+    metric's name and "log scale"). reference_errors: {family: (x error, y error)}, drawn as error bars on
+    that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes.
     """
     from .families import FAMILIES
 
@@ -541,6 +546,10 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         for p in reference:
             ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=220, color=colour,
                        edgecolor="black", zorder=3, label=f"{name.upper()} reference")
+            if name in (reference_errors or {}):
+                x_error, y_error = reference_errors[name]
+                ax.errorbar(p["metrics"][x_key], p["metrics"][y_key], xerr=x_error, yerr=y_error, color="black",
+                            capsize=3, lw=1, zorder=4)
     for label, y in (baselines or {}).items():
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
@@ -556,7 +565,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     ax.set_xticks([t for t in LOG_TICKS if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc=legend_loc)
     fig.tight_layout()
     stars = [(p["metrics"][x_key], p["metrics"][y_key]) for name, points in records.items() for p in points
              if p["params"] == FAMILIES[name].reference()]

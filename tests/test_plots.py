@@ -428,3 +428,15 @@ def test_loss_curve_ticks_are_round_epochs_that_do_not_crowd():
     assert list(plots.plot_loss_curves(history(20)).axes[1].get_xticks()) == [1, 5, 10, 15, 20]
     assert list(plots.plot_loss_curves(history(3)).axes[1].get_xticks()) == [1, 2, 3]
     assert list(plots.plot_loss_curves(history(60)).axes[1].get_xticks()) == [1, 10, 20, 30, 40, 50, 60]
+
+
+def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
+                      for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 200))]}
+    fig = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, reference_errors={"kl": (8.0, 0.0005)},
+                              legend_loc="lower left")
+    (bars,) = fig.axes[0].containers
+    x_bar, y_bar = (segments.get_segments()[0] for segments in bars.lines[2])
+    np.testing.assert_allclose(x_bar, [[192.0, 0.072], [208.0, 0.072]])
+    np.testing.assert_allclose(y_bar, [[200, 0.0715], [200, 0.0725]])
+    assert not plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}).axes[0].containers
