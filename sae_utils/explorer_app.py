@@ -197,11 +197,11 @@ class ExplorerApp:
         pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB")) for name, png in pngs.items()}
         (h1, w1), (h2, w2), (h3, w3) = (pictures[n].shape[:2] for n in ("reconstructions", "features", "statistics"))
         rows = numbers_rows(view)
-        text_h, title_h, caption_h, gap = 17 * len(rows) + 10, 44, 34, 24
-        left_w = max(w1, 600)
-        width = left_w + gap + w2 + 2 * gap
-        top_h = max(caption_h + h1 + caption_h + text_h, caption_h + h2)
-        height = title_h + top_h + gap + h3 + gap
+        text_h, title_h, caption_h, gap, bar_w = 17 * len(rows) + 10, 44, 34, 24, 70
+        left_w = max(w1, w3, 600)                       # left column: reconstructions, numbers, statistics
+        width = left_w + gap + w2 + bar_w + 2 * gap
+        left_h = caption_h + h1 + gap + text_h + h3
+        height = title_h + max(left_h, caption_h + h2) + gap
         dpi = 100
         fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
 
@@ -213,13 +213,20 @@ class ExplorerApp:
                 ax.set_title(caption, fontsize=9)
 
         place("reconstructions", gap, title_h + caption_h, w1, h1, "test digits (top) and their reconstructions (bottom)")
-        text_top = title_h + caption_h + h1 + caption_h
+        text_top = title_h + caption_h + h1 + gap
         fig.text(gap / width, 1 - text_top / height, "\n".join(f"{k}: {v}" for k, v in rows), va="top",
                  fontsize=9, linespacing=1.45)
-        place("features", gap + left_w + gap, title_h + caption_h, w2, h2,
+        place("statistics", gap, text_top + text_h, w3, h3)
+        features_x = gap + left_w + gap
+        place("features", features_x, title_h + caption_h, w2, h2,
               f"decoder images of the 64 most often active units (most often active first;\n"
               f"red +, blue −, saturating at ±{view.features_scale:.2f}{never_active_note(view)})")
-        place("statistics", (width - w3) / 2, title_h + top_h + gap, w3, h3)
+        bar_ax = fig.add_axes(((features_x + w2 + 10) / width, (height - title_h - caption_h - h2) / height,
+                               14 / width, h2 / height))
+        scale = view.features_scale
+        fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(-scale, scale), cmap="bwr"), cax=bar_ax,
+                     extend="both").set_label("decoder weight", fontsize=8)
+        bar_ax.tick_params(labelsize=7)
         fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
                      y=1 - 12 / height, va="top")
         png = figure_png(fig, dpi=dpi)

@@ -636,11 +636,12 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
     divided by the seed std (``atlas.steps``)}; series: {series name: (family, the slider's values)};
     labels: {metric key: legend text}, in the order the bars are drawn. Bars show |change| on a log axis,
     labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
-    deviations of the difference of two runs). starred: {series name: [notch index, ...]} marks notches
+    deviations of the difference of two runs). A notch whose ratio of values differs from the series'
+    usual one says so on its tick ("(×4)"). starred: {series name: [notch index, ...]} marks notches
     with "*" (explained in ``note``, the title of the legend below the panels).
     """
     widths = [len(values) - 1 for _, values in series.values()]
-    fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.7 * sum(widths), 3.6), sharey=True, squeeze=False,
+    fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.75 * sum(widths), 3.8), sharey=True, squeeze=False,
                              gridspec_kw={"width_ratios": widths})
     bar_width = 0.8 / len(labels)
     for ax, (name, (family, values)) in zip(axes[0], series.items()):
@@ -650,24 +651,34 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
             ax.bar(x, np.abs(change), width=bar_width, color=f"C{k}", label=labels[key])
             for xi, c in zip(x, change):
                 ax.text(xi, abs(c) * 1.15, f"{c:+.1f}" if abs(c) < 10 else f"{c:+.0f}", ha="center",
-                        va="bottom", fontsize=7, rotation=90)
+                        va="bottom", fontsize=8, rotation=90)
         ax.axhline(threshold, color="black", ls="--", lw=0.9, label=f"threshold {threshold:.1f}σ")
         marks = set((starred or {}).get(name, ()))
-        ax.set_xticks(range(len(values) - 1), [f"{a:g}→{b:g}" + ("*" if i in marks else "")
+        ax.set_xticks(range(len(values) - 1), [f"{a:g}→{b:g}" + _unusual_ratio(values, i) + ("*" if i in marks else "")
                                                for i, (a, b) in enumerate(zip(values, values[1:]))],
                       rotation=35, ha="right", rotation_mode="anchor", fontsize=8.5)
         ax.set_title(f"{family.upper()}: notches of {name}", fontsize=9)
     axes[0, 0].set_yscale("log")
     top = max(float(np.max(np.abs(v))) for v in steps.values())
-    axes[0, 0].set_ylim(0.1, top * 30)
+    axes[0, 0].set_ylim(0.3, top * 12)                         # room above the tallest bar for its label
     axes[0, 0].set_ylabel("|change| per notch (σ)")
     handles, texts = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, texts, fontsize=7, loc="lower center", ncol=len(texts) + 1, title=note, title_fontsize=7,
+    fig.legend(handles, texts, fontsize=8, loc="lower center", ncol=len(texts) + 1, title=note, title_fontsize=8,
                frameon=False)                                   # below the panels: clear of every bar label
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.1 if note else 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.09 if note else 0.06, 1, 1))
     return fig
+
+
+def _unusual_ratio(values, i: int) -> str:
+    """" (×4)" when notch i's ratio of values (b / a, both > 0) is not the series' most common one, else ""."""
+    ratios = [round(b / a, 2) for a, b in zip(values, values[1:]) if a > 0]
+    a, b = values[i], values[i + 1]
+    if a <= 0 or not ratios:
+        return ""
+    usual = max(set(ratios), key=ratios.count)
+    return f" (×{b / a:.3g})" if round(b / a, 2) != usual else ""
 
 
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:

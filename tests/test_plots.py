@@ -440,3 +440,11 @@ def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
     np.testing.assert_allclose(x_bar, [[192.0, 0.072], [208.0, 0.072]])
     np.testing.assert_allclose(y_bar, [[200, 0.0715], [200, 0.0725]])
     assert not plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}).axes[0].containers
+
+
+def test_plot_steps_marks_a_notch_wider_than_the_others():
+    values = [0.0, 1e-5, 2e-5, 4e-5, 1.6e-4]                   # doublings, then one ×4 notch
+    steps = {("λ", "bce"): np.array([1.0, 2.0, 3.0, 4.0])}
+    fig = plots.plot_steps(steps, {"λ": ("l1", values)}, {"bce": "test BCE"})
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["0→1e-05", "1e-05→2e-05", "2e-05→4e-05", "4e-05→0.00016 (×4)"]
