@@ -447,10 +447,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         ax.imshow(test_images[int(index)].numpy(), cmap="gray", vmin=0, vmax=255)
     axes[0, 0].set_ylabel("input", fontsize=8)
     for ax in axes[0, n_digits:]:
-        ax.patch.set_visible(False)  # the note below runs across these empty cells
-    axes[0, n_digits + 1].text(0, 0.5, "right of each model row: the decoder images of its most often active units\n"
-                               "(left: the first test digit of each class, and each model's reconstructions)",
-                               fontsize=8, va="center", transform=axes[0, n_digits + 1].transAxes, clip_on=False)
+        ax.set_visible(False)  # the input row has no features
     for row, (label, entry) in zip(axes[1:], entries.items()):
         for ax, image in zip(row, entry.recon[::2][:n_digits]):
             ax.imshow(image, cmap="gray", vmin=0, vmax=255)
@@ -463,7 +460,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
                           rotation=0, ha="right", va="center")
     height = fig.get_figheight()
     left = 0.12 if shared_scale else 0.2  # room for the row labels (longer when they state each row's scale)
-    fig.subplots_adjust(left=left, right=0.92 if shared_scale else 0.99, top=1 - 0.5 / height, bottom=0.01,
+    fig.subplots_adjust(left=left, right=0.92 if shared_scale else 0.99, top=1 - 0.65 / height, bottom=0.01,
                         wspace=0.05, hspace=0.5)
     if shared_scale:  # in its own axes, so that the feature tiles keep the size of the digit tiles
         top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
@@ -475,8 +472,10 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     rules = "; ".join(f"{shown_as.get(FAMILIES[name].activation, FAMILIES[name].activation)} units: "
                       f"$y_j > {FAMILIES[name].active_threshold:g}$"
                       for name in dict.fromkeys(entry.family for entry in entries.values()))
-    fig.suptitle(f"decoder images: red raises the output logit, blue lowers it; % = how often the unit is active (active: {rules})",
-                 fontsize=8.5, x=0.55, y=1 - 0.08 / height, va="top")
+    fig.suptitle("left: the first test digit of each class (top row) and each model's reconstructions; right: the "
+                 "decoder images of the model's most often active units\n"
+                 f"(red raises the output logit, blue lowers it; % = how often the unit is active; active: {rules})",
+                 fontsize=8.5, y=1 - 0.05 / height, va="top")
     return fig
 
 
