@@ -250,11 +250,14 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
         ax.bar(ranks, y.numpy(), width=1.0, color="C0")
         ax.set(title=f"{label}: $k_{{{round(100 * share)}}}$ = {k}, {(y == 0).sum().item()} exact zeros",
                xlabel="units, sorted by value", ylabel="code value y (bars)")
-        cumulative = ax.twinx()
-        cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1")
-        cumulative.axhline(share, color="grey", ls="--", lw=0.8)
-        cumulative.axvline(k, color="grey", ls=":", lw=0.8)
-        cumulative.set(ylim=(0, 1.02), ylabel="cumulative share of the mass (line)")
+        cumulative = ax.twinx()   # the mass and its share line on the right axis, in the curve's colour
+        cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1", label="cumulative share of the mass")
+        cumulative.axhline(share, color="C1", ls="--", lw=0.8, label=f"{share:.0%} of the mass")
+        cumulative.axvline(k, color="grey", ls=":", lw=0.8, label=f"$k_{{{round(100 * share)}}}$ = {k}")
+        cumulative.set(ylim=(0, 1.02))
+        cumulative.set_ylabel("cumulative share of the mass (right axis)", color="C1")
+        cumulative.tick_params(axis="y", colors="C1")
+        cumulative.legend(fontsize=7, loc="center right")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
