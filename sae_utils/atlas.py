@@ -39,9 +39,9 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import numbers
 import itertools
 import json
+import numbers
 import time
 import zipfile
 from dataclasses import dataclass

@@ -184,9 +184,9 @@ class ExplorerApp:
             self.dashboard.value = self.explorer.dashboard_png(self.setting(), self.unit.value)
 
     def snapshot(self) -> bytes:
-        """A static picture of the explorer's current views and numbers, as PNG bytes: the reconstructions
-        above the numbers on the left, the features on the right, the unit statistics below, each picture
-        at its own pixel size (no rescaling, no empty bands)."""
+        """A static picture of the explorer's current views and numbers, as PNG bytes: on the left the
+        reconstructions, the numbers and the unit statistics, on the right the features with their colour
+        bar; each picture at its own pixel size (no rescaling)."""
         import matplotlib.pyplot as plt
 
         from .files import figure_png

@@ -335,4 +335,3 @@ def panel_vs_rest(code: torch.Tensor, panel_units, labels, threshold: float, min
             "rank_correlation": rank_correlation(np.concatenate([panel_purity, rest_purity]),
                                                  firing[np.concatenate([panel, rest])], n_boot=n_boot, seed=seed),
             "firing": firing}
-

@@ -740,17 +740,17 @@ def features_png(features: np.ndarray, never_active=None) -> tuple[bytes, float]
     tiles of units that are active on no input, drawn washed out in grey (they add nothing to any
     reconstruction, whatever their weights)."""
     limit = float(np.quantile(np.abs(features), 0.995)) or 1.0
-    cols = math.ceil(math.sqrt(len(features)))
-    mosaic = tile(features, cols=cols, fill=0.0)
+    cols, gap, scale = math.ceil(math.sqrt(len(features))), 2, 2
+    mosaic = tile(features, cols=cols, gap=gap, fill=0.0)
     if never_active is None or not np.any(never_active):
-        return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit), limit
+        return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit, scale=scale), limit
     rgb = plt.get_cmap("bwr")(np.clip((mosaic + limit) / (2 * limit), 0, 1))[..., :3]
     h, w = features.shape[1:]
     for i in np.flatnonzero(never_active):
         r, c = divmod(int(i), cols)
-        block = rgb[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w]
+        block = rgb[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w]
         block[:] = 0.2 * block + 0.8 * 0.7        # washed out towards grey 0.7
-    big = np.repeat(np.repeat(np.rint(rgb * 255).astype(np.uint8), 2, axis=0), 2, axis=1)
+    big = np.repeat(np.repeat(np.rint(rgb * 255).astype(np.uint8), scale, axis=0), scale, axis=1)
     buffer = io.BytesIO()
     PIL.Image.fromarray(big, "RGB").save(buffer, format="png", optimize=True)
     return buffer.getvalue(), limit
