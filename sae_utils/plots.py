@@ -636,8 +636,8 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
 
     steps: {(series name, metric key): (n_values - 1,) signed changes between neighbouring settings,
     divided by the seed std (``atlas.steps``)}; series: {series name: (family, the slider's values)};
-    labels: {metric key: legend text}, in the order the bars are drawn. Bars show |change| on a log axis,
-    labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
+    labels: {metric key: legend text}, in the order the markers are drawn. Markers show |change| on a log
+    axis, labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
     deviations of the difference of two runs). A notch whose ratio of values differs from the series'
     usual one says so on its tick ("(×4)"). starred: {series name: [notch index, ...]} marks notches
     with "*" (explained in ``note``, the title of the legend below the panels).
@@ -650,9 +650,10 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
         for k, key in enumerate(labels):
             x = np.arange(len(values) - 1) + (k - (len(labels) - 1) / 2) * bar_width
             change = np.asarray(steps[name, key], dtype=float)
-            ax.bar(x, np.abs(change), width=bar_width, color=f"C{k}", label=labels[key])
+            # markers, not bars: on a log axis a bar's length would depend on where the axis happens to start
+            ax.plot(x, np.abs(change), "os^Dv"[k % 5], color=f"C{k}", ms=6, ls="none", label=labels[key])
             for xi, c in zip(x, change):
-                ax.text(xi, abs(c) * 1.15, f"{c:+.1f}" if abs(c) < 10 else f"{c:+.0f}", ha="center",
+                ax.text(xi, abs(c) * 1.6, f"{c:+.1f}" if abs(c) < 10 else f"{c:+.0f}", ha="center",
                         va="bottom", fontsize=8, rotation=90)
         ax.axhline(threshold, color="black", ls="--", lw=0.9, label=f"threshold {threshold:.1f}σ")
         marks = set((starred or {}).get(name, ()))
@@ -662,11 +663,11 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
         ax.set_title(f"{family.upper()}: notches of {name}", fontsize=9)
     axes[0, 0].set_yscale("log")
     top = max(float(np.max(np.abs(v))) for v in steps.values())
-    axes[0, 0].set_ylim(0.3, top * 12)                         # room above the tallest bar for its label
+    axes[0, 0].set_ylim(0.3, top * 20)                         # room above the highest marker for its label
     axes[0, 0].set_ylabel("|change| per notch (σ)")
     handles, texts = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, texts, fontsize=8, loc="lower center", ncol=len(texts) + 1, title=note, title_fontsize=8,
-               frameon=False)                                   # below the panels: clear of every bar label
+               frameon=False)                                   # below the panels: clear of every label
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.09 if note else 0.06, 1, 1))
@@ -816,8 +817,8 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
         shown = decoder_ax.imshow(feature, cmap="bwr", vmin=-limit, vmax=limit)
         decoder_ax.set_title(f"unit {unit}: decoder image", fontsize=8)
         bar = fig.colorbar(shown, ax=decoder_ax, fraction=0.046, pad=0.03)  # its own symmetric scale
-        bar.ax.tick_params(labelsize=6)
-        bar.set_label("weight (red +, blue −)", fontsize=6)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("weight (red +, blue −)", fontsize=7.5)
         top = x[dashboards["top_digits"][row]].reshape(-1, *shape)
         top_ax.imshow(tile(top, cols=3), cmap="gray", vmin=0, vmax=1)
         values = dashboards["top_values"][row]
