@@ -675,13 +675,14 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
 
 
 def _unusual_ratio(values, i: int) -> str:
-    """" (×4)" when notch i's ratio of values (b / a, both > 0) is not the series' most common one, else ""."""
-    ratios = [round(b / a, 2) for a, b in zip(values, values[1:]) if a > 0]
+    """" (×4)" when notch i's ratio of values (b / a, both > 0) is more than 25 % away from the series'
+    median ratio (a grid of ×3 and ×3.33 notches is one kind of step; ×4 among ×2 is not), else ""."""
+    ratios = [b / a for a, b in zip(values, values[1:]) if a > 0]
     a, b = values[i], values[i + 1]
     if a <= 0 or not ratios:
         return ""
-    usual = max(set(ratios), key=ratios.count)
-    return f" (×{b / a:.3g})" if round(b / a, 2) != usual else ""
+    usual = float(np.median(ratios))
+    return f" (×{b / a:.3g})" if not 0.8 <= (b / a) / usual <= 1.25 else ""
 
 
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:

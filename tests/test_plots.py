@@ -448,3 +448,6 @@ def test_plot_steps_marks_a_notch_wider_than_the_others():
     fig = plots.plot_steps(steps, {"λ": ("l1", values)}, {"bce": "test BCE"})
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == ["0→1e-05", "1e-05→2e-05", "2e-05→4e-05", "4e-05→0.00016 (×4)"]
+    betas = [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]          # ×3.33 and ×3 alternate: one kind of step
+    fig = plots.plot_steps({("β", "bce"): np.ones(5)}, {"β": ("kl", betas)}, {"bce": "test BCE"})
+    assert not any("×" in t.get_text() for t in fig.axes[0].get_xticklabels())
