@@ -645,10 +645,10 @@ def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * m
     widths = [len(values) - 1 for _, values in series.values()]
     fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.75 * sum(widths), 3.8), sharey=True, squeeze=False,
                              gridspec_kw={"width_ratios": widths})
-    bar_width = 0.8 / len(labels)
+    spacing = 0.8 / len(labels)                                # the metrics of one notch side by side
     for ax, (name, (family, values)) in zip(axes[0], series.items()):
         for k, key in enumerate(labels):
-            x = np.arange(len(values) - 1) + (k - (len(labels) - 1) / 2) * bar_width
+            x = np.arange(len(values) - 1) + (k - (len(labels) - 1) / 2) * spacing
             change = np.asarray(steps[name, key], dtype=float)
             # markers, not bars: on a log axis a bar's length would depend on where the axis happens to start
             ax.plot(x, np.abs(change), "os^Dv"[k % 5], color=f"C{k}", ms=6, ls="none", label=labels[key])
