@@ -167,11 +167,15 @@ def check_type(name: str, value, expected: type):
     return value
 
 
+# The allowed values of TrainConfig's text fields (the command line offers the same choices).
+DEVICES = ("cpu", "cuda", "auto")
+STARTS = ("family", "default")
+
 # The checks of TrainConfig's recipe fields, each ``(name, value) -> value``.
 CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
                  "count": check_int,
                  "seed": lambda name, value: check_int(name, value, low=0),
                  "fraction": lambda name, value: check_number(name, value, low=0, high=1),
-                 "device": lambda name, value: check_choice(name, value, ("cpu", "cuda", "auto")),
-                 "start": lambda name, value: check_choice(name, value, ("family", "default"))}
+                 "device": lambda name, value: check_choice(name, value, DEVICES),
+                 "start": lambda name, value: check_choice(name, value, STARTS)}
 

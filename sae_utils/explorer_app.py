@@ -229,7 +229,7 @@ class ExplorerApp:
         bar_ax.tick_params(labelsize=7)
         fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
                      y=1 - 12 / height, va="top")
-        png = figure_png(fig, dpi=dpi)
+        png = figure_png(fig, dpi=dpi, colors=256)
         plt.close(fig)
         return png
 

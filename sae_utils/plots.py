@@ -17,7 +17,7 @@ import torch
 
 from .checks import check_choice, check_number
 from .data import prepare_images
-from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use
+from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use, units_for_mass
 from .probe import probe_features
 
 
@@ -211,7 +211,7 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
              title=f"All {len(flat):,} code values ({1 - shown.mean():.2%} below $10^{{-5}}$, not drawn)")
     left.legend(fontsize=8, loc="upper left", framealpha=0.6)
     rho_hat = values.double().mean(dim=0).numpy()
-    on = (values > threshold).double().mean(dim=0).numpy()
+    on = firing_frequency(values, threshold).numpy()
     top = 1.1 * max(rho_hat.max(), on.max(), rho or 0)
     right.scatter(rho_hat, on, s=8, alpha=0.6, label="one unit")
     right.plot([0, top], [0, top], "k:", label=r"on for a share $\hat\rho_j$ of the inputs")
@@ -240,8 +240,6 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
     (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
     title adds its k90 and its exact zeros."""
-    from .metrics import units_for_mass
-
     fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
     for ax, (label, code) in zip(axes[0], codes.items()):
         y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values

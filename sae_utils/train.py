@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, check_device, check_int, check_type
+from .checks import CONFIG_CHECKS as CHECK, DEVICES, STARTS, check_device, check_int, check_type
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
@@ -76,8 +76,8 @@ class TrainConfig:
     seed: int = _field(0, CHECK["seed"], "random seed, >= 0")
     start: str = _field("family", CHECK["start"], "the model's initialisation: 'family' (the family's start, e.g. "
                         "the KL encoder bias at logit(rho)) or 'default' (PyTorch's, the ablation)",
-                        choices=("family", "default"))
-    device: str = _field("cpu", CHECK["device"], "where to train", choices=("cpu", "cuda", "auto"))
+                        choices=STARTS)
+    device: str = _field("cpu", CHECK["device"], "where to train", choices=DEVICES)
 
     def __post_init__(self):
         recipe = family(self.penalty).recipe or {}

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -148,3 +149,16 @@ def test_sha256_file_known_value(tmp_path):
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     path.write_bytes(bytes(range(256)) * 1000)
     assert sha256_file(path) == hashlib.sha256(bytes(range(256)) * 1000).hexdigest()
+
+
+def test_figure_png_with_colors_is_a_palette_picture_of_the_same_figure():
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow([[0.0, 1.0], [0.5, 0.25]], cmap="bwr")
+    full, palette = figure_png(fig, dpi=50), figure_png(fig, dpi=50, colors=16)
+    plt.close(fig)
+    full_image, palette_image = PIL.Image.open(io.BytesIO(full)), PIL.Image.open(io.BytesIO(palette))
+    assert palette_image.mode == "P" and len(palette_image.getcolors()) <= 16
+    assert palette_image.size == full_image.size
+    difference = np.abs(np.asarray(full_image.convert("RGB"), dtype=np.float32)
+                        - np.asarray(palette_image.convert("RGB"), dtype=np.float32))
+    assert difference.mean() < 8   # the same picture, up to the palette's rounding (of 255)
