@@ -11,8 +11,7 @@ import torch
 from helpers import (RANDOM_DIGITS, TINY, Crash, assert_same_state, nan_logits, raise_keyboard_interrupt,
                      small_config)
 
-from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, train
-from sae_utils import prepare_images as sae_utils_prepare
+from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, prepare_images, train
 from sae_utils.files import safe_torch_load
 from sae_utils.train import CODE_HISTORY_KEYS, HISTORY_KEYS, TrainConfig, first_batch, replay
 
@@ -227,7 +226,7 @@ def test_code_history_is_the_code_of_the_model_after_each_epoch(train_digits, te
         model = replay(config, (10 * epoch,), train_digits)[10 * epoch]   # 10 batches an epoch
         scores = evaluate(model, test_digits, **config.hyperparameters())
         with torch.no_grad():
-            code = model.encode(sae_utils_prepare(test_digits)).double()
+            code = model.encode(prepare_images(test_digits)).double()
         active = code > {"kl": 0.5, "l1": 0.0}[penalty]
         living = active.any(dim=0)
         lengths = model.decoder.weight.detach().double()[:, living].norm(dim=0)
