@@ -16,7 +16,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 60 kB a point (4.8 MB for the 80 points of the three families).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 5 MB for the 83 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -30,7 +30,7 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 80 points (50 of the grid, 30 recipe variants, two of them 60-epoch runs) take
+core (80-100 s with the linear probe), so the 83 points (50 of the grid, 33 recipe variants, two of them 60-epoch runs) take
 about 2.4 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import io
 import itertools
 import json
@@ -106,12 +107,16 @@ def _describe_grid(family: str) -> str:
 
 
 def grid_point(family: str, params: dict) -> dict:
-    """``params`` checked against the points of ``family`` and put in canonical order; raises if it is not one."""
+    """``params`` checked against the points of ``family`` and put in canonical order; raises if it is not one.
+    A recipe field given at its default names the grid point itself: ``seed=0`` is the grid's seed."""
     names = tuple(grid_values(family))
-    recipe = [f for f in TrainConfig.__dataclass_fields__ if f in params and f not in names]  # a variant's
-    if set(params) != set(names) | set(recipe):
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    given = {name: value for name, value in params.items() if name in names or value != defaults.get(name, ...)}
+    recipe = [f for f in defaults if f in given and f not in names]  # a variant's
+    if set(given) != set(names) | set(recipe):
         raise ValueError(f"a {family} setting needs exactly the parameters {', '.join(names)}, "
                          f"got {', '.join(params) or 'none'}")
+    params = given
     wanted = point_id({name: params[name] for name in (*names, *recipe)})
     point = {point_id(p): p for p in grid_points(family)}.get(wanted)
     if point is None:

@@ -175,6 +175,7 @@ STARTS = ("family", "default")
 CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
                  "count": check_int,
                  "seed": lambda name, value: check_int(name, value, low=0),
+                 "non-negative": lambda name, value: check_number(name, value, low=0),
                  "fraction": lambda name, value: check_number(name, value, low=0, high=1),
                  "device": lambda name, value: check_choice(name, value, DEVICES),
                  "start": lambda name, value: check_choice(name, value, STARTS)}

@@ -473,7 +473,8 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     rules = "; ".join(f"{shown_as.get(FAMILIES[name].activation, FAMILIES[name].activation)} units: "
                       f"$y_j > {FAMILIES[name].active_threshold:g}$"
                       for name in dict.fromkeys(entry.family for entry in entries.values()))
-    fig.suptitle("left: the first test digit of each class (top row) and each model's reconstructions; right: the "
+    digits = "each class" if n_digits >= 10 else f"each of the classes 0–{n_digits - 1}"
+    fig.suptitle(f"left: the first test digit of {digits} (top row) and each model's reconstructions; right: the "
                  "decoder images of the model's most often active units\n"
                  f"(red raises the output logit, blue lowers it; % = how often the unit is active; active: {rules})",
                  fontsize=8.5, y=1 - 0.05 / height, va="top")
@@ -760,10 +761,15 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
                          title: str | None = None, threshold: float | None = None):
     """Two histograms over the hidden units: the mean activation rho_hat_j (with the target rho, if any)
     and, on a log scale, how often each unit is active (the feature density of the interpretability
-    papers). Units that are never active are counted in the second panel's title, not drawn. threshold:
-    the family's rule for "active" (code > threshold), written on the axis."""
+    papers). Units that are never active are counted in the second panel's title, not drawn; so are, in
+    the first panel, units whose mean activation is exactly 0 (dead ReLU units), which would otherwise
+    be one bar that flattens the rest. threshold: the family's rule for "active" (code > threshold),
+    written on the axis."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
-    left.hist(mean_activation, bins=40, color="C0")
+    silent = mean_activation == 0
+    left.hist(mean_activation[~silent], bins=40, color="C0")
+    if silent.any():
+        left.set_title(f"{silent.sum()} of {len(mean_activation)} units with $\\hat\\rho_j = 0$ not drawn", fontsize=9)
     if rho is not None:
         left.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
         left.legend(fontsize=8)

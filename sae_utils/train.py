@@ -70,6 +70,9 @@ class TrainConfig:
     lr_decay: float = _field(None, CHECK["fraction"], "the last fraction of the steps, in [0, 1], over which the "
                              "learning rate falls linearly to 0 (default: the family's recipe, TopK 0.3, "
                              "else 0)", type=float, recipe=0.0)
+    weight_decay: float = _field(0.0, CHECK["non-negative"], "weight decay, >= 0: the objective trained on "
+                                 "adds (weight_decay / 2) * sum W^2 over the encoder and decoder weights (not the "
+                                 "biases), UFLDL's weight-decay term; the history's objective leaves it out")
     epochs: int = _field(20, CHECK["count"], "passes over the training set, >= 1")
     batch_size: int = _field(1200, CHECK["count"], "inputs per Adam step, >= 1")
     n_hidden: int = _field(512, CHECK["count"], "hidden units, >= 1")
@@ -124,10 +127,18 @@ class TrainingDivergedError(RuntimeError):
         self.model, self.history = model, history
 
 
+def squared_weights(model) -> torch.Tensor:
+    """The sum of the squared encoder and decoder weights, sum W^2 (a scalar): UFLDL's weight-decay term
+    without its lambda / 2. The biases are left out, as in the textbook: decaying a bias would pull each
+    unit's resting point towards 0, which has nothing to do with the size of the features."""
+    return model.encoder.weight.square().sum() + model.decoder.weight.square().sum()
+
+
 def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, epoch: int):
     """One pass over ``x_train`` (N, D) in shuffled minibatches: the textbook loop.
 
-    Yields after each Adam step ``([objective, bce, penalty], batch size)``, the batch means. A loss that
+    Yields after each Adam step ``([objective, bce, penalty], batch size)``, the batch means (the objective is
+    BCE + weight * penalty; weight decay, when set, is added to what the step descends only). A loss that
     is not finite raises TrainingDivergedError before its step, so the model keeps the last good weights.
     """
     fam, hyperparameters = FAMILIES[config.penalty], config.hyperparameters()
@@ -137,8 +148,11 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
         logits, code = model(x)                                       # (B, D), (B, H)
         reconstruction = bce(logits, x)                               # mean over batch and pixels
         weighted_penalty, penalty = fam.weighted_penalty(code, hyperparameters, model, x, logits)
-        loss = reconstruction + weighted_penalty                      # BCE + weight * penalty
-        values = torch.stack((loss, reconstruction, penalty)).tolist()  # the step's one synchronisation
+        objective = reconstruction + weighted_penalty                 # BCE + weight * penalty
+        loss = objective                                              # what the step descends
+        if config.weight_decay:
+            loss = objective + config.weight_decay / 2 * squared_weights(model)
+        values = torch.stack((objective, reconstruction, penalty)).tolist()  # the step's one synchronisation
         if not math.isfinite(values[0]):
             raise TrainingDivergedError(
                 f"training diverged: the loss became {values[0]} at epoch {epoch}, batch {step}. "

@@ -223,8 +223,10 @@ def test_seed_spread_collects_every_stored_seed_of_a_setting():
 
     spread = atlas.seed_spread("kl", keys=("bce",), rho=0.08, beta=0.005)["bce"]
     stored = atlas.load_atlas("kl")
-    expected = [stored.entry(rho=0.08, beta=0.005, **({"seed": s} if s else {})).metrics["bce"] for s in spread["seeds"]]
+    expected = [stored.entry(rho=0.08, beta=0.005, seed=s).metrics["bce"] for s in spread["seeds"]]  # seed=0: the grid's
     assert spread["seeds"][:3] == [0, 1, 2] and spread["values"] == expected
+    assert stored.entry(rho=0.08, beta=0.005, seed=0).metrics == stored.entry(rho=0.08, beta=0.005).metrics
+    assert stored.entry(rho=0.08, beta=0.005, seed=1).metrics != stored.entry(rho=0.08, beta=0.005).metrics
     assert spread["std"] == pytest.approx(statistics.stdev(expected)) and spread["max"] == max(expected)
     with pytest.raises(atlas.MissingSettingError, match="rho=0.16,beta=0.005 has 1 stored seed"):
         atlas.seed_spread("kl", rho=0.16, beta=0.005)

@@ -9,7 +9,8 @@ import torch
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
 from sae_utils.metrics import (ACTIVE_THRESHOLD, active_units, dead_fraction, firing_frequency,
-                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use, units_for_mass)
+                               fraction_variance_unexplained, l0, roughness, unit_dashboards, units_by_use,
+                               units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
 CODE = torch.tensor([
@@ -278,3 +279,15 @@ def test_panel_vs_rest_on_a_hand_made_code():
     assert result["firing"].tolist() == pytest.approx([0.5, 1.0, 0.5, 3 / 18, 0.5])
     assert result["rank_correlation"][1] is None
     assert result["gap_se"] == np.inf   # no spread on either side: an infinite gap
+
+
+def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
+    noise = torch.randn(200, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert roughness(noise).mean().item() == pytest.approx(1.0, abs=0.01)
+    assert roughness(torch.full((2, 5, 4), 3.0)).tolist() == [0.0, 0.0]
+    ramp = torch.arange(28.0).expand(28, 28)[None]        # differences 1 across, 0 down; mean square sum(j^2)/28
+    mean_square = sum(j * j for j in range(28)) / 28
+    assert roughness(ramp).item() == pytest.approx((1 + 0) / 2 / (2 * mean_square), rel=1e-12)
+    assert roughness(noise[:1] * 7.5).item() == pytest.approx(roughness(noise[:1]).item())
+    with pytest.raises(ValueError, match=r"images must have shape \(N, height, width\).*got \(784,\)"):
+        roughness(torch.zeros(784))

@@ -184,6 +184,10 @@ def test_plot_unit_statistics_counts_the_units_never_active():
     fig = plots.plot_unit_statistics(np.array([0.0, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]), rho=0.08)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[1].get_title() == "1 of 4 units never active"
+    assert fig.axes[0].get_title() == "1 of 4 units with $\\hat\\rho_j = 0$ not drawn"
+    assert sum(patch.get_height() for patch in fig.axes[0].patches) == 3      # the three units with rho_hat_j > 0
+    sigmoid = plots.plot_unit_statistics(np.array([0.01, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]))
+    assert sigmoid.axes[0].get_title() == "" and sum(p.get_height() for p in sigmoid.axes[0].patches) == 4
 
 
 def test_activation_histogram_leaves_dead_units_out_and_counts_them(test_digits):
@@ -337,6 +341,7 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     assert tiles[0].get_title() == plots.unit_labels([unit], entries["a"].firing_frequency)[0].replace(", ", "\n")
     shared_tiles = [ax for ax in shared.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
     assert {ax.images[0].get_clim()[1] for ax in shared_tiles} == {max(limits)}
+    assert "the first test digit of each of the classes 0–1 (top row)" in own._suptitle.get_text()
 
 
 def test_plot_code_values_draws_every_value_and_each_units_average():

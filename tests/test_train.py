@@ -1,5 +1,6 @@
 """Training: the config, the loss going down, seeds, interruption and divergence; and resuming
 (``train(..., checkpoint=..., resume=True)``), tested here and nowhere else. ``evaluate`` is in test_metrics.py."""
+import copy
 import dataclasses
 import math
 import os
@@ -284,3 +285,44 @@ def test_a_checkpoint_written_before_a_config_field_existed_still_resumes(tmp_pa
     torch.save(state, checkpoint)
     _, history = tiny_run(TrainConfig(**{**TINY, "epochs": 2}), checkpoint=checkpoint, resume=True)
     assert len(history["epoch"]) == 2
+
+
+class _RecordingOptimizer:
+    """Stands in for Adam in ``train_epoch``: keeps the gradients of the first step and changes nothing."""
+
+    def __init__(self, model):
+        self.model, self.grads = model, None
+
+    def zero_grad(self, set_to_none=True):
+        self.model.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        self.grads = self.grads or {name: p.grad.clone() for name, p in self.model.named_parameters()}
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_weight_decay_adds_half_the_squared_weights_to_what_the_step_descends(train_digits, weight_decay):
+    """The gradient of the first step against a float64 autograd of the textbook objective,
+    BCE + beta * sum_j KL(rho || rho_hat_j) + (weight_decay / 2) * (sum W_enc^2 + sum W_dec^2), biases not decayed."""
+    train_module = sys.modules["sae_utils.train"]
+    config = small_config(weight_decay=weight_decay)
+    start = replay(config, (1,), train_digits)[0]
+    model = copy.deepcopy(start)
+    recorder = _RecordingOptimizer(model)
+    x_train = train_digits.reshape(len(train_digits), -1)
+    shuffler = torch.Generator().manual_seed(config.seed)
+    values, _ = next(train_module.train_epoch(model, recorder, x_train, config, train_module.training_bce("cpu"),
+                                              shuffler, 1))
+    reference = copy.deepcopy(start).double()
+    x = x_train[first_batch(config, len(x_train))].double() / 255
+    logits, code = reference(x)
+    rho, rho_hat = config.rho, code.mean(dim=0)
+    kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x)
+    decay = reference.encoder.weight.square().sum() + reference.decoder.weight.square().sum()
+    (bce + config.beta * kl + weight_decay / 2 * decay).backward()
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(recorder.grads[name].double(), p.grad, rtol=1e-4, atol=1e-7)
+    assert values[0] == pytest.approx((bce + config.beta * kl).item(), rel=1e-5)  # the objective leaves it out
+    with pytest.raises(ValueError, match=re.escape("weight_decay must lie in [0, inf), got -1.0")):
+        small_config(weight_decay=-1)
