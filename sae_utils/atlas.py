@@ -394,6 +394,51 @@ def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:
     return np.diff([row["metrics"][key] for row in rows.values()]) / unit
 
 
+def series_table(rows: dict, moving: str, unit: dict) -> str:
+    """A ``series`` as a plain-text table, one row per point: the moving value, k90, test BCE, active units
+    per digit and the dead (or never-active) share, with the change of k90 and of the BCE from the row
+    above in units of ``unit`` ({"units_for_mass": ..., "bce": ...}, e.g. seed tolerances)."""
+    k90_steps = [None, *steps(rows, "units_for_mass", unit["units_for_mass"])]
+    bce_steps = [None, *steps(rows, "bce", unit["bce"])]
+    table_rows = []
+    for (value, row), k90_step, bce_step in zip(rows.items(), k90_steps, bce_steps):
+        m = row["metrics"]
+        table_rows.append({moving: value, "k_90": m["units_for_mass"], "k_90 change": k90_step, "test BCE": m["bce"],
+                           "BCE change": bce_step, "active units per digit": m["active_units_per_digit"],
+                           "dead or never-active units": m["dead_fraction"]})
+    return table(table_rows, formats={moving: "g", "k_90": ".1f", "k_90 change": "+.1f", "test BCE": ".5f",
+                                      "BCE change": "+.1f", "active units per digit": ".1f",
+                                      "dead or never-active units": ".1%"})
+
+
+def best_rivals(records: list, rivals: list, unit: dict) -> dict:
+    """For each record, the rival that beats it by the most: {point_id of the record: (lead, key, rival params)}.
+
+    A rival's lead over a record is the smaller of (record - rival) / unit[key] over the keys of ``unit``
+    (e.g. {"units_for_mass": tolerance, "bce": tolerance}: lower is better on both), so a lead above 1
+    means better by more than one unit on every key; key names the key that sets it. Records and rivals
+    as ``Atlas.records``."""
+    best = {}
+    for record in records:
+        leads = []
+        for rival in rivals:
+            lead, key = min(((record["metrics"][k] - rival["metrics"][k]) / u, k) for k, u in unit.items())
+            leads.append((lead, key, rival["params"]))
+        best[point_id(record["params"])] = max(leads, key=lambda lead: lead[0])
+    return best
+
+
+def still_falling(history_values, unit: float, window: int = 5) -> float:
+    """How much a run was still improving at its end: the mean of the ``window`` values before the last
+    ``window`` minus the mean of the last ``window``, over ``unit`` (e.g. a seed tolerance). Means, not two
+    single epochs, because one run's test BCE jumps from epoch to epoch. history_values: per-epoch list
+    such as ``entry.history["test_bce"]``, at least 2 * window long."""
+    values = np.asarray(history_values, dtype=np.float64)
+    if len(values) < 2 * window:
+        raise ValueError(f"history_values must hold at least 2 * window = {2 * window} epochs, got {len(values)}")
+    return float((values[-2 * window:-window].mean() - values[-window:].mean()) / unit)
+
+
 def check_recipe(family: str, directory=None) -> int:
     """Check that every stored point of ``family`` (variants too) was trained with the configuration its
     parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;

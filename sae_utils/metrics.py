@@ -218,25 +218,40 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return (last - (counts - 1) / 2)[inverse]
 
 
-def rank_correlation(a, b, n_boot: int = 0, seed: int = 0, level: float = 0.95):
+def _residual(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y minus its least-squares line on x (with intercept); y itself, centred, when x is constant."""
+    y, x = y - y.mean(), x - x.mean()
+    return y if x @ x == 0 else y - (y @ x) / (x @ x) * x
+
+
+def rank_correlation(a, b, n_boot: int = 0, seed: int = 0, level: float = 0.95, held=None):
     """Spearman's rank correlation of two (n,) arrays (Pearson's on their ranks, ties at their average
     rank), and with ``n_boot`` > 0 a percentile bootstrap interval at ``level`` (pairs resampled with a
-    generator seeded ``seed``; resamples with a constant column are skipped): (rho, (low, high) | None)."""
+    generator seeded ``seed``; resamples with a constant column are skipped): (rho, (low, high) | None).
+
+    held: an (n,) array to hold fixed, giving the partial rank correlation: Pearson's correlation of the
+    residuals of a's and b's ranks after a least-squares line on held's ranks (what a and b share beyond
+    what each shares with held)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
         raise ValueError(f"a and b must be two (n,) arrays of the same length n >= 3, got shapes {a.shape} and {b.shape}")
+    c = None if held is None else np.asarray(held, dtype=np.float64)
+    if c is not None and c.shape != a.shape:
+        raise ValueError(f"held must be an (n,) array like a and b, got shape {c.shape} for n = {len(a)}")
 
-    def spearman(x, y):
-        rx, ry = _ranks(x), _ranks(y)
+    def spearman(i):
+        rx, ry = _ranks(a[i]), _ranks(b[i])
+        if c is not None:
+            rx, ry = _residual(rx, _ranks(c[i])), _residual(ry, _ranks(c[i]))
         if rx.std() == 0 or ry.std() == 0:
             return np.nan
         return float(np.corrcoef(rx, ry)[0, 1])
 
-    rho = spearman(a, b)
+    rho = spearman(np.arange(len(a)))
     if n_boot <= 0:
         return rho, None
     rng = np.random.default_rng(seed)
-    draws = [spearman(a[i], b[i]) for i in (rng.integers(0, len(a), len(a)) for _ in range(n_boot))]
+    draws = [spearman(i) for i in (rng.integers(0, len(a), len(a)) for _ in range(n_boot))]
     draws = np.array([d for d in draws if not np.isnan(d)])
     tail = (1 - level) / 2 * 100
     return rho, (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))

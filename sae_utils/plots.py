@@ -306,13 +306,14 @@ def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str
 
 
 def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
-                            title: str | None = None, firing_frequency: dict | None = None, image_shape=None):
+                            title: str | None = None, firing_frequency: dict | None = None, image_shape=None,
+                            colorbar_label: str | None = None):
     """Feature images of ``n`` units of each model, one block per model, side by side; each block on its
     own shared colour scale, with a colour bar.
 
     models: {label: model}; units: {label: indices to show}, default the first ``n`` units;
     which: "encoder" or "decoder" weights, as in ``plot_features``; firing_frequency: {label: (H,)}
-    to label each tile with how often its unit is active; image_shape as in ``plot_features``.
+    to label each tile with how often its unit is active; image_shape and colorbar_label as in ``plot_features``.
     """
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -321,7 +322,7 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     for block, (label, model) in zip(blocks, models.items()):
         chosen = list((units or {}).get(label, range(n)))[:n]
         features = feature_images(model, which, image_shape)[chosen]
-        _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label)
+        _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label, colorbar_label)
     if title:
         fig.suptitle(title, y=1.04)
     return fig

@@ -271,3 +271,28 @@ def test_a_variant_is_found_whatever_the_order_of_its_fields(monkeypatch):
     wanted = {"rho": 0.08, "beta": 0.005, "seed": 1, "start": "default"}
     assert atlas.grid_point("kl", {"seed": 1, "start": "default", "beta": 0.005, "rho": 0.08}) == wanted
     assert atlas.parse_point("rho=0.08,beta=0.005,start=default,seed=1") == ("kl", wanted)
+
+
+def test_best_rivals_series_table_and_still_falling_by_hand():
+    def record(params, k90, bce):
+        return {"params": params, "metrics": {"units_for_mass": k90, "bce": bce}}
+
+    kl = [record({"rho": 0.08, "beta": 0.005}, 237.0, 0.0700), record({"rho": 0.08, "beta": 0.0}, 337.0, 0.0663)]
+    l1 = [record({"lam": 4e-5}, 84.0, 0.0671), record({"lam": 0.0}, 150.0, 0.0650)]
+    unit = {"units_for_mass": 10.0, "bce": 0.001}
+    best = atlas.best_rivals(kl, l1, unit)
+    # rho 0.08, beta 0.005 against lam 4e-5: min(15.3, 2.9) = 2.9 on bce; against lam 0: min(8.7, 5.0) = 5.0 on bce
+    assert best["rho=0.08,beta=0.005"][1:] == ("bce", {"lam": 0.0})
+    assert best["rho=0.08,beta=0.005"][0] == pytest.approx(5.0)
+    # rho 0.08, beta 0 against lam 4e-5: min(25.3, -0.8); against lam 0: min(18.7, 1.3) = 1.3 on bce
+    assert best["rho=0.08,beta=0"][0] == pytest.approx(1.3) and best["rho=0.08,beta=0"][2] == {"lam": 0.0}
+    assert atlas.still_falling([5, 5, 5, 5, 5, 4, 4, 4, 4, 4], unit=0.5) == pytest.approx(2.0)
+    assert atlas.still_falling([9, 3, 3, 3, 1, 1], unit=1.0, window=2) == pytest.approx(2.0)  # (3 - 1) / 1; the 9 is out
+    with pytest.raises(ValueError, match="at least 2 \\* window = 10 epochs, got 9"):
+        atlas.still_falling([1.0] * 9, unit=1.0)
+    by_beta = atlas.series("kl", "beta", rho=0.08)
+    lines = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}).splitlines()
+    assert len(lines) == 1 + len(by_beta) and "k_90 change" in lines[0]
+    first, second = list(by_beta.values())[:2]
+    bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
+    assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"

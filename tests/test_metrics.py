@@ -291,3 +291,21 @@ def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
     assert roughness(noise[:1] * 7.5).item() == pytest.approx(roughness(noise[:1]).item())
     with pytest.raises(ValueError, match=r"images must have shape \(N, height, width\).*got \(784,\)"):
         roughness(torch.zeros(784))
+
+
+def test_partial_rank_correlation_matches_the_textbook_formula():
+    rng = np.random.default_rng(1)
+    c = rng.normal(size=300)
+    a = c + rng.normal(size=300)
+    b = c + 0.5 * a + rng.normal(size=300)
+    rab, rac, rbc = metrics_rank(a, b), metrics_rank(a, c), metrics_rank(b, c)
+    expected = (rab - rac * rbc) / math.sqrt((1 - rac ** 2) * (1 - rbc ** 2))   # partial correlation of the ranks
+    partial, (low, high) = sae_utils.metrics.rank_correlation(a, b, held=c, n_boot=200)
+    assert partial == pytest.approx(expected, abs=1e-12) and low < partial < high and partial < rab - 0.1
+    assert sae_utils.metrics.rank_correlation(a, b, held=np.ones(300))[0] == pytest.approx(rab)  # nothing to hold
+    with pytest.raises(ValueError, match=r"held must be an \(n,\) array like a and b, got shape \(3,\) for n = 300"):
+        sae_utils.metrics.rank_correlation(a, b, held=c[:3])
+
+
+def metrics_rank(x, y):
+    return sae_utils.metrics.rank_correlation(x, y)[0]

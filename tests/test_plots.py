@@ -1,5 +1,6 @@
 """sae_utils.plots: the drawing shape rules, mosaics and PNGs checked pixel by pixel, feature images
 against the weights, and what the figure functions draw."""
+import copy
 import io
 
 import matplotlib
@@ -155,6 +156,22 @@ def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
         assert ax.images[0].get_clim() == pytest.approx((-limit, limit))  # one shared, symmetric scale
     assert [ax.get_title() for ax in tiles] == ["unit 2, 12.5%", "unit 0, 50.0%"]
     assert colour_bar.get_ylabel().startswith("weight (colours saturate beyond")
+
+
+def test_plot_feature_comparison_gives_each_model_its_own_block_scale_and_label():
+    model = hand_weights_model()
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled.decoder.weight.mul_(4)
+    fig = plots.plot_feature_comparison({"a": model, "b": scaled}, n=2, units={"a": [2, 0], "b": [1, 2]},
+                                        which="decoder", image_shape=(2, 5), colorbar_label="weight / length",
+                                        firing_frequency={"a": np.array([0.5, 0.0, 0.125]), "b": np.array([0.5, 0.25, 0.0])})
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in tiles] == ["unit 2, 12.5%", "unit 0, 50.0%", "unit 1, 25.0%", "unit 2, 0.0%"]
+    bars = [ax for ax in fig.axes if not ax.images and ax.get_ylabel()]
+    assert [bar.get_ylabel() for bar in bars] == ["weight / length"] * 2
+    limits = [tile.images[0].get_clim()[1] for tile in tiles]
+    assert limits[0] == limits[1] and limits[2] == limits[3] and limits[2] > limits[0]   # one scale per block
 
 
 def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
