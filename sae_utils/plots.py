@@ -384,7 +384,7 @@ def plot_mean_error_maps(models: dict, images, limit: float | None = None, title
     largest = max(m.abs().max().item() for _, m in shown_maps)
     bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02,
                        extend="both" if largest > limit else "neither")  # arrows only where colours saturate
-    bar.set_label(f"mean signed error per pixel\n(scale ±{limit:.3f})", fontsize=8)
+    bar.set_label(f"mean signed error per pixel,\nin grey levels 0–1 (scale ±{limit:.3f})", fontsize=8)
     fig.suptitle(title or f"mean signed error over {len(x):,} digits (red: brighter than the input)", fontsize=10)
     return fig
 
