@@ -328,6 +328,27 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     return fig
 
 
+def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None):
+    """The test BCE per epoch of several runs, one panel per group, on one shared y axis.
+
+    curves: {panel title: {legend label: per-epoch test BCE list (epoch 1 first)}}, e.g. one panel per
+    learning rate with a KL and an L1 run in each; mark_epoch: a dotted vertical line in the last panel
+    (e.g. where the recipe's 20 epochs end when that panel runs longer), None for none."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.8 * len(curves), 3.4), sharey=True, squeeze=False)
+    for ax, (panel, runs) in zip(axes[0], curves.items()):
+        for label, test_bce in runs.items():
+            ax.plot(range(1, len(test_bce) + 1), test_bce, label=label)
+        ax.set(title=panel, xlabel="epoch")
+    if mark_epoch is not None:
+        axes[0, -1].axvline(mark_epoch, color="grey", ls=":", label=f"epoch {mark_epoch}")
+    axes[0, -1].legend(fontsize=8)
+    axes[0, 0].set(ylabel="test BCE (nats per pixel)", ylim=ylim)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 @torch.no_grad()
 def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x,

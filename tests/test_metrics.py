@@ -309,3 +309,13 @@ def test_partial_rank_correlation_matches_the_textbook_formula():
 
 def metrics_rank(x, y):
     return sae_utils.metrics.rank_correlation(x, y)[0]
+
+
+def test_noise_pass_rate_is_the_two_sided_t_tail():
+    # known two-sided tails of Student's t at 3: 1 dof (Cauchy) 1 - 2 atan(3) / pi; 2 dof 1 - 3 / sqrt(11); 4 dof 0.0400
+    assert sae_utils.metrics.noise_pass_rate(2) == pytest.approx(1 - 2 * math.atan(3) / math.pi, abs=1e-9)
+    assert sae_utils.metrics.noise_pass_rate(3) == pytest.approx(1 - 3 / math.sqrt(11), abs=1e-9)
+    assert sae_utils.metrics.noise_pass_rate(5) == pytest.approx(0.039942, abs=1e-6)
+    assert sae_utils.metrics.noise_pass_rate(1_000_000) == pytest.approx(0.0026998, abs=1e-6)  # the normal's 3-sigma tail
+    with pytest.raises(ValueError, match="n_seeds must be an integer >= 2, got 1"):
+        sae_utils.metrics.noise_pass_rate(1)

@@ -473,3 +473,14 @@ def test_plot_steps_marks_a_notch_wider_than_the_others():
     betas = [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]          # ×3.33 and ×3 alternate: one kind of step
     fig = plots.plot_steps({("β", "bce"): np.ones(5)}, {"β": ("kl", betas)}, {"bce": "test BCE"})
     assert not any("×" in t.get_text() for t in fig.axes[0].get_xticklabels())
+
+
+def test_plot_test_curves_draws_one_panel_per_group_on_a_shared_axis():
+    curves = {"lr 0.009": {"KL": [0.09, 0.08, 0.075], "L1": [0.085, 0.07, 0.068]}, "60 epochs": {"KL": [0.1] * 60}}
+    fig = plots.plot_test_curves(curves, title="t", ylim=(0.06, 0.11))
+    first, last = fig.axes
+    assert [line.get_label() for line in first.lines] == ["KL", "L1"]
+    np.testing.assert_array_equal(first.lines[1].get_xydata(), [[1, 0.085], [2, 0.07], [3, 0.068]])
+    assert last.get_title() == "60 epochs" and last.lines[-1].get_label() == "epoch 20"
+    assert last.get_ylim() == first.get_ylim() == (0.06, 0.11)
+    assert len(plots.plot_test_curves({"a": {"KL": [1.0, 2.0]}}, mark_epoch=None).axes[0].lines) == 1
