@@ -525,7 +525,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     90 % of a digit's code mass). baselines: {label: y}, drawn as dashed horizontal lines (e.g. the
     raw pixels' probe error, or the BCE floor). label_points: {family: [params, ...]}, the only points
     of that family to label (default all). A label that would overlap one already drawn is left out
-    (the legend and a printed table carry the values). xlim, ylim: (low, high) to zoom on a region
+    (the legend and a printed table carry the values), unless label_points asked for it: that one moves
+    to the other side of its line, and stays even if it still overlaps. xlim, ylim: (low, high) to zoom on a region
     (labels outside it are hidden); title: the axes' title; xlabel: the x axis's label (default the
     metric's name and "log scale"). reference_errors: {family: (x error, y error)}, drawn as error bars on
     that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes.
@@ -559,8 +560,9 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 falls = (neighbours[-1]["metrics"][y_key] - neighbours[0]["metrics"][y_key]) * \
                         (neighbours[-1]["metrics"][x_key] - neighbours[0]["metrics"][x_key]) < 0
                 offset = (4 if right else -4, 6 if falls == right else -10)
-                ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7,
-                            color=line.get_color(), ha="left" if right else "right")
+                note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7,
+                                   color=line.get_color(), ha="left" if right else "right")
+                note.set_gid("asked for" if wanted is not None else None)  # kept even where it overlaps
         others = [p for p in points if id(p) not in on_lines]
         if others:
             ax.scatter([p["metrics"][x_key] for p in others], [p["metrics"][y_key] for p in others], s=10,
@@ -708,7 +710,8 @@ def _unusual_ratio(values, i: int) -> str:
 
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:
     """Hide each value label that overlaps a label drawn before it, the legend, or one of the large
-    ``markers`` (data coordinates; a square of ``marker_radius`` pixels around each): first come, first kept."""
+    ``markers`` (data coordinates; a square of ``marker_radius`` pixels around each): first come, first kept.
+    A label whose gid is "asked for" is never hidden: it moves to the other side of its point instead."""
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
@@ -718,9 +721,13 @@ def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) ->
     for text in ax.texts:
         box = text.get_window_extent(renderer)
         if any(box.overlaps(other) for other in kept):
-            text.set_visible(False)
-        else:
-            kept.append(box)
+            if text.get_gid() != "asked for":
+                text.set_visible(False)
+                continue
+            dx, dy = text.xyann
+            text.xyann = (dx, -4 - dy)  # above <-> below: 6 points above <-> 10 below, as plot_tradeoff places them
+            box = text.get_window_extent(renderer)
+        kept.append(box)
 
 
 # --- mosaics: many small images as one PNG, fast enough for the explorer's every redraw ----------------

@@ -290,6 +290,11 @@ def test_tradeoff_labels_only_the_chosen_points_and_drops_overlapping_labels():
     crowded = [record(b, 0.07, m) for b, m in ((0.0, 100), (1e-6, 100.5), (2e-6, 101), (3e-6, 300))]
     texts = plots.plot_tradeoff({"kl": crowded}, {"kl": [("beta", {"rho": 0.08})]}).axes[0].texts
     assert [t.get_visible() for t in texts] == [True, False, False, True]  # three labels on one spot
+    asked = [{"rho": 0.08, "beta": b} for b in (0.0, 1e-6)]
+    texts = plots.plot_tradeoff({"kl": crowded}, {"kl": [("beta", {"rho": 0.08})]},
+                                label_points={"kl": asked}).axes[0].texts
+    assert [t.get_visible() for t in texts] == [True, True]           # asked for: kept, moved to the other side
+    assert texts[1].xyann[1] == -4 - texts[0].xyann[1]
 
 
 def test_mean_error_maps_average_the_signed_error_over_all_digits(test_digits):
