@@ -439,23 +439,6 @@ def still_falling(history_values, unit: float, window: int = 5) -> float:
     return float((values[-2 * window:-window].mean() - values[-window:].mean()) / unit)
 
 
-def variant_fields(family: str, directory=None) -> dict:
-    """What the stored extra runs of ``family`` change: {the comma-joined names of the TrainConfig fields a
-    run sets away from the recipe (e.g. "seed", "start, seed", "weight_decay"): how many runs do}, over the
-    records that are not grid points. Read from the stored configs, so it says what was trained."""
-    stored = load_atlas(family, directory)
-    grid = {point_id(record["params"]) for record in stored.records()}
-    recipe = TrainConfig(penalty=family).as_dict()
-    counts = {}
-    for record in stored.records(variants=True):
-        if point_id(record["params"]) in grid:
-            continue
-        changed = ", ".join(name for name, value in record["config"].items()
-                            if name not in grid_values(family) and value != recipe.get(name, value))
-        counts[changed] = counts.get(changed, 0) + 1
-    return counts
-
-
 def check_recipe(family: str, directory=None) -> int:
     """Check that every stored point of ``family`` (variants too) was trained with the configuration its
     parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;

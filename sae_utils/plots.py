@@ -548,11 +548,13 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
             (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
             wanted = (label_points or {}).get(name)
+            spec = _label_format([p["params"][moving] for p in chosen])
             for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
                 if p["params"] == fam.reference() or (wanted is not None and p["params"] not in wanted):
                     continue  # the star and the legend name the reference
                 value = p["params"][moving]
-                text = f"{symbols[moving]}={value:g}" + (" (no penalty)" if moving == fam.weight and value == 0 else "")
+                text = f"{symbols[moving]}={format(value, spec) if value else '0'}" + (
+                    " (no penalty)" if moving == fam.weight and value == 0 else "")
                 # each line keeps its labels on one side (the first right, the next left), above the line
                 # where it falls to the right and below where it rises, so that the line does not cross them
                 right = l_index % 2 == 0
@@ -706,6 +708,12 @@ def _unusual_ratio(values, i: int) -> str:
         return ""
     usual = float(np.median(ratios))
     return f" (×{b / a:.3g})" if not 0.8 <= (b / a) / usual <= 1.25 else ""
+
+
+def _label_format(values) -> str:
+    """One number format for all the labels of a line: "g", or ".1e" ("1.6e-04") when a non-zero value is
+    below 1e-3, where "g" would mix "8e-05" with "0.00016"."""
+    return ".1e" if any(0 < abs(v) < 1e-3 for v in values) else "g"
 
 
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:

@@ -297,9 +297,3 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
 
-
-def test_variant_fields_counts_what_the_stored_extra_runs_change():
-    counts = atlas.variant_fields("kl")
-    assert counts["weight_decay"] == 3 and counts["seed, start"] == 2 and counts["epochs"] == 1
-    extra = len(atlas.load_atlas("kl").records(variants=True)) - len(atlas.load_atlas("kl").records())
-    assert sum(counts.values()) == extra

@@ -297,6 +297,18 @@ def test_tradeoff_labels_only_the_chosen_points_and_drops_overlapping_labels():
     assert texts[1].xyann[1] == -4 - texts[0].xyann[1]
 
 
+def test_tradeoff_labels_of_one_line_share_one_number_format():
+    def record(lam, bce, mass):
+        return {"params": {"lam": lam}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    points = [record(0.0, 0.065, 150), record(1e-5, 0.0654, 117), record(8e-5, 0.068, 70), record(1.6e-4, 0.07, 50)]
+    texts = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}).axes[0].texts
+    assert [t.get_text() for t in texts] == ["λ=0 (no penalty)", "λ=1.0e-05", "λ=8.0e-05", "λ=1.6e-04"]
+    kl = [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": 0.07 + b, "units_for_mass": m}}
+          for b, m in ((0.0015, 300), (0.015, 200))]
+    assert [t.get_text() for t in plots.plot_tradeoff({"kl": kl}, {"kl": [("beta", {"rho": 0.08})]}).axes[0].texts] == [
+        "β=0.0015", "β=0.015"]
+
+
 def test_mean_error_maps_average_the_signed_error_over_all_digits(test_digits):
     torch.manual_seed(0)
     models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
