@@ -301,7 +301,9 @@ def roughness(images: torch.Tensor) -> torch.Tensor:
 
     0 for a constant image; about 1 for white noise (a neighbour difference of independent pixels has
     twice their variance); a smooth stroke, whose neighbours are alike, is far below 1. An all-zero
-    image (a unit with no weights) gives nan.
+    image (a unit with no weights) gives nan. The denominator is the mean square, not the variance, so
+    an offset shared by all pixels lowers the score: pass ``images - images.mean(dim=(1, 2), keepdim=True)``
+    to measure the texture alone (then about 1 for white noise whatever its mean).
     """
     check_float_tensor("images", images)
     if images.dim() != 3 or min(images.shape[1:]) < 2:
