@@ -121,10 +121,13 @@ class Explorer:
 
     def statistics_png(self, setting: Setting, entry=None, title: bool = True, dpi: int = 80) -> bytes:
         """``plots.plot_unit_statistics`` of the setting's units as PNG bytes, titled with the setting's label
-        unless ``title`` is False (the snapshot names the setting once, above everything)."""
-        entry = entry or load_atlas(setting.family, self.atlas_dir).entry(**setting.as_dict())
-        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency, setting.as_dict().get("rho"),
-                                   setting.label() if title else None, FAMILIES[setting.family].active_threshold)
+        unless ``title`` is False (the snapshot names the setting once, above everything). The target rho is
+        marked only where its penalty acts: at beta = 0 rho sets the start alone, and is no target."""
+        values, fam = setting.as_dict(), FAMILIES[setting.family]
+        entry = entry or load_atlas(setting.family, self.atlas_dir).entry(**values)
+        target = values.get("rho") if fam.weight is not None and values.get(fam.weight) else None
+        fig = plot_unit_statistics(entry.mean_activation, entry.firing_frequency, target,
+                                   setting.label() if title else None, fam.active_threshold)
         png = figure_png(fig, dpi=dpi)
         plt.close(fig)
         return png

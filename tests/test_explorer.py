@@ -73,6 +73,16 @@ def test_reconstructions_put_the_test_digits_above_their_stored_reconstructions(
     np.testing.assert_allclose(bottom_left, stored.recon[1] / 255, atol=1 / 255 + 1e-9)
 
 
+def test_the_statistics_mark_the_target_rho_only_where_the_penalty_acts(ex, tiny_atlas, monkeypatch):
+    drawn = []
+    real = explorer.plot_unit_statistics
+    monkeypatch.setattr(explorer, "plot_unit_statistics", lambda *args: drawn.append(args[2]) or real(*args))
+    entry = atlas.load_atlas("kl", tiny_atlas).entry(rho=0.08, beta=0.005)
+    for setting in (make_setting("kl", beta=0.005), make_setting("kl", beta=0.0), reference_setting("l1")):
+        ex.statistics_png(setting, entry)
+    assert drawn == [0.08, None, None]       # beta = 0: rho only sets the start; L1 has no rho
+
+
 def test_a_seen_setting_comes_from_the_cache(ex, monkeypatch):
     first = ex.view(reference_setting("kl"))
     monkeypatch.setattr(explorer, "load_atlas", lambda *a, **k: pytest.fail("read the atlas again"))
