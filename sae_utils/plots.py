@@ -39,10 +39,10 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
                      from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None,
-                     points: dict | None = None):
+                     points: dict | None = None, penalty_from_epoch: int = 1):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
-    auxiliary loss), which is too small to see on the left's scale, from epoch 1.
+    auxiliary loss), which is too small to see on the left's scale, from ``penalty_from_epoch`` (default 1).
 
     from_epoch: the first epoch drawn in the left panel (2 leaves out epoch 1, whose losses are far above
     the rest); yscale: "log" or "linear" for the left panel (linear limits fit what is drawn);
@@ -62,8 +62,9 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
                      else f"{fam.auxiliary_weight:g} × auxiliary loss")
     check_choice("yscale", yscale, ("log", "linear"))
     epochs = history["epoch"]
-    if not (isinstance(from_epoch, int) and 1 <= from_epoch <= max(epochs, default=1)):
-        raise ValueError(f"from_epoch must be an integer in [1, {max(epochs, default=1)}], got {from_epoch!r}")
+    for name, first in (("from_epoch", from_epoch), ("penalty_from_epoch", penalty_from_epoch)):
+        if not (isinstance(first, int) and 1 <= first <= max(epochs, default=1)):
+            raise ValueError(f"{name} must be an integer in [1, {max(epochs, default=1)}], got {first!r}")
     keep = [i for i, e in enumerate(epochs) if e >= from_epoch]
     drawn = {key: [history[key][i] for i in keep] for key in ("epoch", "train_objective", "train_bce", "test_bce")}
     fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
@@ -81,15 +82,16 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
         ax.tick_params(axis="y", which="minor", labelsize=7)
-    weighted = [o - b for o, b in zip(history["train_objective"], history["train_bce"])]
-    gap.plot(history["epoch"], weighted, "o-", color="C3")
+    shown = [i for i, e in enumerate(history["epoch"]) if e >= penalty_from_epoch]
+    weighted = [history["train_objective"][i] - history["train_bce"][i] for i in shown]
+    gap.plot([history["epoch"][i] for i in shown], weighted, "o-", color="C3")
     gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
             ylim=(0, 1.15 * max(weighted, default=0) or None))
     last = max(history["epoch"], default=1)
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if last / s <= 6 or s == 1000)
-    ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels; epoch 1 on the right at least
-    for axis in (ax, gap):
-        axis.set_xticks([e for e in ticks if axis is gap or e >= from_epoch])
+    ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels, each from its first epoch
+    for axis, first in ((ax, from_epoch), (gap, penalty_from_epoch)):
+        axis.set_xticks([e for e in ticks if e >= first])
     for line in ax.get_lines():
         line.set_label((labels or {}).get(line.get_label(), line.get_label()))
     ax.legend(fontsize=8)

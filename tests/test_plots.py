@@ -258,6 +258,11 @@ def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
         plots.plot_loss_curves(history, from_epoch=4)
     with pytest.raises(ValueError, match="yscale must be one of 'log', 'linear', got 'symlog'"):
         plots.plot_loss_curves(history, yscale="symlog")
+    _, later = plots.plot_loss_curves(history, from_epoch=2, penalty_from_epoch=2).axes
+    assert list(later.lines[0].get_xdata()) == [2, 3] and list(later.get_xticks()) == [2, 3]
+    assert later.get_ylim() == pytest.approx((0, 1.15 * 0.05))       # scaled to the epochs drawn
+    with pytest.raises(ValueError, match=r"penalty_from_epoch must be an integer in \[1, 3\], got 0"):
+        plots.plot_loss_curves(history, penalty_from_epoch=0)
 
 
 def test_feature_dashboards_draw_the_top_digits_and_say_when_a_unit_is_dead(test_digits):
