@@ -452,8 +452,9 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     entries: {row label: ``atlas.AtlasEntry``}; test_images: the MNIST test digits (uint8), for the top row.
     The features of a row share one colour scale (red +, blue -), saturating at the 99.5th percentile of
     the absolute weights of the entry's 64 stored features (as the explorer does), which the row's label
-    states; with ``shared_scale`` every row uses one scale (the largest of the rows' percentiles), drawn as
-    a colour bar. Each feature tile names its unit and how often it is active ("unit 17, 6.3%").
+    states and a narrow colour bar at the row's end draws; with ``shared_scale`` every row uses one scale
+    (the largest of the rows' percentiles), drawn as one colour bar. Each feature tile names its unit and
+    how often it is active ("unit 17, 6.3%").
     """
     first = next(iter(entries.values()))
     scales = {label: float(np.quantile(np.abs(entry.features), 0.995)) or 1.0  # the explorer's scale
@@ -485,9 +486,15 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
                           rotation=0, ha="right", va="center")
     height = fig.get_figheight()
     left = 0.12 if shared_scale else 0.2  # room for the row labels (longer when they state each row's scale)
-    fig.subplots_adjust(left=left, right=0.92 if shared_scale else 0.99, top=1 - 0.65 / height, bottom=0.01,
-                        wspace=0.05, hspace=0.5)
-    if shared_scale:  # in its own axes, so that the feature tiles keep the size of the digit tiles
+    fig.subplots_adjust(left=left, right=0.92, top=1 - 0.65 / height, bottom=0.01, wspace=0.05, hspace=0.5)
+    if not shared_scale:  # each row its own bar, in its own axes beside the row's last tile
+        for row in axes[1:]:
+            box = row[-1].get_position()
+            bar = fig.colorbar(row[-1].images[0], cax=fig.add_axes((0.93, box.y0, 0.008, box.height)),
+                               extend="both")
+            bar.ax.tick_params(labelsize=6)
+            bar.set_label("weight", fontsize=6)
+    else:  # in its own axes, so that the feature tiles keep the size of the digit tiles
         top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
         bar = fig.colorbar(shown, cax=fig.add_axes((0.93, bottom.y0, 0.012, top.y1 - bottom.y0)), extend="both")
         bar.set_label(f"decoder weight (saturates at ±{limit:.2f})", fontsize=8)
