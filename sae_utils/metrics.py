@@ -244,7 +244,8 @@ def rank_correlation(a, b, n_boot: int = 0, seed: int = 0, level: float = 0.95, 
     def spearman(i):
         rx, ry = _ranks(a[i]), _ranks(b[i])
         if c is not None:
-            rx, ry = _residual(rx, _ranks(c[i])), _residual(ry, _ranks(c[i]))
+            rc = _ranks(c[i])
+            rx, ry = _residual(rx, rc), _residual(ry, rc)
         if rx.std() == 0 or ry.std() == 0:
             return np.nan
         return float(np.corrcoef(rx, ry)[0, 1])

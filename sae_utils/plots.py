@@ -61,12 +61,17 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
         gap_label = (f"${symbol}\\,\\Omega_{{\\mathrm{{{fam.name.upper()}}}}}$ (weighted penalty)" if symbol
                      else f"{fam.auxiliary_weight:g} × auxiliary loss")
     check_choice("yscale", yscale, ("log", "linear"))
-    epochs = history["epoch"]
+    last = max(history["epoch"], default=1)
     for name, first in (("from_epoch", from_epoch), ("penalty_from_epoch", penalty_from_epoch)):
-        if not (isinstance(first, int) and 1 <= first <= max(epochs, default=1)):
-            raise ValueError(f"{name} must be an integer in [1, {max(epochs, default=1)}], got {first!r}")
-    keep = [i for i, e in enumerate(epochs) if e >= from_epoch]
-    drawn = {key: [history[key][i] for i in keep] for key in ("epoch", "train_objective", "train_bce", "test_bce")}
+        if not (isinstance(first, int) and 1 <= first <= last):
+            raise ValueError(f"{name} must be an integer in [1, {last}], got {first!r}")
+
+    def since(first: int) -> dict:
+        """The history's per-epoch lists from epoch ``first`` on."""
+        keep = [i for i, e in enumerate(history["epoch"]) if e >= first]
+        return {key: [history[key][i] for i in keep] for key in ("epoch", "train_objective", "train_bce", "test_bce")}
+
+    drawn = since(from_epoch)
     fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
     epochs = drawn["epoch"]
     ax.plot(epochs, drawn["train_objective"], "o-", label="train objective (BCE + weight·penalty)")
@@ -82,12 +87,11 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
         ax.tick_params(axis="y", which="minor", labelsize=7)
-    shown = [i for i, e in enumerate(history["epoch"]) if e >= penalty_from_epoch]
-    weighted = [history["train_objective"][i] - history["train_bce"][i] for i in shown]
-    gap.plot([history["epoch"][i] for i in shown], weighted, "o-", color="C3")
+    penalty = since(penalty_from_epoch)
+    weighted = [o - b for o, b in zip(penalty["train_objective"], penalty["train_bce"])]
+    gap.plot(penalty["epoch"], weighted, "o-", color="C3")
     gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
             ylim=(0, 1.15 * max(weighted, default=0) or None))
-    last = max(history["epoch"], default=1)
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if last / s <= 6 or s == 1000)
     ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels, each from its first epoch
     for axis, first in ((ax, from_epoch), (gap, penalty_from_epoch)):

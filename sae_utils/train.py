@@ -149,9 +149,8 @@ def train_epoch(model, optimizer, x_train, config: TrainConfig, bce, shuffler, e
         reconstruction = bce(logits, x)                               # mean over batch and pixels
         weighted_penalty, penalty = fam.weighted_penalty(code, hyperparameters, model, x, logits)
         objective = reconstruction + weighted_penalty                 # BCE + weight * penalty
-        loss = objective                                              # what the step descends
-        if config.weight_decay:
-            loss = objective + config.weight_decay / 2 * squared_weights(model)
+        loss = (objective + config.weight_decay / 2 * squared_weights(model)  # what the step descends
+                if config.weight_decay else objective)
         values = torch.stack((objective, reconstruction, penalty)).tolist()  # the step's one synchronisation
         if not math.isfinite(values[0]):
             raise TrainingDivergedError(
