@@ -15,6 +15,7 @@ from .data import prepare_images
 from .fast_bce import training_bce
 from .families import FAMILIES, family_of_activation
 from .model import SparseAutoencoder
+from .penalties import l1_penalty, reconstruction_bce
 
 ACTIVE_THRESHOLD = {fam.activation: fam.active_threshold for fam in FAMILIES.values()}
 
@@ -78,7 +79,7 @@ def evaluate(model, images, **hyperparameters) -> dict:
 # Sparsity and reconstruction measures with written definitions, shared by every penalty family.
 # code: non-negative (B, H) tensor, one row per digit, one column per hidden unit.
 # (Imported here rather than at the top so this block merges apart from changes to evaluate.)
-from .checks import check_float_tensor, check_int, check_number  # noqa: E402
+from .checks import check_choice, check_float_tensor, check_int, check_number  # noqa: E402
 
 def _check_code(code: torch.Tensor) -> torch.Tensor:
     check_float_tensor("code", code)
@@ -140,6 +141,55 @@ def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
     and units: sum of code[code <= t] / sum of code, in float64."""
     code = _check_code(code).double()
     return (code[code <= threshold].sum() / code.sum()).item()
+
+
+TRUNCATION_FILLS = ("mean", "min", "zero")
+
+
+def truncate_code(code: torch.Tensor, k: int, fill: str = "mean") -> torch.Tensor:
+    """Keep each digit's ``k`` largest code values; replace every other value by a constant c_j of its unit.
+
+    code: (B, H). Returns a (B, H) tensor of code's dtype. The constant c_j asks how much of what truncation
+    drops is a per-unit offset (which a decoder bias could absorb) rather than per-digit signal:
+    ``fill="mean"``: unit j's mean over the digits where it is dropped (0 where it is never dropped);
+    ``fill="min"``: unit j's minimum over all B digits; ``fill="zero"``: c_j = 0. Ties at the k-th value
+    keep the first units (``torch.topk``'s order). k in 1..H.
+    """
+    code = _check_code(code)
+    k = check_int("k", k, low=1)
+    if k > code.shape[1]:
+        raise ValueError(f"k must be at most the number of units H = {code.shape[1]}, got {k}")
+    fill = check_choice("fill", fill, TRUNCATION_FILLS)
+    kept = torch.zeros_like(code, dtype=torch.bool).scatter(1, code.topk(k, dim=1).indices, True)
+    dropped = ~kept
+    if fill == "mean":
+        constant = (code * dropped).sum(dim=0) / dropped.sum(dim=0).clamp(min=1)
+    elif fill == "min":
+        constant = code.min(dim=0).values
+    else:
+        constant = torch.zeros_like(code[0])
+    return torch.where(kept, code, constant)
+
+
+def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:
+    """What a ReLU model's code looks like on inputs x (N, D), floats in [0, 1], by measures that a rescaling
+    of its units (``SparseAutoencoder.rescaled``) does or does not change. Plain floats, means over the N inputs:
+    "test J" (BCE + lam * Ω_L1) and "Ω_L1" (change with the scale); "L0" (non-zero values per input), "k90 of y"
+    (``units_for_mass`` of the code: changes under per-unit factors only), "k90 of y‖d‖" and "Σ y_j‖d_j‖" (the
+    code weighted by its decoder columns' lengths: unchanged by any rescaling). With a ``reference`` model,
+    also "largest x̂ change": max |x̂ - x̂_reference| over inputs and pixels."""
+    lam = check_number("lam", lam, low=0)
+    x = model.flatten(x)
+    with torch.no_grad():
+        logits, code = model(x)
+        weighted = code * model.decoder.weight.norm(dim=0)            # y_j ‖d_j‖
+        measures = {"test J": (reconstruction_bce(logits, x) + lam * l1_penalty(code)).item(),
+                    "Ω_L1": l1_penalty(code).item(), "L0": l0(code), "k90 of y": units_for_mass(code),
+                    "k90 of y‖d‖": units_for_mass(weighted), "Σ y_j‖d_j‖": weighted.sum(dim=1).mean().item()}
+        if reference is not None:
+            change = torch.sigmoid(logits) - reference.reconstruct(x)
+            measures["largest x̂ change"] = change.abs().max().item()
+    return measures
 
 
 def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:

@@ -104,6 +104,23 @@ class SparseAutoencoder(nn.Module):
         other.k = check_topk_k(k, self.n_hidden)
         return other
 
+    def rescaled(self, factor) -> "SparseAutoencoder":
+        """A copy of this ReLU model with unit j's encoder row and bias times c_j and its decoder column divided
+        by c_j: every code value y_j is c_j times larger and x-hat is unchanged, since relu(c z) = c relu(z) for
+        c > 0. ``factor``: c_j, a positive float (all units) or a (H,) tensor of positive values. This is the
+        scale loophole of the L1 penalty (notebook 02): the penalty changes, the reconstruction does not."""
+        if self.activation != "relu":
+            raise ValueError(f"rescaled needs a ReLU model (relu(c z) = c relu(z)); this one has {self.activation} codes")
+        factor = torch.as_tensor(factor, dtype=self.encoder.weight.dtype).expand(self.n_hidden)
+        if not bool(torch.isfinite(factor).all()) or bool((factor <= 0).any()):
+            raise ValueError(f"factor must be positive and finite, got a smallest value of {factor.min().item():g}")
+        other = copy.deepcopy(self)
+        with torch.no_grad():
+            other.encoder.weight.mul_(factor[:, None])
+            other.encoder.bias.mul_(factor)
+            other.decoder.weight.div_(factor)
+        return other
+
     def feature_images(self, side: int | None = None) -> torch.Tensor:
         """Encoder weights as images (H, side, side): what input pattern drives each unit (side: sqrt(D))."""
         side = side or math.isqrt(self.n_input)

@@ -319,3 +319,68 @@ def test_noise_pass_rate_is_the_two_sided_t_tail():
     assert sae_utils.metrics.noise_pass_rate(1_000_000) == pytest.approx(0.0026998, abs=1e-6)  # the normal's 3-sigma tail
     with pytest.raises(ValueError, match="n_seeds must be an integer >= 2, got 1"):
         sae_utils.metrics.noise_pass_rate(1)
+
+
+# truncate_code: 3 digits x 3 units, k = 1 keeps the diagonal; the fills computed by hand.
+TRUNCATION_CODE = torch.tensor([[0.9, 0.2, 0.1], [0.3, 0.8, 0.4], [0.5, 0.6, 0.7]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("fill, expected", [
+    ("mean", [[0.9, 0.4, 0.25], [0.4, 0.8, 0.25], [0.4, 0.4, 0.7]]),   # unit 0: (0.3 + 0.5) / 2, ...
+    ("min", [[0.9, 0.2, 0.1], [0.3, 0.8, 0.1], [0.3, 0.2, 0.7]]),
+    ("zero", [[0.9, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.0, 0.7]]),
+])
+def test_truncate_code_by_hand(fill, expected):
+    got = sae_utils.metrics.truncate_code(TRUNCATION_CODE, 1, fill)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-15)
+
+
+def test_truncate_code_keeping_every_unit_is_the_identity():
+    assert torch.equal(sae_utils.metrics.truncate_code(TRUNCATION_CODE, 3), TRUNCATION_CODE)
+
+
+@pytest.mark.parametrize("k, fill, message", [(0, "mean", "k must be an integer >= 1"),
+                                              (4, "mean", "at most the number of units H = 3, got 4"),
+                                              (1, "median", "fill must be one of 'mean', 'min', 'zero'")])
+def test_truncate_code_rejects_bad_arguments(k, fill, message):
+    with pytest.raises(ValueError, match=message):
+        sae_utils.metrics.truncate_code(TRUNCATION_CODE, k, fill)
+
+
+def test_rescaled_relu_model_keeps_the_reconstruction_and_scales_the_code():
+    torch.manual_seed(0)
+    model = SparseAutoencoder(n_hidden=16, activation="relu", n_input=20)
+    x = torch.rand(8, 20)
+    factor = 2.0 ** torch.randint(-2, 3, (16,)).float()      # powers of two: the products are exact
+    other = model.rescaled(factor)
+    assert torch.equal(other.reconstruct(x), model.reconstruct(x))
+    assert torch.equal(other.encode(x), model.encode(x) * factor)
+    assert torch.equal(model.rescaled(1.0).decoder.weight, model.decoder.weight)
+
+
+def test_rescaled_rejects_sigmoid_models_and_non_positive_factors():
+    with pytest.raises(ValueError, match="needs a ReLU model"):
+        SparseAutoencoder(n_hidden=4, activation="sigmoid", n_input=6).rescaled(2.0)
+    with pytest.raises(ValueError, match="factor must be positive"):
+        SparseAutoencoder(n_hidden=4, activation="relu", n_input=6).rescaled(torch.tensor([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_scale_measures_what_a_rescaling_changes_and_what_it_keeps():
+    torch.manual_seed(1)
+    model = SparseAutoencoder(n_hidden=16, activation="relu", n_input=20)
+    x = torch.rand(32, 20)
+    lam = 0.01
+    base = sae_utils.metrics.scale_measures(model, x, lam)
+    code = model.encode(x).double()
+    assert base["Ω_L1"] == pytest.approx(code.sum(dim=1).mean().item(), rel=1e-6)
+    assert base["L0"] == pytest.approx((code != 0).sum(dim=1).double().mean().item())
+    weighted = code * model.decoder.weight.double().norm(dim=0)
+    assert base["Σ y_j‖d_j‖"] == pytest.approx(weighted.sum(dim=1).mean().item(), rel=1e-6)
+    halved = sae_utils.metrics.scale_measures(model.rescaled(0.5), x, lam, reference=model)
+    assert halved["largest x̂ change"] == 0.0
+    assert halved["Ω_L1"] == pytest.approx(base["Ω_L1"] / 2, rel=1e-6)
+    assert halved["test J"] == pytest.approx(base["test J"] - lam * base["Ω_L1"] / 2, rel=1e-6)
+    factor = 2.0 ** torch.randint(-2, 3, (16,)).float()
+    per_unit = sae_utils.metrics.scale_measures(model.rescaled(factor), x, lam)
+    for key in ("L0", "k90 of y‖d‖", "Σ y_j‖d_j‖"):
+        assert per_unit[key] == pytest.approx(base[key], rel=1e-6)
