@@ -12,7 +12,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
-from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter, ScalarFormatter
 import torch
 
 from .checks import check_choice, check_number
@@ -807,6 +807,11 @@ def features_png(features: np.ndarray, never_active=None) -> tuple[bytes, float]
     return buffer.getvalue(), limit
 
 
+def _percent_label(share: float, _position=None) -> str:
+    """A share on a log axis as a percentage: 0.001 -> "0.1%", 0.01 -> "1%", 1 -> "100%"."""
+    return f"{100 * share:.10g}%"
+
+
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,
                          title: str | None = None, threshold: float | None = None):
     """Two histograms over the hidden units: the mean activation rho_hat_j (with the target rho, if any)
@@ -826,9 +831,12 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
     left.set(xlabel=r"mean activation $\hat\rho_j$", ylabel="units")
     alive = firing_frequency[firing_frequency > 0]
     if len(alive):
-        right.hist(np.log10(alive), bins=30, color="C2")
+        # bins equally wide on the log axis, from the rarest living unit (or 1 %) to "every digit"
+        right.hist(alive, bins=np.logspace(min(np.log10(alive.min()), -2), 0, 31), color="C2")
+    right.set_xscale("log")
+    right.xaxis.set_major_formatter(FuncFormatter(_percent_label))
     rule = "active" if threshold is None else f"with $y_j > {threshold:g}$"
-    right.set(xlabel=f"log10 (fraction of test digits {rule})", ylabel="units",
+    right.set(xlabel=f"share of test digits {rule} (log scale)", ylabel="units",
               title=f"{len(firing_frequency) - len(alive)} of {len(firing_frequency)} units never active")
     right.title.set_fontsize(9)
     if title:
