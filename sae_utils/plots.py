@@ -485,7 +485,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         limit = scales[label]
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
             shown = ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-            ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=6.5, pad=1)
+            ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=7.5, pad=1)
         row[0].set_ylabel(label if shared_scale else f"{label}\n(colours saturate at ±{limit:.2f})", fontsize=8,
                           rotation=0, ha="right", va="center")
     height = fig.get_figheight()
@@ -494,10 +494,10 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     if not shared_scale:  # each row its own bar, in its own axes beside the row's last tile
         for row in axes[1:]:
             box = row[-1].get_position()
-            bar = fig.colorbar(row[-1].images[0], cax=fig.add_axes((0.93, box.y0, 0.008, box.height)),
+            bar = fig.colorbar(row[-1].images[0], cax=fig.add_axes((0.93, box.y0, 0.012, box.height)),
                                extend="both")
-            bar.ax.tick_params(labelsize=6)
-            bar.set_label("weight", fontsize=6)
+            bar.ax.tick_params(labelsize=7.5)
+            bar.set_label("decoder\nweight", fontsize=7.5)
     else:  # in its own axes, so that the feature tiles keep the size of the digit tiles
         top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
         bar = fig.colorbar(shown, cax=fig.add_axes((0.93, bottom.y0, 0.012, top.y1 - bottom.y0)), extend="both")

@@ -383,7 +383,7 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     shared_tiles = [ax for ax in shared.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
     assert {ax.images[0].get_clim()[1] for ax in shared_tiles} == {max(limits)}
     assert "the first test digit of each of the classes 0–1 (top row)" in own._suptitle.get_text()
-    own_bars = [ax for ax in own.axes if ax.get_ylabel() == "weight"]            # one bar per row, its own scale
+    own_bars = [ax for ax in own.axes if ax.get_ylabel() == "decoder\nweight"]            # one bar per row, its own scale
     assert [bar.get_ylim()[1] for bar in own_bars] == pytest.approx(limits)
     assert [bar.get_ylim()[0] for bar in own_bars] == pytest.approx([-limit for limit in limits])
     assert len([ax for ax in shared.axes if ax.get_ylabel().startswith("decoder weight")]) == 1
