@@ -42,6 +42,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 import numbers
 import time
 import zipfile
@@ -53,7 +54,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_choice
+from .checks import check_choice, check_int, check_number
 from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
@@ -437,6 +438,25 @@ def still_falling(history_values, unit: float, window: int = 5) -> float:
     if len(values) < 2 * window:
         raise ValueError(f"history_values must hold at least 2 * window = {2 * window} epochs, got {len(values)}")
     return float((values[-2 * window:-window].mean() - values[-window:].mean()) / unit)
+
+
+def falling_test(history_values, window: int = 5, z: float = 3.0) -> dict:
+    """Is a run still improving at its end, beyond its own epoch-to-epoch jitter? From a per-epoch list such
+    as ``entry.history["test_bce"]`` (at least 2 * window values). Returns floats and a bool:
+    "delta": ``still_falling(history_values, unit=1, window)``, the mean of the ``window`` values before the
+    last ``window`` minus the mean of the last ``window``; "per_epoch": delta / window;
+    "jitter": s, the sample sd (ddof=1) of the epoch-to-epoch differences over the last 2 * window values;
+    "falling": delta > z * s / sqrt(window). Why s / sqrt(window): on a flat curve of independent noise of
+    sd sigma, successive differences have sd sigma * sqrt(2), so s estimates sigma * sqrt(2), and delta, a
+    difference of two means of ``window`` values, has sd sigma * sqrt(2 / window) = (s / sqrt(window)).
+    A curve with no jitter at all is "falling" when delta > 0."""
+    window = check_int("window", window, low=2)
+    z = check_number("z", z, low=0)
+    values = np.asarray(history_values, dtype=np.float64)
+    delta = still_falling(values, unit=1.0, window=window)
+    jitter = float(np.diff(values[-2 * window:]).std(ddof=1))
+    return {"delta": delta, "per_epoch": delta / window, "jitter": jitter,
+            "falling": bool(delta > z * jitter / math.sqrt(window))}
 
 
 def check_recipe(family: str, directory=None) -> int:

@@ -297,3 +297,19 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
 
+
+
+def test_falling_test_on_a_line_and_on_flat_noise():
+    line = atlas.falling_test(np.linspace(1.0, 0.81, 20))            # falls 0.01 per epoch, no jitter at all
+    assert line["per_epoch"] == pytest.approx(0.01) and line["jitter"] == pytest.approx(0.0, abs=1e-12)
+    assert line["falling"] and not atlas.falling_test(np.full(20, 0.5))["falling"]
+    # flat curves of independent noise: delta's sd is s / sqrt(5), and z = 3 flags about a normal 3-sigma
+    # tail, widened because s comes from only 9 differences (a t-like tail): well under 2 %, above 0.1 %
+    flat = np.random.default_rng(0).normal(size=(4000, 20))
+    results = [atlas.falling_test(curve) for curve in flat]
+    deltas = np.array([r["delta"] for r in results])
+    jitters = np.array([r["jitter"] for r in results])
+    assert deltas.std() / np.mean(jitters / 5 ** 0.5) == pytest.approx(1.0, abs=0.1)
+    assert 0.001 < np.mean([r["falling"] for r in results]) < 0.02
+    with pytest.raises(ValueError, match="window must be an integer >= 2"):
+        atlas.falling_test(np.zeros(20), window=1)
