@@ -95,7 +95,9 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if last / s <= 6 or s == 1000)
     ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels, each from its first epoch
     for axis, first in ((ax, from_epoch), (gap, penalty_from_epoch)):
-        axis.set_xticks([e for e in ticks if e >= first])
+        later = [e for e in ticks if e > first]
+        # the first epoch drawn gets a tick too, unless it would crowd the next round one
+        axis.set_xticks(([first] if not later or later[0] - first >= step / 2 else []) + later)
     for line in ax.get_lines():
         line.set_label((labels or {}).get(line.get_label(), line.get_label()))
     ax.legend(fontsize=8)
@@ -435,8 +437,12 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
     image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=top, interpolation="nearest")
     if n_dead:
         ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
-        ax.text(model.n_hidden - n_dead / 2, -1.5, f"{n_dead} never active", color="C3", ha="center",
-                va="bottom", fontsize=8)
+        label = f"{n_dead} never active"
+        if n_dead >= model.n_hidden / 8:  # room for the label inside the blank columns
+            ax.text(model.n_hidden - n_dead / 2, (len(shown) - 1) / 2, label, color="C3", ha="center", va="center",
+                    fontsize=11)
+        else:
+            ax.text(model.n_hidden - n_dead / 2, -1.5, label, color="C3", ha="center", va="bottom", fontsize=8)
     ax.set(xlabel=f"hidden unit (sorted: most often active first, over {len(code):,} digits)",
            ylabel=f"digit (first {len(shown)})")
     saturated = vmax_quantile < 1 and top < shown.max()

@@ -339,7 +339,8 @@ def test_code_heatmap_sorts_units_by_use_and_marks_the_dead_ones(test_digits):
     shown = fig.axes[0].images[0].get_array()
     assert shown.shape == (5, 4)
     np.testing.assert_allclose(shown[0], [0.5, 0.2, 0.0, 0.0])  # equal use: the larger mean first
-    assert any("2 never active" in t.get_text() for t in fig.axes[0].texts)
+    label = next(t for t in fig.axes[0].texts if "2 never active" in t.get_text())
+    assert 0 <= label.get_position()[1] <= 4                            # inside the image rows, in the blank columns
 
 
 def test_code_heatmap_can_saturate_at_a_quantile_and_says_so(test_digits):
@@ -478,6 +479,8 @@ def test_loss_curve_ticks_are_round_epochs_that_do_not_crowd():
     assert list(plots.plot_loss_curves(history(20)).axes[1].get_xticks()) == [1, 5, 10, 15, 20]
     assert list(plots.plot_loss_curves(history(3)).axes[1].get_xticks()) == [1, 2, 3]
     assert list(plots.plot_loss_curves(history(60)).axes[1].get_xticks()) == [1, 10, 20, 30, 40, 50, 60]
+    assert list(plots.plot_loss_curves(history(20), from_epoch=2).axes[0].get_xticks()) == [2, 5, 10, 15, 20]
+    assert list(plots.plot_loss_curves(history(20), from_epoch=4).axes[0].get_xticks()) == [5, 10, 15, 20]  # 4 crowds 5
 
 
 def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
