@@ -378,6 +378,25 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+def pooled_sd(spreads: list, key: str) -> float:
+    """One family's seed noise from several settings: the pooled sample standard deviation
+    sqrt(sum_i (n_i - 1) s_i^2 / sum_i (n_i - 1)) of ``key`` over ``seed_spread`` results (n_i seeds, s_i their
+    std). Pooling assumes the settings share one noise level; it weights each by its degrees of freedom."""
+    if not spreads:
+        raise ValueError("pooled_sd needs at least one seed_spread result, got none")
+    freedom = np.array([len(spread[key]["values"]) - 1 for spread in spreads], dtype=np.float64)
+    variance = np.array([spread[key]["std"] ** 2 for spread in spreads])
+    return float(np.sqrt((freedom * variance).sum() / freedom.sum()))
+
+
+def pair_tolerance(sigma_a: dict, sigma_b: dict, c: float = 3 / math.sqrt(2)) -> dict:
+    """The noise tolerance of a difference between one run of setting a and one of setting b:
+    {key: c * sqrt(sigma_a[key]^2 + sigma_b[key]^2)} for every key both give (sigma: {metric: seed std}).
+    The default c = 3 / sqrt(2) makes it 3 sigma when both settings share one sigma."""
+    c = check_number("c", c, low=0, low_open=True)
+    return {key: c * math.sqrt(sigma_a[key] ** 2 + sigma_b[key] ** 2) for key in sigma_a if key in sigma_b}
+
+
 def series(family: str, moving: str, directory=None, **fixed) -> dict:
     """The grid points of ``family`` where ``moving`` varies and every other hyperparameter is at ``fixed``:
     {value of moving: record (as ``Atlas.records``)}, by increasing value. E.g. ``series("kl", "beta", rho=0.08)``."""

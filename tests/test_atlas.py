@@ -313,3 +313,16 @@ def test_falling_test_on_a_line_and_on_flat_noise():
     assert 0.001 < np.mean([r["falling"] for r in results]) < 0.02
     with pytest.raises(ValueError, match="window must be an integer >= 2"):
         atlas.falling_test(np.zeros(20), window=1)
+
+
+def test_pooled_sd_and_pair_tolerance_by_hand():
+    def spread(values):
+        values = np.asarray(values, dtype=np.float64)
+        return {"bce": {"values": values.tolist(), "std": values.std(ddof=1)}}
+    one, other = spread([1.0, 3.0]), spread([0.0, 0.0, 6.0])           # s^2 = 2 (1 dof) and 12 (2 dof)
+    assert atlas.pooled_sd([one], "bce") == pytest.approx(2 ** 0.5)
+    assert atlas.pooled_sd([one, other], "bce") == pytest.approx(((1 * 2 + 2 * 12) / 3) ** 0.5)
+    assert atlas.pair_tolerance({"bce": 2.0, "k": 1.0}, {"bce": 2.0}) == {"bce": pytest.approx(6.0)}  # 3 sigma
+    assert atlas.pair_tolerance({"bce": 3.0}, {"bce": 4.0}, c=1.0)["bce"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="at least one"):
+        atlas.pooled_sd([], "bce")
