@@ -464,7 +464,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     the absolute weights of the entry's 64 stored features (as the explorer does), which the row's label
     states and a narrow colour bar at the row's end draws; with ``shared_scale`` every row uses one scale
     (the largest of the rows' percentiles), drawn as one colour bar. Each feature tile names its unit and
-    how often it is active ("unit 17, 6.3%").
+    how often it is active ("unit 17, 6.3%"); each row's label gives the entry's test BCE and k90.
     """
     first = next(iter(entries.values()))
     scales = {label: float(np.quantile(np.abs(entry.features), 0.995)) or 1.0  # the explorer's scale
@@ -492,18 +492,19 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
             shown = ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
             ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=7.5, pad=1)
-        row[0].set_ylabel(label if shared_scale else f"{label}\n(colours saturate at ±{limit:.2f})", fontsize=8,
-                          rotation=0, ha="right", va="center")
+        scores = f"test BCE {entry.metrics['bce']:.4f}, $k_{{90}}$ {entry.metrics['units_for_mass']:.0f}"
+        row[0].set_ylabel(f"{label}\n{scores}" + ("" if shared_scale else f"\n(colours saturate at ±{limit:.2f})"),
+                          fontsize=8, rotation=0, ha="right", va="center")
     height = fig.get_figheight()
     left = 0.12 if shared_scale else 0.2  # room for the row labels (longer when they state each row's scale)
     fig.subplots_adjust(left=left, right=0.92, top=1 - 0.65 / height, bottom=0.01, wspace=0.05, hspace=0.5)
     if not shared_scale:  # each row its own bar, in its own axes beside the row's last tile
         for row in axes[1:]:
             box = row[-1].get_position()
-            bar = fig.colorbar(row[-1].images[0], cax=fig.add_axes((0.93, box.y0, 0.012, box.height)),
+            bar = fig.colorbar(row[-1].images[0], cax=fig.add_axes((0.93, box.y0, 0.015, box.height)),
                                extend="both")
-            bar.ax.tick_params(labelsize=7.5)
-            bar.set_label("decoder\nweight", fontsize=7.5)
+            bar.ax.tick_params(labelsize=8.5)
+            bar.set_label("decoder\nweight", fontsize=8.5)
     else:  # in its own axes, so that the feature tiles keep the size of the digit tiles
         top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
         bar = fig.colorbar(shown, cax=fig.add_axes((0.93, bottom.y0, 0.012, top.y1 - bottom.y0)), extend="both")

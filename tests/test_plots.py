@@ -388,6 +388,8 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     assert [bar.get_ylim()[1] for bar in own_bars] == pytest.approx(limits)
     assert [bar.get_ylim()[0] for bar in own_bars] == pytest.approx([-limit for limit in limits])
     assert len([ax for ax in shared.axes if ax.get_ylabel().startswith("decoder weight")]) == 1
+    row_label = [ax for ax in own.axes if ax.get_ylabel().startswith("a\n")][0].get_ylabel()
+    assert f"test BCE {entries['a'].metrics['bce']:.4f}, $k_{{90}}$ {entries['a'].metrics['units_for_mass']:.0f}" in row_label
 
 
 def test_plot_code_values_draws_every_value_and_each_units_average():
