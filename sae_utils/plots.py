@@ -243,11 +243,12 @@ def _check_code_values(code: torch.Tensor) -> torch.Tensor:
     return code.detach().cpu()
 
 
-def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
+def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None):
     """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
     (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
-    title adds its k90 and its exact zeros."""
+    title adds its k90 and its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
+    codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none."""
     fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
     for ax, (label, code) in zip(axes[0], codes.items()):
         y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values
@@ -263,7 +264,11 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None):
         cumulative.set(ylim=(0, 1.02))
         cumulative.set_ylabel("cumulative share of the mass (right axis)", color="C1")
         cumulative.tick_params(axis="y", colors="C1")
-        cumulative.legend(fontsize=7, loc="center right")
+        handles, labels = cumulative.get_legend_handles_labels()
+        if threshold is not None:
+            on_line = ax.axhline(threshold, color="C3", lw=0.8, label=f"active: y > {threshold:g}")
+            handles, labels = handles + [on_line], labels + [on_line.get_label()]
+        cumulative.legend(handles, labels, fontsize=7, loc="center right")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -331,6 +336,24 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
         chosen = list((units or {}).get(label, range(n)))[:n]
         features = feature_images(model, which, image_shape)[chosen]
         _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label, colorbar_label)
+    if title:
+        fig.suptitle(title, y=1.04)
+    return fig
+
+
+def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None):
+    """The stored decoder columns of atlas entries, one block per entry, side by side, each block on its
+    own shared colour scale with a colour bar, as ``plot_feature_comparison`` draws models. entries:
+    {label: ``atlas.AtlasEntry``}; each shows its first ``n`` stored units (the atlas keeps the 64 most
+    often active, most often first), tiles labelled with unit and firing frequency."""
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(entries), 1.2 * rows + 0.8), layout="constrained")
+    blocks = fig.subfigures(1, len(entries), squeeze=False)[0]
+    for block, (label, entry) in zip(blocks, entries.items()):
+        units = list(entry.feature_units[:n])
+        features = torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32))
+        _feature_grid(block, features, unit_labels(units, entry.firing_frequency), label)
     if title:
         fig.suptitle(title, y=1.04)
     return fig

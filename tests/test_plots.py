@@ -517,3 +517,24 @@ def test_plot_test_curves_draws_one_panel_per_group_on_a_shared_axis():
     assert last.get_title() == "60 epochs" and last.lines[-1].get_label() == "epoch 20"
     assert last.get_ylim() == first.get_ylim() == (0.06, 0.11)
     assert len(plots.plot_test_curves({"a": {"KL": [1.0, 2.0]}}, mark_epoch=None).axes[0].lines) == 1
+
+
+def test_atlas_features_draw_each_entrys_stored_columns_with_their_labels():
+    from sae_utils.atlas import load_atlas
+
+    kl = load_atlas("kl")
+    entries = {"β = 0.005": kl.entry(rho=0.08, beta=0.005), "β = 0": kl.entry(rho=0.08, beta=0.0)}
+    fig = plots.plot_atlas_features(entries, n=4)
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == 8
+    for tile, (label, entry) in zip(tiles[::4], entries.items()):
+        np.testing.assert_allclose(tile.images[0].get_array(), entry.features[0], rtol=1e-6)
+        assert tile.get_title() == plots.unit_labels([entry.feature_units[0]], entry.firing_frequency)[0]
+
+
+def test_sorted_code_draws_the_active_threshold_in_the_legend():
+    fig = plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.6, 0.2, 0.1])}, threshold=0.5)
+    bars, curve = fig.axes
+    assert [line.get_ydata()[0] for line in bars.lines] == [0.5]
+    assert "active: y > 0.5" in [text.get_text() for text in curve.get_legend().get_texts()]
+    assert not plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.1])}).axes[0].lines
