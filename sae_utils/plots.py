@@ -557,7 +557,7 @@ AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (me
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
-                  legend_loc: str = "best"):
+                  legend_loc: str = "best", star_alpha: float = 1.0):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -572,7 +572,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     to the other side of its line, and stays even if it still overlaps. xlim, ylim: (low, high) to zoom on a region
     (labels outside it are hidden); title: the axes' title; xlabel: the x axis's label (default the
     metric's name and "log scale"). reference_errors: {family: (x error, y error)}, drawn as error bars on
-    that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes.
+    that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes; star_alpha:
+    the stars' opacity (below 1 shows a line point the star would hide).
     """
     from .families import FAMILIES
 
@@ -615,7 +616,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         reference = [p for p in points if p["params"] == fam.reference()]
         for p in reference:
             ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=220, color=colour,
-                       edgecolor="black", zorder=3, label=f"{name.upper()} reference")
+                       edgecolor="black", zorder=3, alpha=star_alpha, label=f"{name.upper()} reference")
             if name in (reference_errors or {}):
                 x_error, y_error = reference_errors[name]
                 ax.errorbar(p["metrics"][x_key], p["metrics"][y_key], xerr=x_error, yerr=y_error, color="black",

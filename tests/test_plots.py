@@ -247,6 +247,9 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     legend = [t.get_text() for t in only_line.axes[0].get_legend().get_texts()]
     assert "KL: other grid points" not in legend and "pixels" in legend  # no empty entry; the baseline drawn
     assert [l.get_ydata()[0] for l in only_line.axes[0].lines if l.get_label() == "pixels"] == [0.075]
+    see_through = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, star_alpha=0.5)
+    stars = [c for c in see_through.axes[0].collections if c.get_label() == "KL reference"]
+    assert [star.get_alpha() for star in stars] == [0.5]
 
 
 def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
