@@ -378,6 +378,40 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+NOISE_BINS = ((2.0, "within seed noise"), (4.0, "borderline"), (math.inf, "beyond seed noise"))
+
+
+def noise_verdict(z: float) -> str:
+    """The seed-noise rule's words for a difference of z standard deviations (of the difference):
+    |z| <= 2 "within seed noise", 2 < |z| <= 4 "borderline", |z| > 4 "beyond seed noise"."""
+    return next(label for bound, label in NOISE_BINS if abs(z) <= bound)
+
+
+def setting_sd(family: str, key: str, directory=None, **params) -> tuple[float, bool]:
+    """The seed standard deviation of metric ``key`` at a setting: from its own stored seeds when it has
+    two or more, else the family's reference setting's (borrowed). Returns (sd, borrowed)."""
+    try:
+        return float(seed_spread(family, (key,), directory, **params)[key]["std"]), False
+    except MissingSettingError:
+        reference = FAMILIES[family].reference()
+        return float(seed_spread(family, (key,), directory, **reference)[key]["std"]), True
+
+
+def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
+    """One metric of two settings of ``family`` (seed 0 each) judged by the seed-noise rule: "a", "b" (the
+    values), "change" (b - a), "s" (sqrt(sd_a^2 + sd_b^2), each sd from ``setting_sd``), "z" (change / s),
+    "verdict" (``noise_verdict(z)``) and "borrowed" (True when either sd is the reference's).
+    a, b: parameter dicts, e.g. ``compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.0015}, "bce")``."""
+    atlas = load_atlas(family, directory)
+    values = [atlas.entry(**params).metrics[key] for params in (a, b)]
+    (sd_a, borrowed_a), (sd_b, borrowed_b) = (setting_sd(family, key, directory, **params) for params in (a, b))
+    s = math.hypot(sd_a, sd_b)
+    change = values[1] - values[0]
+    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
+    return {"a": values[0], "b": values[1], "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
+            "borrowed": borrowed_a or borrowed_b}
+
+
 def pooled_sd(spreads: list, key: str) -> float:
     """One family's seed noise from several settings: the pooled sample standard deviation
     sqrt(sum_i (n_i - 1) s_i^2 / sum_i (n_i - 1)) of ``key`` over ``seed_spread`` results (n_i seeds, s_i their

@@ -845,7 +845,8 @@ def _percent_label(share: float, _position=None) -> str:
 
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,
                          title: str | None = None, threshold: float | None = None):
-    """Two histograms over the hidden units: the mean activation rho_hat_j (with the target rho, if any)
+    """Two histograms over the hidden units: the mean activation rho_bar_j over the evaluated digits (the
+    test set in the explorer; rho_hat_j is the minibatch mean inside the KL penalty), with the target rho, if any,
     and, on a log scale, how often each unit is active (the feature density of the interpretability
     papers). Units that are never active are counted in the second panel's title, not drawn; so are, in
     the first panel, units whose mean activation is exactly 0 (dead ReLU units), which would otherwise
@@ -855,11 +856,11 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
     silent = mean_activation == 0
     left.hist(mean_activation[~silent], bins=40, color="C0")
     if silent.any():
-        left.set_title(f"{silent.sum()} of {len(mean_activation)} units with $\\hat\\rho_j = 0$ not drawn", fontsize=9)
+        left.set_title(f"{silent.sum()} of {len(mean_activation)} units with $\\bar\\rho_j = 0$ not drawn", fontsize=9)
     if rho is not None:
         left.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
         left.legend(fontsize=8)
-    left.set(xlabel=r"mean activation $\hat\rho_j$", ylabel="units")
+    left.set(xlabel=r"$\bar\rho_j$: mean activation over the digits", ylabel="units")
     alive = firing_frequency[firing_frequency > 0]
     if len(alive):
         # bins equally wide on the log axis, from the rarest living unit (or 1 %) to "every digit"

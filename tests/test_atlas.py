@@ -326,3 +326,22 @@ def test_pooled_sd_and_pair_tolerance_by_hand():
     assert atlas.pair_tolerance({"bce": 3.0}, {"bce": 4.0}, c=1.0)["bce"] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="at least one"):
         atlas.pooled_sd([], "bce")
+
+
+def test_noise_verdict_bins_are_disjoint_and_symmetric():
+    assert [atlas.noise_verdict(z) for z in (0.0, 2.0, -2.01, 4.0, 4.01, -9.0)] == [
+        "within seed noise", "within seed noise", "borderline", "borderline", "beyond seed noise", "beyond seed noise"]
+
+
+def test_compare_uses_each_settings_own_seeds_or_borrows_the_references():
+    reference, free, grid = {"lam": 4e-5}, {"lam": 0.0}, {"lam": 1e-5}
+    own = atlas.compare("l1", free, reference, "bce")                  # both settings have seeds
+    sd_free = atlas.seed_spread("l1", ("bce",), **free)["bce"]["std"]
+    sd_reference = atlas.seed_spread("l1", ("bce",), **reference)["bce"]["std"]
+    values = [atlas.load_atlas("l1").entry(**p).metrics["bce"] for p in (free, reference)]
+    assert own["change"] == pytest.approx(values[1] - values[0]) and not own["borrowed"]
+    assert own["z"] == pytest.approx((values[1] - values[0]) / (sd_free ** 2 + sd_reference ** 2) ** 0.5)
+    assert own["verdict"] == atlas.noise_verdict(own["z"])
+    borrowed = atlas.compare("l1", grid, reference, "bce")             # lambda = 1e-5 has seed 0 only
+    assert borrowed["borrowed"] and borrowed["s"] == pytest.approx(2 ** 0.5 * sd_reference)
+    assert atlas.compare("l1", reference, grid, "bce")["z"] == pytest.approx(-borrowed["z"])
