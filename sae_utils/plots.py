@@ -82,7 +82,9 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
     for label, (epoch, loss) in (points or {}).items():
         ax.plot([epoch], [loss], "*", ms=12, color="k", label=label)
-    ax.set(xlabel="epoch", ylabel="loss per pixel (nats)", title=title, yscale=yscale)
+    # the BCE is a mean over pixels; the objective adds the weighted penalty, which is not per pixel
+    ax.set(xlabel="epoch", ylabel="nats (BCE per pixel; the objective\nadds the weighted penalty)", title=title,
+           yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
@@ -215,7 +217,7 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     for value, colour, style, name in marks:
         left.axvline(np.log10(value), color=colour, ls=style, label=name)
     left.set_xticks(range(-5, 1), [f"$10^{{{k}}}$" for k in range(-5, 1)])
-    left.set(xlabel="code value $y^{(i)}_j$ (log scale)", ylabel="share per bin",
+    left.set(xlabel="code value $y^{(i)}_j$ (log scale)", ylabel="share per bin (bins of 0.1 decade)",
              title=f"All {len(flat):,} code values ({1 - shown.mean():.2%} below $10^{{-5}}$, not drawn)")
     left.legend(fontsize=8, loc="upper left", framealpha=0.6)
     rho_hat = values.double().mean(dim=0).numpy()
