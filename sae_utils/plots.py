@@ -652,12 +652,13 @@ SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code m
 
 
 def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), spread: dict | None = None,
-               n_spreads: float = 3.0):
+               n_spreads: float = 3.0, band_label: str | None = None):
     """How test metrics move along each slider: one column per line (a hyperparameter that moves, the others
     fixed, as in ``plot_tradeoff``), one row per metric in ``keys``; the x axis is the moving value on a log
     scale, with 0 (no penalty) drawn as a hollow marker left of a break. records: {family:
     ``Atlas.records()``}; lines: {family: [(moving, {fixed: value}), ...]}; spread: {family: {key: std}}
-    (e.g. from ``atlas.seed_spread``) draws a band of ± ``n_spreads`` std around the family's reference."""
+    (e.g. from ``atlas.seed_spread``) draws a band of ± ``n_spreads`` std around the family's reference;
+    band_label: how the title names the band (default "reference ± {n_spreads:.3g} seed std")."""
     from .families import FAMILIES
 
     columns = [(name, moving, fixed) for name, family_lines in lines.items() for moving, fixed in family_lines]
@@ -695,7 +696,7 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
         has_zero = any(p["params"][moving] == 0 for p in chosen)
         axes[-1, c].set_xlabel(f"{symbols[moving]} (log scale" + (f"; hollow: {symbols[moving]} = 0)" if has_zero else ")"),
                                fontsize=8)
-    band = f"; grey band: reference ± {n_spreads:g} seed std" if spread else ""
+    band = f"; grey band: {band_label or f'reference ± {n_spreads:.3g} seed std'}" if spread else ""
     fig.suptitle(f"test metrics along each slider (star: the reference{band})", fontsize=10)
     fig.tight_layout()
     return fig

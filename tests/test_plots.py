@@ -370,6 +370,12 @@ def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
     band = bce_ax.patches[0]  # a rectangle in (axes x, data y)
     assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((0.070 - 0.0003, 0.070 + 0.0003))
     assert not mass_ax.patches  # no spread given for k90: no band
+    assert "reference ± 3 seed std" in fig._suptitle.get_text()
+    named = plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, spread={"kl": {"bce": 0.0001}},
+                             n_spreads=4 * 2 ** 0.5, band_label="reference ± 4s, s = √2σ")
+    assert "reference ± 4s, s = √2σ" in named._suptitle.get_text()
+    assert "5.66" in plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, spread={"kl": {"bce": 0.0001}},
+                                      n_spreads=4 * 2 ** 0.5)._suptitle.get_text()
 
 
 def test_gallery_names_units_and_can_share_one_scale(test_digits):
