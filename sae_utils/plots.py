@@ -249,7 +249,7 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
     """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
     (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
-    title adds its k90 and its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
+    title adds its k90 and, when it has any, its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
     codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none."""
     fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
     for ax, (label, code) in zip(axes[0], codes.items()):
@@ -257,7 +257,8 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
         k = int(units_for_mass(y[None], share, per_digit=True).item())   # checks the code is non-negative
         ranks = np.arange(1, len(y) + 1)
         ax.bar(ranks, y.numpy(), width=1.0, color="C0")
-        ax.set(title=f"{label}: $k_{{{round(100 * share)}}}$ = {k}, {(y == 0).sum().item()} exact zeros",
+        zeros = (y == 0).sum().item()  # only a code with exact zeros (ReLU, TopK) says how many
+        ax.set(title=f"{label}: k{round(100 * share)} = {k}" + (f", {zeros} exact zeros" if zeros else ""),
                xlabel="units, sorted by value", ylabel="code value y (bars)")
         cumulative = ax.twinx()   # the mass and its share line on the right axis, in the curve's colour
         cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1", label="cumulative share of the mass")
@@ -268,7 +269,7 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
         cumulative.tick_params(axis="y", colors="C1")
         handles, labels = cumulative.get_legend_handles_labels()
         if threshold is not None:
-            on_line = ax.axhline(threshold, color="C3", lw=0.8, label=f"active: y > {threshold:g}")
+            on_line = ax.axhline(threshold, color="C3", lw=0.8, label=f"on (y > {threshold:g})")
             handles, labels = handles + [on_line], labels + [on_line.get_label()]
         cumulative.legend(handles, labels, fontsize=7, loc="center right")
     if title:

@@ -472,7 +472,7 @@ def test_plot_sorted_code_sorts_one_code_and_marks_where_its_mass_reaches_the_sh
     assert [p.get_height() for p in bars.patches] == [6.0, 3.0, 1.0, 0.0, 0.0]
     assert line_ax.lines[0].get_ydata() == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
     assert line_ax.lines[2].get_xdata()[0] == 2                 # k90 = 2 units
-    assert bars.get_title() == "ReLU: $k_{90}$ = 2, 2 exact zeros"
+    assert bars.get_title() == "ReLU: k90 = 2, 2 exact zeros"
 
 
 def test_activation_histogram_of_a_model_whose_weights_require_grad(test_digits):
@@ -545,5 +545,6 @@ def test_sorted_code_draws_the_active_threshold_in_the_legend():
     fig = plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.6, 0.2, 0.1])}, threshold=0.5)
     bars, curve = fig.axes
     assert [line.get_ydata()[0] for line in bars.lines] == [0.5]
-    assert "active: y > 0.5" in [text.get_text() for text in curve.get_legend().get_texts()]
+    assert "on (y > 0.5)" in [text.get_text() for text in curve.get_legend().get_texts()]
+    assert bars.get_title() == "a digit: k90 = 3"                         # no exact zeros: none mentioned
     assert not plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.1])}).axes[0].lines
