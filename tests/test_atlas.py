@@ -296,6 +296,8 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     first, second = list(by_beta.values())[:2]
     bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
+    named = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, step_label="step (z)")
+    assert "k_90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
 
 
 
