@@ -28,7 +28,7 @@ def numbers_rows(view: View) -> list[tuple[str, str]]:
         ("test BCE per pixel", f"{m['bce']:.4f}"),
         ("units carrying 90 % of a digit's code mass (k90)", f"{m['units_for_mass']:.1f} (mean over test digits)"),
         ("L0: units not exactly zero per digit",
-         "— (a sigmoid is never exactly 0)" if m.get("l0") is None else f"{m['l0']:.1f}"),
+         "— (a sigmoid is almost never exactly 0)" if m.get("l0") is None else f"{m['l0']:.1f}"),
         (f"active units per digit (code > {active:g})", f"{m['active_units_per_digit']:.1f}"),
         (f"units never active (code > {active:g})", f"{100 * m['dead_fraction']:.1f} %"),
         ("mean activation", f"{m['mean_activation']:.4f}"),

@@ -47,7 +47,7 @@ def test_switching_family_enables_its_sliders_and_shows_its_reference(app):
     app.set(penalty="l1")
     assert app.setting() == make_setting("l1") and "L1: λ = 4e-05" in app.numbers.value
     assert app.sliders["rho"].disabled and app.sliders["beta"].disabled and not app.sliders["lam"].disabled
-    assert "— (a sigmoid is never exactly 0)" not in app.numbers.value  # L1 codes have an L0
+    assert "— (a sigmoid is almost never exactly 0)" not in app.numbers.value  # L1 codes have an L0
 
 
 def test_the_digit_set_changes_only_the_reconstructions(app):
@@ -73,7 +73,7 @@ def test_set_rejects_unknown_controls_and_values_off_the_grid(app):
 
 def test_numbers_state_the_yardstick_and_the_budget(app):
     html = numbers_html(app.explorer.view(make_setting("kl")))
-    assert "units carrying 90 % of a digit's code mass" in html and "— (a sigmoid is never exactly 0)" in html
+    assert "units carrying 90 % of a digit's code mass" in html and "— (a sigmoid is almost never exactly 0)" in html
     assert "20 epochs on all 60,000 training digits" in html
 
 
