@@ -105,7 +105,7 @@ def dead_fraction(code: torch.Tensor, threshold: float) -> float:
 def l0(code: torch.Tensor) -> float:
     """Mean over the B digits of the number of code values that are not exactly zero (L0 "norm").
 
-    Meaningful for ReLU codes only: a sigmoid is almost never exactly 0 (it underflows only far below z = -100),
+    Meaningful for ReLU codes only: a sigmoid is almost never exactly 0 (in float32 only for z below about -88),
     so for sigmoid codes this is H in practice.
     To compare the sparsity of every family use ``units_for_mass``.
     """
