@@ -184,8 +184,9 @@ def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, refere
     with torch.no_grad():
         logits, code = model(x)
         weighted = code * model.decoder.weight.norm(dim=0)            # y_j ‖d_j‖
-        measures = {"test J": (reconstruction_bce(logits, x) + lam * l1_penalty(code)).item(),
-                    "Ω_L1": l1_penalty(code).item(), "L0": l0(code), "k90 of y": units_for_mass(code),
+        omega = l1_penalty(code)
+        measures = {"test J": (reconstruction_bce(logits, x) + lam * omega).item(),
+                    "Ω_L1": omega.item(), "L0": l0(code), "k90 of y": units_for_mass(code),
                     "k90 of y‖d‖": units_for_mass(weighted), "Σ y_j‖d_j‖": weighted.sum(dim=1).mean().item()}
         if reference is not None:
             change = torch.sigmoid(logits) - reference.reconstruct(x)

@@ -331,14 +331,22 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     which: "encoder" or "decoder" weights, as in ``plot_features``; firing_frequency: {label: (H,)}
     to label each tile with how often its unit is active; image_shape and colorbar_label as in ``plot_features``.
     """
+    blocks = {}
+    for label, model in models.items():
+        chosen = list((units or {}).get(label, range(n)))[:n]
+        blocks[label] = (feature_images(model, which, image_shape)[chosen],
+                         unit_labels(chosen, (firing_frequency or {}).get(label)))
+    return _feature_blocks(blocks, n, title, colorbar_label)
+
+
+def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str | None = None):
+    """Side by side, one ``_feature_grid`` per block: {label: (features (N, h, w), tile labels)}, each
+    block laid out for ``n`` tiles on its own colour scale."""
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(models), 1.2 * rows + 0.8), layout="constrained")
-    blocks = fig.subfigures(1, len(models), squeeze=False)[0]
-    for block, (label, model) in zip(blocks, models.items()):
-        chosen = list((units or {}).get(label, range(n)))[:n]
-        features = feature_images(model, which, image_shape)[chosen]
-        _feature_grid(block, features, unit_labels(chosen, (firing_frequency or {}).get(label)), label, colorbar_label)
+    fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(blocks), 1.2 * rows + 0.8), layout="constrained")
+    for block, (label, (features, labels)) in zip(fig.subfigures(1, len(blocks), squeeze=False)[0], blocks.items()):
+        _feature_grid(block, features, labels, label, colorbar_label)
     if title:
         fig.suptitle(title, y=1.04)
     return fig
@@ -349,17 +357,10 @@ def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None):
     own shared colour scale with a colour bar, as ``plot_feature_comparison`` draws models. entries:
     {label: ``atlas.AtlasEntry``}; each shows its first ``n`` stored units (the atlas keeps the 64 most
     often active, most often first), tiles labelled with unit and firing frequency."""
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(entries), 1.2 * rows + 0.8), layout="constrained")
-    blocks = fig.subfigures(1, len(entries), squeeze=False)[0]
-    for block, (label, entry) in zip(blocks, entries.items()):
-        units = list(entry.feature_units[:n])
-        features = torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32))
-        _feature_grid(block, features, unit_labels(units, entry.firing_frequency), label)
-    if title:
-        fig.suptitle(title, y=1.04)
-    return fig
+    blocks = {label: (torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32)),
+                      unit_labels(entry.feature_units[:n], entry.firing_frequency))
+              for label, entry in entries.items()}
+    return _feature_blocks(blocks, n, title)
 
 
 def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None):
@@ -463,12 +464,10 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
     image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=top, interpolation="nearest")
     if n_dead:
         ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
-        label = f"{n_dead} never active"
-        if n_dead >= model.n_hidden / 8:  # room for the label inside the blank columns
-            ax.text(model.n_hidden - n_dead / 2, (len(shown) - 1) / 2, label, color="C3", ha="center", va="center",
-                    fontsize=11)
-        else:
-            ax.text(model.n_hidden - n_dead / 2, -1.5, label, color="C3", ha="center", va="bottom", fontsize=8)
+        inside = n_dead >= model.n_hidden / 8  # room for the label inside the blank columns, else above them
+        y, va, size = ((len(shown) - 1) / 2, "center", 11) if inside else (-1.5, "bottom", 8)
+        ax.text(model.n_hidden - n_dead / 2, y, f"{n_dead} never active", color="C3", ha="center", va=va,
+                fontsize=size)
     ax.set(xlabel=f"hidden unit (sorted: most often active first, over {len(code):,} digits)",
            ylabel=f"digit (first {len(shown)})")
     saturated = vmax_quantile < 1 and top < shown.max()
