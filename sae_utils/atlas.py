@@ -431,6 +431,17 @@ def pair_tolerance(sigma_a: dict, sigma_b: dict, c: float = 3 / math.sqrt(2)) ->
     return {key: c * math.sqrt(sigma_a[key] ** 2 + sigma_b[key] ** 2) for key in sigma_a if key in sigma_b}
 
 
+def welch_dof(sd_a: float, dof_a: int, sd_b: float, dof_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of a difference between a run of setting a and one of b:
+    (s_a^2 + s_b^2)^2 / (s_a^4 / dof_a + s_b^4 / dof_b), where s is each side's seed std and dof its degrees of
+    freedom (n - 1 for n seeds; for a ``pooled_sd``, the sum of its settings' n_i - 1)."""
+    dof_a, dof_b = check_int("dof_a", dof_a), check_int("dof_b", dof_b)
+    sd_a, sd_b = check_number("sd_a", sd_a, low=0), check_number("sd_b", sd_b, low=0)
+    if sd_a == sd_b == 0:
+        raise ValueError("welch_dof needs sd_a or sd_b > 0, got both 0")
+    return (sd_a ** 2 + sd_b ** 2) ** 2 / (sd_a ** 4 / dof_a + sd_b ** 4 / dof_b)
+
+
 def series(family: str, moving: str, directory=None, **fixed) -> dict:
     """The grid points of ``family`` where ``moving`` varies and every other hyperparameter is at ``fixed``:
     {value of moving: record (as ``Atlas.records``)}, by increasing value. E.g. ``series("kl", "beta", rho=0.08)``."""

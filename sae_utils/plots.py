@@ -15,7 +15,7 @@ import PIL.Image
 from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter, ScalarFormatter
 import torch
 
-from .checks import check_choice, check_number
+from .checks import check_choice, check_int, check_number
 from .data import prepare_images
 from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use, units_for_mass
 from .probe import probe_features
@@ -279,19 +279,31 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
 
 
 @torch.no_grad()
-def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None):
+def activation_histogram_counts(model, images, bins: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
+    """The bars ``plot_activation_histogram`` draws: (counts (bins,), edges (bins + 1,), number of dead units).
+
+    rho_hat_j is unit j's mean activation over ``images``; units with rho_hat_j = 0 (dead ReLU units) are
+    counted apart and left out of the bars, whose edges span the living units' range."""
+    check_int("bins", bins, low=1)
+    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
+    with torch.no_grad():
+        rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
+    alive = rho_hat[rho_hat > 0]
+    counts, edges = np.histogram(alive, bins=bins)
+    return counts, edges, int(len(rho_hat) - len(alive))
+
+
+def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None, bins: int = 40):
     """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``.
 
     Units whose code is exactly 0 on every image (dead ReLU units) are not drawn, so that they do not
-    flatten the rest of the histogram; their number is given in the legend.
+    flatten the rest of the histogram; their number is given in the legend. The bars are
+    ``activation_histogram_counts(model, images, bins)``.
     """
-    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
-    rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
-    alive = rho_hat[rho_hat > 0]
+    counts, edges, n_dead = activation_histogram_counts(model, images, bins)
     fig, ax = plt.subplots(figsize=(5.5, 3))
-    label = f"{len(alive)} units" + (f" ({len(rho_hat) - len(alive)} dead units, $\\hat\\rho_j = 0$, not drawn)"
-                                     if len(alive) < len(rho_hat) else "")
-    ax.hist(alive, bins=40, color="C0", label=label)
+    label = f"{counts.sum()} units" + (f" ({n_dead} dead units, $\\hat\\rho_j = 0$, not drawn)" if n_dead else "")
+    ax.hist(edges[:-1], bins=edges, weights=counts, color="C0", label=label)
     if rho is not None:
         ax.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
     ax.legend(fontsize=8)
@@ -559,7 +571,8 @@ AXIS_LABELS = {"units_for_mass": "units carrying 90 % of a digit's code mass (me
 def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_key: str = "bce",
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
-                  legend_loc: str = "best", star_alpha: float = 1.0):
+                  legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
+                  annotate_stars: bool = False):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -575,7 +588,9 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     (labels outside it are hidden); title: the axes' title; xlabel: the x axis's label (default the
     metric's name and "log scale"). reference_errors: {family: (x error, y error)}, drawn as error bars on
     that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes; star_alpha:
-    the stars' opacity (below 1 shows a line point the star would hide).
+    the stars' opacity (below 1 shows a line point the star would hide); star_size: the stars' area in
+    points² (matplotlib's ``s``; the legend draws them at the same size); annotate_stars: write "KL ref."
+    (the family's name) beside each star. Stars are drawn above their error bars.
     """
     from .families import FAMILIES
 
@@ -617,8 +632,11 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                        color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
         reference = [p for p in points if p["params"] == fam.reference()]
         for p in reference:
-            ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=220, color=colour,
-                       edgecolor="black", zorder=3, alpha=star_alpha, label=f"{name.upper()} reference")
+            ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=star_size, color=colour,
+                       edgecolor="black", zorder=5, alpha=star_alpha, label=f"{name.upper()} reference")
+            if annotate_stars:
+                ax.annotate(f"{name.upper()} ref.", (p["metrics"][x_key], p["metrics"][y_key]), textcoords="offset points",
+                            xytext=(9, 5), fontsize=8, fontweight="bold", color=colour, zorder=6).set_gid("star")
             if name in (reference_errors or {}):
                 x_error, y_error = reference_errors[name]
                 ax.errorbar(p["metrics"][x_key], p["metrics"][y_key], xerr=x_error, yerr=y_error, color="black",
@@ -652,13 +670,15 @@ SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code m
 
 
 def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), spread: dict | None = None,
-               n_spreads: float = 3.0, band_label: str | None = None):
+               n_spreads: float = 3.0, band_label: str | None = None, ylims: dict | None = None):
     """How test metrics move along each slider: one column per line (a hyperparameter that moves, the others
     fixed, as in ``plot_tradeoff``), one row per metric in ``keys``; the x axis is the moving value on a log
     scale, with 0 (no penalty) drawn as a hollow marker left of a break. records: {family:
     ``Atlas.records()``}; lines: {family: [(moving, {fixed: value}), ...]}; spread: {family: {key: std}}
     (e.g. from ``atlas.seed_spread``) draws a band of ± ``n_spreads`` std around the family's reference;
-    band_label: how the title names the band (default "reference ± {n_spreads:.3g} seed std")."""
+    band_label: how the title names the band (default "reference ± {n_spreads:.3g} seed std"); ylims: {key:
+    (low, high)}, that row's y range: a point outside it is drawn as a triangle on the panel's edge (pointing
+    the way it lies) with its value written beside it."""
     from .families import FAMILIES
 
     columns = [(name, moving, fixed) for name, family_lines in lines.items() for moving, fixed in family_lines]
@@ -686,6 +706,8 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
                     std = (spread or {}).get(name, {}).get(key)
                     if std:
                         ax.axhspan(y - n_spreads * std, y + n_spreads * std, color="0.85", zorder=0)
+            if key in (ylims or {}):
+                _mark_off_scale(ax, xs, ys, ylims[key], f"C{c}")
             ax.set_xscale("log")
             if positive and zero_at in xs:
                 ax.axvline(zero_at * 2, color="0.6", lw=0.8, ls=":")
@@ -694,12 +716,25 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
         where = ", ".join(f"{symbols[k]} = {v:g}" for k, v in fixed.items())
         axes[0, c].set_title(f"{fam.title}: {symbols[moving]} varies" + (f" ({where})" if where else ""), fontsize=9)
         has_zero = any(p["params"][moving] == 0 for p in chosen)
-        axes[-1, c].set_xlabel(f"{symbols[moving]} (log scale" + (f"; hollow: {symbols[moving]} = 0)" if has_zero else ")"),
-                               fontsize=8)
+        axes[-1, c].set_xlabel(f"{symbols[moving]} (log scale" + (
+            f";\nhollow: {symbols[moving]} = 0, drawn at a nominal x)" if has_zero else ")"), fontsize=8)
     band = f"; grey band: {band_label or f'reference ± {n_spreads:.3g} seed std'}" if spread else ""
     fig.suptitle(f"test metrics along each slider (star: the reference{band})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _mark_off_scale(ax, xs, ys, limits, colour) -> None:
+    """Set the y range to ``limits`` and draw each point outside it as a triangle on the edge, with its value."""
+    low, high = limits
+    ax.set_ylim(low, high)
+    for x, y in zip(xs, ys):
+        if low <= y <= high:
+            continue
+        above = y > high
+        ax.plot([x], [high if above else low], "^" if above else "v", color=colour, ms=8, clip_on=False, zorder=5)
+        ax.annotate(f"{y:.3g}", (x, high if above else low), textcoords="offset points", xytext=(-6, -10 if above else 4),
+                    ha="right", fontsize=7, color=colour)
 
 
 def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * math.sqrt(2),
@@ -766,15 +801,19 @@ def _label_format(values) -> str:
 def _drop_overlapping_labels(fig, ax, markers=(), marker_radius: float = 9.0) -> None:
     """Hide each value label that overlaps a label drawn before it, the legend, or one of the large
     ``markers`` (data coordinates; a square of ``marker_radius`` pixels around each): first come, first kept.
-    A label whose gid is "asked for" is never hidden: it moves to the other side of its point instead."""
+    A label whose gid is "asked for" is never hidden: it moves to the other side of its point instead; one whose
+    gid is "star" (a marker's own name) is placed first and never moved."""
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
     kept = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
     kept += [Bbox.from_extents(px - marker_radius, py - marker_radius, px + marker_radius, py + marker_radius)
              for px, py in ax.transData.transform(np.array(markers).reshape(-1, 2))]
-    for text in ax.texts:
+    for text in sorted(ax.texts, key=lambda t: t.get_gid() != "star"):
         box = text.get_window_extent(renderer)
+        if text.get_gid() == "star":
+            kept.append(box)
+            continue
         if any(box.overlaps(other) for other in kept):
             if text.get_gid() != "asked for":
                 text.set_visible(False)

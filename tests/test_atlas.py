@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sae_utils import atlas
+from sae_utils import atlas, load_mnist, prepare_images
 from sae_utils.metrics import ACTIVE_THRESHOLD
 from sae_utils.train import TrainConfig, TrainingDivergedError, train
 
@@ -347,3 +347,28 @@ def test_compare_uses_each_settings_own_seeds_or_borrows_the_references():
     borrowed = atlas.compare("l1", grid, reference, "bce")             # lambda = 1e-5 has seed 0 only
     assert borrowed["borrowed"] and borrowed["s"] == pytest.approx(2 ** 0.5 * sd_reference)
     assert atlas.compare("l1", reference, grid, "bce")["z"] == pytest.approx(-borrowed["z"])
+
+
+@pytest.mark.parametrize("family", ["kl", "l1"])
+def test_the_shipped_models_fire_as_their_atlas_reference_entries_say(family):
+    """The stored per-unit firing frequencies are the shipped weights' own, recomputed here on all test digits."""
+    from sae_utils.families import FAMILIES
+    from sae_utils.metrics import firing_frequency
+    from sae_utils.pretrained import load_pretrained
+
+    model, _ = load_pretrained(family)
+    with torch.no_grad():
+        code = model.encode(prepare_images(load_mnist("test")[0]))
+    recomputed = firing_frequency(code, ACTIVE_THRESHOLD[model.activation]).numpy()
+    stored = atlas.load_atlas(family).entry(**FAMILIES[family].reference()).firing_frequency
+    np.testing.assert_allclose(recomputed, stored, atol=1e-4)
+
+
+def test_welch_dof_against_hand_computed_values():
+    assert atlas.welch_dof(1.0, 4, 1.0, 4) == pytest.approx(8.0)  # equal spreads: the dof add up
+    assert atlas.welch_dof(1.0, 4, 0.0, 9) == pytest.approx(4.0)  # one side exact: the other's dof
+    assert atlas.welch_dof(1.0, 4, 2.0, 9) == pytest.approx(25 / (1 / 4 + 16 / 9))
+    with pytest.raises(ValueError, match="dof_b must be an integer >= 1, got 0"):
+        atlas.welch_dof(1.0, 4, 1.0, 0)
+    with pytest.raises(ValueError, match="sd_a or sd_b > 0"):
+        atlas.welch_dof(0.0, 4, 0.0, 4)

@@ -548,3 +548,46 @@ def test_sorted_code_draws_the_active_threshold_in_the_legend():
     assert "on (y > 0.5)" in [text.get_text() for text in curve.get_legend().get_texts()]
     assert bars.get_title() == "a digit: k90 = 3"                         # no exact zeros: none mentioned
     assert not plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.1])}).axes[0].lines
+
+
+def test_activation_histogram_counts_are_the_bars_drawn(test_digits):
+    model = SparseAutoencoder(4, "relu")
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # rho_hat = (0, 0.2, 0.5, 0)
+    counts, edges, n_dead = plots.activation_histogram_counts(model, test_digits[:10], bins=3)
+    assert list(counts) == [1, 0, 1] and n_dead == 2
+    np.testing.assert_allclose(edges, [0.2, 0.3, 0.4, 0.5], atol=1e-7)
+    drawn = plots.plot_activation_histogram(model, test_digits[:10], bins=3).axes[0].patches
+    assert [patch.get_height() for patch in drawn] == [1, 0, 1]
+    with pytest.raises(ValueError, match="bins must be an integer >= 1, got 0"):
+        plots.activation_histogram_counts(model, test_digits[:10], bins=0)
+
+
+def test_tradeoff_draws_annotated_stars_above_their_error_bars():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
+                      for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 200))]}
+    fig = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, reference_errors={"kl": (8.0, 0.0005)},
+                              star_size=70, annotate_stars=True)
+    ax = fig.axes[0]
+    (star,) = [c for c in ax.collections if c.get_label() == "KL reference"]
+    bar_zorder = max(line.get_zorder() for line in ax.containers[0].lines[2])
+    assert list(star.get_sizes()) == [70] and star.get_zorder() > bar_zorder
+    (name,) = [t for t in ax.texts if t.get_text() == "KL ref."]
+    assert name.get_visible() and name.xy == (200, 0.072)
+    plain = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]})
+    assert not [t for t in plain.axes[0].texts if t.get_text() == "KL ref."]
+
+
+def test_plot_along_marks_a_point_off_the_given_range_on_the_edge_with_its_value():
+    def record(lam, bce, mass):
+        return {"params": {"lam": lam}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"l1": [record(0.0, 0.066, 150), record(4e-5, 0.068, 85), record(6.4e-4, 0.103, 17)]}
+    fig = plots.plot_along(records, {"l1": [("lam", {})]}, ylims={"bce": (0.06, 0.08)})
+    bce_ax, mass_ax = fig.axes
+    assert bce_ax.get_ylim() == (0.06, 0.08)
+    (edge,) = [l for l in bce_ax.lines if l.get_marker() == "^"]
+    assert list(edge.get_xdata()) == [6.4e-4] and list(edge.get_ydata()) == [0.08]
+    assert [t.get_text() for t in bce_ax.texts] == ["0.103"]
+    assert not [l for l in mass_ax.lines if l.get_marker() in "^v"] and not mass_ax.texts  # k90 row unchanged
+    assert "nominal x" in mass_ax.get_xlabel()
