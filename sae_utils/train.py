@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, DEVICES, STARTS, check_device, check_int, check_type
+from .checks import CONFIG_CHECKS as CHECK, DEVICES, STARTS, check_device, check_int, check_number, check_type
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
@@ -281,6 +281,37 @@ def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, prog
 
 
 @torch.no_grad()
+def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: float) -> dict:
+    """What one optimiser step of an L1 run did to each hidden unit of a ReLU model (notebook 02's analysis of
+    the units that die at step 1).
+
+    start, after: the model before and after the step (e.g. ``replay(config, (1,))``'s keys 0 and 1);
+    x_train: (N, n_input) inputs in [0, 1]; batch: (B,) indices into x_train of the step's minibatch
+    (``first_batch(config)``); lam: the L1 weight. With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d)
+    and the objective J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij,
+    the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
+    where z_ij <= 0. Returns per-unit tensors of shape (H,):
+      "delta": sum_i delta_ij over the batch on the start model (> 0: the step pushes z_j down);
+      "pushed_down": delta > 0;
+      "shift": mean over x_train of z_j(after) - z_j(start);
+      "dead": max over x_train of z_j(after) <= 0 (the unit fires on no input after the step);
+    and "encoder_change": (H, n_input), the step's change of the encoder weights."""
+    for name, model in (("start", start), ("after", after)):
+        if model.activation != "relu":
+            raise ValueError(f"first_step needs ReLU models; {name} has activation {model.activation!r}")
+    lam = check_number("lam", lam, low=0)
+    with torch.no_grad():
+        x = x_train[batch]
+        z = start.encoder(x)
+        x_hat = torch.sigmoid(start.decoder(torch.relu(z)))
+        bce_part = (x_hat - x) @ start.decoder.weight / x.shape[1]  # d_j . (x_hat_i - x_i) / n_input, (B, H)
+        delta = ((bce_part + lam) * (z > 0)).sum(dim=0) / len(batch)
+        z_start, z_after = start.encoder(x_train), after.encoder(x_train)
+        return {"delta": delta, "pushed_down": delta > 0, "shift": (z_after - z_start).mean(dim=0),
+                "dead": z_after.max(dim=0).values <= 0,
+                "encoder_change": after.encoder.weight - start.encoder.weight}
+
+
 def _mean_input(x_train) -> torch.Tensor:
     """(D,) the mean training input in [0, 1], summed in float64 a slice at a time."""
     return sum(pixels(part).double().sum(dim=0) for part in x_train.split(10_000)).float().cpu() / len(x_train)

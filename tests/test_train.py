@@ -326,3 +326,30 @@ def test_weight_decay_adds_half_the_squared_weights_to_what_the_step_descends(tr
     assert values[0] == pytest.approx((bce + config.beta * kl).item(), rel=1e-5)  # the objective leaves it out
     with pytest.raises(ValueError, match=re.escape("weight_decay must lie in [0, inf), got -1.0")):
         small_config(weight_decay=-1)
+
+
+def test_first_step_reports_each_units_gradient_push_and_death_as_autograd_and_a_direct_count_do(train_digits):
+    from sae_utils import SparseAutoencoder, l1_penalty, prepare_images, reconstruction_bce
+    from sae_utils.train import first_step
+
+    config = TrainConfig(penalty="l1", lam=1e-4, n_hidden=32, batch_size=100, lr=0.05)
+    copies = replay(config, (1,), train_digits)
+    x = prepare_images(train_digits)
+    batch = first_batch(config, len(x))
+    report = first_step(copies[0], copies[1], x, batch, config.lam)
+
+    z = copies[0].encoder(x[batch])
+    y = torch.relu(z)
+    objective = reconstruction_bce(copies[0].decoder(y), x[batch]) + config.lam * l1_penalty(y)
+    (grad_z,) = torch.autograd.grad(objective, z)
+    torch.testing.assert_close(report["delta"], grad_z.sum(dim=0), rtol=1e-4, atol=1e-9)
+    assert report["pushed_down"].equal(grad_z.sum(dim=0) > 0) and 0 < report["pushed_down"].sum() < 32
+    with torch.no_grad():
+        z_before, z_after = copies[0].encoder(x), copies[1].encoder(x)
+    assert report["dead"].equal((z_after <= 0).all(dim=0))
+    torch.testing.assert_close(report["shift"], (z_after - z_before).mean(dim=0))
+    torch.testing.assert_close(report["encoder_change"], (copies[1].encoder.weight - copies[0].encoder.weight).detach())
+    with pytest.raises(ValueError, match="first_step needs ReLU models; start has activation 'sigmoid'"):
+        first_step(SparseAutoencoder(32, "sigmoid"), copies[1], x, batch, config.lam)
+    with pytest.raises(ValueError, match="lam"):
+        first_step(copies[0], copies[1], x, batch, -1.0)
