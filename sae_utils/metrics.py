@@ -248,11 +248,7 @@ def error_by_pixel_kind(x: torch.Tensor, x_hat: dict, core: float = 0.5, reach: 
     kinds = {f"stroke core (x >= {core:g})": x >= core, f"stroke edge (0 < x < {core:g})": stroke & (x < core),
              "background next to a stroke": near & ~stroke, "background farther away": ~near}
     (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
-
-    def bce(p):
-        return -(torch.special.xlogy(x, p) + torch.special.xlogy(1 - x, 1 - p))
-
-    gap = bce(x_a) - bce(x_b)
+    gap = _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
     rows = []
     for name, mask in kinds.items():
         row = {"pixels": name, "share of pixels": mask.double().mean().item(),
@@ -263,6 +259,36 @@ def error_by_pixel_kind(x: torch.Tensor, x_hat: dict, core: float = 0.5, reach: 
                     f"{label} too dark": error.clamp(max=0).mean().item(), f"{label} signed": error.mean().item()}
         rows.append(row)
     return rows
+
+
+def _pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """-[x log x_hat + (1 - x) log(1 - x_hat)] per pixel, no reduction (0 log 0 = 0)."""
+    return -(torch.special.xlogy(x, x_hat) + torch.special.xlogy(1 - x, 1 - x_hat))
+
+
+def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
+    """Where model A's summed BCE exceeds model B's, by which of the two draws a pixel brighter.
+
+    x: (N, D) inputs in [0, 1]; x_hat: {label: (N, D) reconstructions} of exactly two models A, B. Each
+    pixel falls in one group: stroke (x > 0) where A draws it brighter (x_hat_A > x_hat_B); stroke where A
+    does not, split by the input's value at ``cuts`` (default "0 < x < 0.1", "0.1 <= x < 0.9", "x >= 0.9");
+    background (x = 0) where A is brighter; background where it is not. One row per group: "pixels",
+    "share of pixels", "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64);
+    both shares sum to 1 over the groups."""
+    if len(x_hat) != 2:
+        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
+    x = x.double()
+    (a, x_a), (_, x_b) = ((label, value.double()) for label, value in x_hat.items())
+    gap = _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
+    stroke, brighter = x > 0, x_a > x_b
+    edges = [0.0, *cuts, math.inf]
+    groups = {f"stroke, {a} brighter": stroke & brighter}
+    for low, high in zip(edges, edges[1:]):
+        band = f"0 < x < {high:g}" if low == 0 else f"x >= {low:g}" if high == math.inf else f"{low:g} <= x < {high:g}"
+        groups[f"stroke, {band}, {a} darker"] = stroke & ~brighter & (x >= low) & (x < high)
+    groups |= {f"background, {a} brighter": ~stroke & brighter, f"background, {a} darker": ~stroke & ~brighter}
+    return [{"pixels": name, "share of pixels": mask.double().mean().item(),
+             "share of the gap": (gap[mask].sum() / gap.sum()).item()} for name, mask in groups.items()]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

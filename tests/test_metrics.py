@@ -384,3 +384,23 @@ def test_scale_measures_what_a_rescaling_changes_and_what_it_keeps():
     per_unit = sae_utils.metrics.scale_measures(model.rescaled(factor), x, lam)
     for key in ("L0", "k90 of y‖d‖", "Σ y_j‖d_j‖"):
         assert per_unit[key] == pytest.approx(base[key], rel=1e-6)
+
+
+def test_gap_by_brightness_splits_the_bce_gap_by_who_draws_each_pixel_brighter():
+    x = torch.tensor([[0.0, 0.0, 0.05, 0.5, 1.0, 0.95]])
+    a = torch.tensor([[0.2, 0.1, 0.01, 0.3, 0.9, 0.99]])  # A: brighter on pixels 0 and 5 (stroke), darker elsewhere
+    b = torch.tensor([[0.1, 0.3, 0.02, 0.6, 0.95, 0.9]])
+
+    def bce(p, t):
+        return -(t * math.log(p) + (1 - t) * math.log(1 - p)) if 0 < t < 1 else -math.log(p if t == 1 else 1 - p)
+
+    gaps = [bce(p, t) - bce(q, t) for p, q, t in zip(a[0].tolist(), b[0].tolist(), x[0].tolist())]
+    rows = {r["pixels"]: r for r in sae_utils.metrics.gap_by_brightness(x, {"A": a, "B": b})}
+    expected = {"stroke, A brighter": [5], "stroke, 0 < x < 0.1, A darker": [2], "stroke, 0.1 <= x < 0.9, A darker": [3],
+                "stroke, x >= 0.9, A darker": [4], "background, A brighter": [0], "background, A darker": [1]}
+    assert list(rows) == list(expected)
+    for name, pixels in expected.items():
+        assert rows[name]["share of pixels"] == pytest.approx(len(pixels) / 6)
+        assert rows[name]["share of the gap"] == pytest.approx(sum(gaps[p] for p in pixels) / sum(gaps), rel=1e-9)
+    with pytest.raises(ValueError, match="exactly two models"):
+        sae_utils.metrics.gap_by_brightness(x, {"A": a})
