@@ -14,6 +14,8 @@ The fast BCE used for training on CPUs lives in ``fast_bce.py``, pinned to ``rec
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -25,12 +27,17 @@ from .checks import validated
 def kl_divergence(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     """KL(Bernoulli(rho) || Bernoulli(rho_hat)), elementwise: same shape as ``rho_hat``.
 
-    rho in (0, 1); rho_hat in [0, 1], clamped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that
-    value and gradient stay finite at 0 and 1 (the gradient is zero past the clamp).
+    rho in (0, 1); rho_hat in [0, 1], clamped to [tiny, 1 - eps] (the dtype's smallest normal number and its
+    machine epsilon) so that value and gradient stay finite at 0 and 1; the gradient is zero past the clamp.
+    Why these two ends: 1 - rho_hat rounds to 0 just above 1 - eps, while log rho_hat and its derivative
+    1 / rho_hat stay finite for every normal rho_hat, so a unit whose average falls to 1e-30 still feels the
+    pull -rho / rho_hat back towards rho; only a subnormal or zero average is clamped. The logs are taken
+    apart, log rho - log rho_hat, because the derivative of log(rho / rho_hat) goes through rho / rho_hat^2,
+    which overflows in float32 below rho_hat of about 1e-19.
     """
-    eps = torch.finfo(rho_hat.dtype).eps
-    rho_hat = rho_hat.clamp(eps, 1 - eps)
-    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    finfo = torch.finfo(rho_hat.dtype)
+    rho_hat = rho_hat.clamp(finfo.tiny, 1 - finfo.eps)
+    return rho * (math.log(rho) - torch.log(rho_hat)) + (1 - rho) * (math.log(1 - rho) - torch.log1p(-rho_hat))
 
 
 @validated(code=checks.probability_code, rho=checks.rho)

@@ -82,9 +82,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
     for label, (epoch, loss) in (points or {}).items():
         ax.plot([epoch], [loss], "*", ms=12, color="k", label=label)
-    # the BCE is a mean over pixels; the objective adds the weighted penalty, which is not per pixel
-    ax.set(xlabel="epoch", ylabel="nats (BCE per pixel; the objective\nadds the weighted penalty)", title=title,
-           yscale=yscale)
+    # the objective's curve is BCE per pixel plus the weighted penalty, as its legend entry says
+    ax.set(xlabel="epoch", ylabel="nats per pixel", title=title, yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels
@@ -887,7 +886,7 @@ def _percent_label(share: float, _position=None) -> str:
 
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,
                          title: str | None = None, threshold: float | None = None):
-    """Two histograms over the hidden units: the mean activation rho_bar_j over the evaluated digits (the
+    """Two histograms over the hidden units: the mean code value y_bar_j over the evaluated digits (the
     test set in the explorer; rho_hat_j is the minibatch mean inside the KL penalty), with the target rho, if any,
     and, on a log scale, how often each unit is active (the feature density of the interpretability
     papers). Units that are never active are counted in the second panel's title, not drawn; so are, in
@@ -898,11 +897,11 @@ def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarr
     silent = mean_activation == 0
     left.hist(mean_activation[~silent], bins=40, color="C0")
     if silent.any():
-        left.set_title(f"{silent.sum()} of {len(mean_activation)} units with $\\bar\\rho_j = 0$ not drawn", fontsize=9)
+        left.set_title(f"{silent.sum()} of {len(mean_activation)} units with $\\bar y_j = 0$ not drawn", fontsize=9)
     if rho is not None:
         left.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
         left.legend(fontsize=8)
-    left.set(xlabel=r"$\bar\rho_j$: mean activation over the digits", ylabel="units")
+    left.set(xlabel=r"$\bar y_j$: mean code value over the digits", ylabel="units")
     alive = firing_frequency[firing_frequency > 0]
     if len(alive):
         # bins equally wide on the log axis, from the rarest living unit (or 1 %) to "every digit"

@@ -281,13 +281,14 @@ def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, prog
 
 
 @torch.no_grad()
-def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: float) -> dict:
+def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: float, z_start=None) -> dict:
     """What one optimiser step of an L1 run did to each hidden unit of a ReLU model (notebook 02's analysis of
     the units that die at step 1).
 
     start, after: the model before and after the step (e.g. ``replay(config, (1,))``'s keys 0 and 1);
     x_train: (N, n_input) inputs in [0, 1]; batch: (B,) indices into x_train of the step's minibatch
-    (``first_batch(config)``); lam: the L1 weight. With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d)
+    (``first_batch(config)``); lam: the L1 weight; z_start: (N, H) ``start.encoder(x_train)`` if the caller
+    already has it (it is the same for every run replayed from one start), else computed here. With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d)
     and the objective J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij,
     the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
     where z_ij <= 0. Returns per-unit tensors of shape (H,):
@@ -301,12 +302,12 @@ def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: fl
             raise ValueError(f"first_step needs ReLU models; {name} has activation {model.activation!r}")
     lam = check_number("lam", lam, low=0)
     with torch.no_grad():
-        x = x_train[batch]
-        z = start.encoder(x)
+        z_start = start.encoder(x_train) if z_start is None else z_start
+        x, z = x_train[batch], z_start[batch]
         x_hat = torch.sigmoid(start.decoder(torch.relu(z)))
         bce_part = (x_hat - x) @ start.decoder.weight / x.shape[1]  # d_j . (x_hat_i - x_i) / n_input, (B, H)
         delta = ((bce_part + lam) * (z > 0)).sum(dim=0) / len(batch)
-        z_start, z_after = start.encoder(x_train), after.encoder(x_train)
+        z_after = after.encoder(x_train)
         return {"delta": delta, "pushed_down": delta > 0, "shift": (z_after - z_start).mean(dim=0),
                 "dead": z_after.max(dim=0).values <= 0,
                 "encoder_change": after.encoder.weight - start.encoder.weight}

@@ -292,12 +292,12 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
         atlas.still_falling([1.0] * 9, unit=1.0)
     by_beta = atlas.series("kl", "beta", rho=0.08)
     lines = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}).splitlines()
-    assert len(lines) == 1 + len(by_beta) and "k_90 change" in lines[0]
+    assert len(lines) == 1 + len(by_beta) and "k90 change" in lines[0]
     first, second = list(by_beta.values())[:2]
     bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
     named = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, step_label="step (z)")
-    assert "k_90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
+    assert "k90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
 
 
 

@@ -159,3 +159,14 @@ def test_kl_penalty_finite_with_dead_and_saturated_units(dtype):
     value = kl_sparsity_penalty(code, 0.08)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(code.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kl_keeps_pulling_a_unit_whose_average_is_far_below_eps(dtype):
+    """The gradient is the float64 formula -rho/rho_hat + (1-rho)/(1-rho_hat) down to the smallest normal number."""
+    tiny = torch.finfo(dtype).tiny
+    rho_hat = torch.tensor([1e-30 if dtype == torch.float32 else 1e-300, 10 * tiny, 0.0], dtype=dtype, requires_grad=True)
+    kl_divergence(0.08, rho_hat).sum().backward()
+    expected = [-0.08 / r + 0.92 / (1 - r) for r in rho_hat[:2].tolist()]
+    np.testing.assert_allclose(rho_hat.grad[:2].tolist(), expected, rtol=1e-5)
+    assert torch.isfinite(rho_hat.grad).all() and rho_hat.grad[2] == 0  # exactly 0: clamped, no pull, no inf

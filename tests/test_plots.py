@@ -191,7 +191,7 @@ def test_plot_loss_curves_draws_three_curves_the_published_losses_and_the_penalt
                "test_bce": [0.26, 0.16, 0.095]}
     fig = plots.plot_loss_curves(history, {"train": 0.0862, "test": 0.0771})
     ax, gap = fig.axes
-    assert len(ax.lines) == 5 and ax.get_yscale() == "log"
+    assert len(ax.lines) == 5 and ax.get_yscale() == "log" and ax.get_ylabel() == "nats per pixel"
     assert list(ax.lines[2].get_ydata()) == history["test_bce"]
     np.testing.assert_allclose(gap.lines[0].get_ydata(), [0.05, 0.05, 0.01])  # objective - BCE, the weighted penalty
     assert len(plots.plot_loss_curves(history).axes[0].lines) == 3  # without published losses
@@ -203,7 +203,7 @@ def test_plot_unit_statistics_counts_the_units_never_active():
     assert fig.axes[1].get_title() == "1 of 4 units never active"
     assert fig.axes[1].get_xscale() == "log" and sum(p.get_height() for p in fig.axes[1].patches) == 3
     assert [plots._percent_label(v) for v in (0.001, 0.01, 0.5, 1.0)] == ["0.1%", "1%", "50%", "100%"]
-    assert fig.axes[0].get_title() == "1 of 4 units with $\\bar\\rho_j = 0$ not drawn"
+    assert fig.axes[0].get_title() == "1 of 4 units with $\\bar y_j = 0$ not drawn"
     assert sum(patch.get_height() for patch in fig.axes[0].patches) == 3      # the three units with rho_hat_j > 0
     sigmoid = plots.plot_unit_statistics(np.array([0.01, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]))
     assert sigmoid.axes[0].get_title() == "" and sum(p.get_height() for p in sigmoid.axes[0].patches) == 4

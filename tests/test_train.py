@@ -349,6 +349,8 @@ def test_first_step_reports_each_units_gradient_push_and_death_as_autograd_and_a
     assert report["dead"].equal((z_after <= 0).all(dim=0))
     torch.testing.assert_close(report["shift"], (z_after - z_before).mean(dim=0))
     torch.testing.assert_close(report["encoder_change"], (copies[1].encoder.weight - copies[0].encoder.weight).detach())
+    given = first_step(copies[0], copies[1], x, batch, config.lam, z_start=z_before)
+    assert all(torch.equal(given[key], report[key]) for key in report)
     with pytest.raises(ValueError, match="first_step needs ReLU models; start has activation 'sigmoid'"):
         first_step(SparseAutoencoder(32, "sigmoid"), copies[1], x, batch, config.lam)
     with pytest.raises(ValueError, match="lam"):
