@@ -412,6 +412,16 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
+def describe_compare(result: dict, label: str, digits: int = 4) -> str:
+    """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
+    ``digits`` significant digits; the relative change is left out when a is 0."""
+    digits = check_int("digits", digits)
+    a, b = result["a"], result["b"]
+    change = f"{b / a - 1:+.0%}, " if a else ""
+    borrowed = ", borrowed σ" if result.get("borrowed") else ""
+    return f"{label}: {a:.{digits}g} → {b:.{digits}g} ({change}z = {result['z']:+.1f}, {result['verdict']}{borrowed})"
+
+
 def pooled_sd(spreads: list, key: str) -> float:
     """One family's seed noise from several settings: the pooled sample standard deviation
     sqrt(sum_i (n_i - 1) s_i^2 / sum_i (n_i - 1)) of ``key`` over ``seed_spread`` results (n_i seeds, s_i their

@@ -372,3 +372,12 @@ def test_welch_dof_against_hand_computed_values():
         atlas.welch_dof(1.0, 4, 1.0, 0)
     with pytest.raises(ValueError, match="sd_a or sd_b > 0"):
         atlas.welch_dof(0.0, 4, 0.0, 4)
+
+
+def test_describe_compare_writes_one_line_from_a_compare_result():
+    result = {"a": 1.0, "b": 1.5, "z": 5.0, "verdict": "beyond seed noise", "borrowed": True}
+    assert atlas.describe_compare(result, "k90") == "k90: 1 → 1.5 (+50%, z = +5.0, beyond seed noise, borrowed σ)"
+    own = {"a": 0.0, "b": 0.0123456, "z": -1.23, "verdict": "within seed noise", "borrowed": False}
+    assert atlas.describe_compare(own, "dead", digits=3) == "dead: 0 → 0.0123 (z = -1.2, within seed noise)"
+    real = atlas.compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, "bce")
+    assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
