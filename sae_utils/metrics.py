@@ -29,6 +29,28 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _family_hyperparameters(model, hyperparameters: dict, caller: str) -> tuple:
+    """(family, hyperparameters): the model's family and its hyperparameters, each checked and defaulting to
+    the reference value; a model's own architecture (TopK's k) may be repeated but not changed."""
+    if not isinstance(model, SparseAutoencoder):
+        raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
+    fam = family_of_activation(model.activation)
+    own = model.architecture()  # TopK's k is the model's: evaluate(model, x, **config.hyperparameters()) may repeat it
+    for name in sorted(set(hyperparameters) & set(own)):
+        value = hyperparameters.pop(name)
+        if value != own[name]:
+            raise ValueError(f"{caller} got {name}={value!r}, but {name} is the model's own "
+                             f"({name}={own[name]!r}); to encode with another, use model.with_{name}(...)")
+    allowed = {h.name: h for h in fam.hyperparameters if h.name not in own}
+    unknown = sorted(set(hyperparameters) - set(allowed))
+    if unknown:
+        uses = f"its hyperparameters are {', '.join(allowed)}" if allowed else "it takes no hyperparameters"
+        raise ValueError(f"{caller} got {', '.join(map(repr, unknown))}, which the {fam.name.upper()} family "
+                         f"({model.activation} codes) does not use; {uses}")
+    hp = {**fam.reference(), **{name: allowed[name].check(value) for name, value in hyperparameters.items()}}
+    return fam, hp
+
+
 @torch.no_grad()
 def evaluate(model, images, **hyperparameters) -> dict:
     """Metrics of ``model`` on ``images`` (uint8 or floats in [0, 1], (N, D) or image-shaped), as floats.
@@ -41,22 +63,7 @@ def evaluate(model, images, **hyperparameters) -> dict:
     beta; L1: lam), each defaulting to its reference value. A TopK model takes none (its k is the
     model's own: ``model.with_k`` encodes with another) and has penalty 0, objective = bce.
     """
-    if not isinstance(model, SparseAutoencoder):
-        raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
-    fam = family_of_activation(model.activation)
-    own = model.architecture()  # TopK's k is the model's: evaluate(model, x, **config.hyperparameters()) may repeat it
-    for name in sorted(set(hyperparameters) & set(own)):
-        value = hyperparameters.pop(name)
-        if value != own[name]:
-            raise ValueError(f"evaluate got {name}={value!r}, but {name} is the model's own "
-                             f"({name}={own[name]!r}); to encode with another, use model.with_{name}(...)")
-    allowed = {h.name: h for h in fam.hyperparameters if h.name not in own}
-    unknown = sorted(set(hyperparameters) - set(allowed))
-    if unknown:
-        uses = f"its hyperparameters are {', '.join(allowed)}" if allowed else "it takes no hyperparameters"
-        raise ValueError(f"evaluate got {', '.join(map(repr, unknown))}, which the {fam.name.upper()} family "
-                         f"({model.activation} codes) does not use; {uses}")
-    hp = {**fam.reference(), **{name: allowed[name].check(value) for name, value in hyperparameters.items()}}
+    fam, hp = _family_hyperparameters(model, hyperparameters, "evaluate")
     x = prepare_images(images, n_input=model.n_input).to(_device(model))
     model.eval()
     logits, code = model(x)
@@ -74,6 +81,28 @@ def evaluate(model, images, **hyperparameters) -> dict:
         "dead_fraction": dead_fraction(code, fam.active_threshold),
         "n_images": len(x),
     }
+
+
+def penalty_push_ratio(model, images, **hyperparameters) -> dict:
+    """How hard the weighted penalty pushes on the pre-activations, against the BCE's gradient there.
+
+    With z = W_e x + b_e of ``images`` (N inputs, (N, H)), g_p = d(weight * penalty)/dz (rho_hat over all N)
+    and g_b = d BCE/dz (BCE a mean over inputs and pixels), returns {"down": mean |g_p| / mean |g_b| over the
+    entries (i, j) where g_p > 0 (the penalty pushes z down), "up": the same where g_p < 0} as floats, nan
+    where there is no such entry. hyperparameters: the family's, defaulting to its reference values; a
+    family without a penalty (TopK) is refused."""
+    fam, hp = _family_hyperparameters(model, dict(hyperparameters), "penalty_push_ratio")
+    if fam.penalty is None:
+        raise ValueError(f"penalty_push_ratio needs a penalised family; the {fam.name.upper()} family has no penalty")
+    x = prepare_images(images, n_input=model.n_input).to(_device(model))
+    with torch.enable_grad():
+        z = model.encoder(x).detach().requires_grad_(True)
+        code = model.code_activation(z)
+        weighted, _ = fam.weighted_penalty(code, hp)
+        (g_p,) = torch.autograd.grad(weighted, z, retain_graph=True)
+        (g_b,) = torch.autograd.grad(reconstruction_bce.unchecked(model.decode(code), x), z)
+    return {side: (g_p[where].abs().mean() / g_b[where].abs().mean()).item() if where.any() else math.nan
+            for side, where in (("down", g_p > 0), ("up", g_p < 0))}
 
 
 # Sparsity and reconstruction measures with written definitions, shared by every penalty family.

@@ -404,3 +404,32 @@ def test_gap_by_brightness_splits_the_bce_gap_by_who_draws_each_pixel_brighter()
         assert rows[name]["share of the gap"] == pytest.approx(sum(gaps[p] for p in pixels) / sum(gaps), rel=1e-9)
     with pytest.raises(ValueError, match="exactly two models"):
         sae_utils.metrics.gap_by_brightness(x, {"A": a})
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_penalty_push_ratio_against_the_hand_written_gradients(activation, test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(8, activation)
+    x = sae_utils.prepare_images(test_digits[:20])
+    n, d = x.shape
+    with torch.no_grad():
+        z = model.encoder(x).double()
+        y = torch.sigmoid(z) if activation == "sigmoid" else torch.relu(z)
+        slope = y * (1 - y) if activation == "sigmoid" else (z > 0).double()
+        if activation == "sigmoid":  # beta * sum_j KL(rho || rho_hat_j), rho_hat over the n inputs
+            rho_hat = y.mean(dim=0)
+            g_p = 0.005 * (-0.08 / rho_hat + 0.92 / (1 - rho_hat)) * slope / n
+        else:  # lam * mean_i sum_j y_ij
+            g_p = 4e-5 * slope / n
+        x_hat = torch.sigmoid(model.decoder(y.float()).double())
+        g_b = (x_hat - x.double()) @ model.decoder.weight.double() / (n * d) * slope
+    expected = {side: (g_p[w].abs().mean() / g_b[w].abs().mean()).item() if w.any() else math.nan
+                for side, w in (("down", g_p > 0), ("up", g_p < 0))}
+    result = sae_utils.metrics.penalty_push_ratio(model, test_digits[:20])
+    for side in ("down", "up"):
+        if math.isnan(expected[side]):
+            assert math.isnan(result[side])
+        else:
+            assert result[side] == pytest.approx(expected[side], rel=1e-4)
+    with pytest.raises(ValueError, match="the TOPK family has no penalty"):
+        sae_utils.metrics.penalty_push_ratio(SparseAutoencoder(8, "topk", k=2), test_digits[:20])
