@@ -285,8 +285,7 @@ def activation_histogram_counts(model, images, bins: int = 40) -> tuple[np.ndarr
     counted apart and left out of the bars, whose edges span the living units' range."""
     check_int("bins", bins, low=1)
     x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
-    with torch.no_grad():
-        rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
+    rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
     alive = rho_hat[rho_hat > 0]
     counts, edges = np.histogram(alive, bins=bins)
     return counts, edges, int(len(rho_hat) - len(alive))

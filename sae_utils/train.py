@@ -288,8 +288,8 @@ def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: fl
     start, after: the model before and after the step (e.g. ``replay(config, (1,))``'s keys 0 and 1);
     x_train: (N, n_input) inputs in [0, 1]; batch: (B,) indices into x_train of the step's minibatch
     (``first_batch(config)``); lam: the L1 weight; z_start: (N, H) ``start.encoder(x_train)`` if the caller
-    already has it (it is the same for every run replayed from one start), else computed here. With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d)
-    and the objective J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij,
+    already has it (it is the same for every run replayed from one start), else computed here.
+    With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d) and the objective J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij,
     the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
     where z_ij <= 0. Returns per-unit tensors of shape (H,):
       "delta": sum_i delta_ij over the batch on the start model (> 0: the step pushes z_j down);
@@ -301,18 +301,17 @@ def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: fl
         if model.activation != "relu":
             raise ValueError(f"first_step needs ReLU models; {name} has activation {model.activation!r}")
     lam = check_number("lam", lam, low=0)
-    with torch.no_grad():
-        z_start = start.encoder(x_train) if z_start is None else z_start
-        x, z = x_train[batch], z_start[batch]
-        x_hat = torch.sigmoid(start.decoder(torch.relu(z)))
-        bce_part = (x_hat - x) @ start.decoder.weight / x.shape[1]  # d_j . (x_hat_i - x_i) / n_input, (B, H)
-        delta = ((bce_part + lam) * (z > 0)).sum(dim=0) / len(batch)
-        z_after = after.encoder(x_train)
-        return {"delta": delta, "pushed_down": delta > 0, "shift": (z_after - z_start).mean(dim=0),
-                "dead": z_after.max(dim=0).values <= 0,
-                "encoder_change": after.encoder.weight - start.encoder.weight}
+    z_start = start.encoder(x_train) if z_start is None else z_start
+    x, z = x_train[batch], z_start[batch]
+    x_hat = torch.sigmoid(start.decoder(torch.relu(z)))
+    bce_part = (x_hat - x) @ start.decoder.weight / x.shape[1]  # d_j . (x_hat_i - x_i) / n_input, (B, H)
+    delta = ((bce_part + lam) * (z > 0)).sum(dim=0) / len(batch)
+    z_after = after.encoder(x_train)
+    return {"delta": delta, "pushed_down": delta > 0, "shift": (z_after - z_start).mean(dim=0),
+            "dead": z_after.max(dim=0).values <= 0, "encoder_change": after.encoder.weight - start.encoder.weight}
 
 
+@torch.no_grad()
 def _mean_input(x_train) -> torch.Tensor:
     """(D,) the mean training input in [0, 1], summed in float64 a slice at a time."""
     return sum(pixels(part).double().sum(dim=0) for part in x_train.split(10_000)).float().cpu() / len(x_train)
