@@ -35,6 +35,7 @@ def _family_hyperparameters(model, hyperparameters: dict, caller: str) -> tuple:
     if not isinstance(model, SparseAutoencoder):
         raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
     fam = family_of_activation(model.activation)
+    hyperparameters = dict(hyperparameters)  # the caller's keyword arguments stay as they were
     own = model.architecture()  # TopK's k is the model's: evaluate(model, x, **config.hyperparameters()) may repeat it
     for name in sorted(set(hyperparameters) & set(own)):
         value = hyperparameters.pop(name)
@@ -91,7 +92,7 @@ def penalty_push_ratio(model, images, **hyperparameters) -> dict:
     entries (i, j) where g_p > 0 (the penalty pushes z down), "up": the same where g_p < 0} as floats, nan
     where there is no such entry. hyperparameters: the family's, defaulting to its reference values; a
     family without a penalty (TopK) is refused."""
-    fam, hp = _family_hyperparameters(model, dict(hyperparameters), "penalty_push_ratio")
+    fam, hp = _family_hyperparameters(model, hyperparameters, "penalty_push_ratio")
     if fam.penalty is None:
         raise ValueError(f"penalty_push_ratio needs a penalised family; the {fam.name.upper()} family has no penalty")
     x = prepare_images(images, n_input=model.n_input).to(_device(model))
@@ -267,21 +268,16 @@ def error_by_pixel_kind(x: torch.Tensor, x_hat: dict, core: float = 0.5, reach: 
     "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64), and per model L:
     "L too bright" (mean of max(x_hat - x, 0) over the kind), "L too dark" (mean of min(x_hat - x, 0)),
     "L signed" (their sum, the mean signed error)."""
-    if len(x_hat) != 2:
-        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
-    x = x.double()
+    x, (a, x_a), (b, x_b), gap = _bce_gap(x, x_hat)
     stroke = x > 0
     pooled = torch.nn.functional.max_pool2d(stroke.double().reshape(-1, 1, *image_shape), 2 * reach + 1, stride=1,
                                             padding=reach)
     near = pooled.reshape(stroke.shape) > 0
     kinds = {f"stroke core (x >= {core:g})": x >= core, f"stroke edge (0 < x < {core:g})": stroke & (x < core),
              "background next to a stroke": near & ~stroke, "background farther away": ~near}
-    (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
-    gap = _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
     rows = []
     for name, mask in kinds.items():
-        row = {"pixels": name, "share of pixels": mask.double().mean().item(),
-               "share of the gap": (gap[mask].sum() / gap.sum()).item()}
+        row = _gap_share(name, mask, gap)
         for label, value in ((a, x_a), (b, x_b)):
             error = (value - x)[mask]
             row |= {f"{label} too bright": error.clamp(min=0).mean().item(),
@@ -295,6 +291,22 @@ def _pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return -(torch.special.xlogy(x, x_hat) + torch.special.xlogy(1 - x, 1 - x_hat))
 
 
+def _bce_gap(x: torch.Tensor, x_hat: dict) -> tuple:
+    """(x, (label A, x_hat_A), (label B, x_hat_B), per-pixel BCE_A - BCE_B), all in float64, for the two
+    models' reconstructions in ``x_hat``."""
+    if len(x_hat) != 2:
+        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
+    x = x.double()
+    (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
+    return x, (a, x_a), (b, x_b), _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
+
+
+def _gap_share(name: str, mask: torch.Tensor, gap: torch.Tensor) -> dict:
+    """One group's row: its share of the pixels and its part of the summed gap."""
+    return {"pixels": name, "share of pixels": mask.double().mean().item(),
+            "share of the gap": (gap[mask].sum() / gap.sum()).item()}
+
+
 def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
     """Where model A's summed BCE exceeds model B's, by which of the two draws a pixel brighter.
 
@@ -304,11 +316,7 @@ def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
     background (x = 0) where A is brighter; background where it is not. One row per group: "pixels",
     "share of pixels", "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64);
     both shares sum to 1 over the groups."""
-    if len(x_hat) != 2:
-        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
-    x = x.double()
-    (a, x_a), (_, x_b) = ((label, value.double()) for label, value in x_hat.items())
-    gap = _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
+    x, (a, x_a), (_, x_b), gap = _bce_gap(x, x_hat)
     stroke, brighter = x > 0, x_a > x_b
     edges = [0.0, *cuts, math.inf]
     groups = {f"stroke, {a} brighter": stroke & brighter}
@@ -316,8 +324,7 @@ def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
         band = f"0 < x < {high:g}" if low == 0 else f"x >= {low:g}" if high == math.inf else f"{low:g} <= x < {high:g}"
         groups[f"stroke, {band}, {a} darker"] = stroke & ~brighter & (x >= low) & (x < high)
     groups |= {f"background, {a} brighter": ~stroke & brighter, f"background, {a} darker": ~stroke & ~brighter}
-    return [{"pixels": name, "share of pixels": mask.double().mean().item(),
-             "share of the gap": (gap[mask].sum() / gap.sum()).item()} for name, mask in groups.items()]
+    return [_gap_share(name, mask, gap) for name, mask in groups.items()]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

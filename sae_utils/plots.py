@@ -630,14 +630,15 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                        color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
         reference = [p for p in points if p["params"] == fam.reference()]
         for p in reference:
-            ax.scatter([p["metrics"][x_key]], [p["metrics"][y_key]], marker="*", s=star_size, color=colour,
-                       edgecolor="black", zorder=5, alpha=star_alpha, label=f"{name.upper()} reference")
+            x, y = p["metrics"][x_key], p["metrics"][y_key]
+            ax.scatter([x], [y], marker="*", s=star_size, color=colour, edgecolor="black", zorder=5, alpha=star_alpha,
+                       label=f"{name.upper()} reference")
             if annotate_stars:
-                ax.annotate(f"{name.upper()} ref.", (p["metrics"][x_key], p["metrics"][y_key]), textcoords="offset points",
-                            xytext=(9, 5), fontsize=8, fontweight="bold", color=colour, zorder=6).set_gid("star")
+                ax.annotate(f"{name.upper()} ref.", (x, y), textcoords="offset points", xytext=(9, 5), fontsize=8,
+                            fontweight="bold", color=colour, zorder=6).set_gid("star")
             if name in (reference_errors or {}):
                 x_error, y_error = reference_errors[name]
-                ax.errorbar(p["metrics"][x_key], p["metrics"][y_key], xerr=x_error, yerr=y_error, color="black",
+                ax.errorbar(x, y, xerr=x_error, yerr=y_error, color="black",
                             capsize=3, lw=1, zorder=4)
     for label, y in (baselines or {}).items():
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
@@ -730,8 +731,9 @@ def _mark_off_scale(ax, xs, ys, limits, colour) -> None:
         if low <= y <= high:
             continue
         above = y > high
-        ax.plot([x], [high if above else low], "^" if above else "v", color=colour, ms=8, clip_on=False, zorder=5)
-        ax.annotate(f"{y:.3g}", (x, high if above else low), textcoords="offset points", xytext=(-6, -10 if above else 4),
+        edge = high if above else low
+        ax.plot([x], [edge], "^" if above else "v", color=colour, ms=8, clip_on=False, zorder=5)
+        ax.annotate(f"{y:.3g}", (x, edge), textcoords="offset points", xytext=(-6, -10 if above else 4),
                     ha="right", fontsize=7, color=colour)
 
 

@@ -289,8 +289,8 @@ def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: fl
     x_train: (N, n_input) inputs in [0, 1]; batch: (B,) indices into x_train of the step's minibatch
     (``first_batch(config)``); lam: the L1 weight; z_start: (N, H) ``start.encoder(x_train)`` if the caller
     already has it (it is the same for every run replayed from one start), else computed here.
-    With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d) and the objective J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij,
-    the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
+    With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d) and the objective
+    J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij, the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
     where z_ij <= 0. Returns per-unit tensors of shape (H,):
       "delta": sum_i delta_ij over the batch on the start model (> 0: the step pushes z_j down);
       "pushed_down": delta > 0;
