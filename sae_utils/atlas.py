@@ -412,6 +412,33 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
+def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -> list:
+    """``compare`` applied to each step of a ``series``: one dict per pair of neighbouring values of ``moving``
+    (the others at ``fixed``), in increasing order, with "from" and "to" (the two values) added. Each step's
+    sigma combines both settings' seed stds (``setting_sd``); "borrowed" says when one was the reference's."""
+    values = list(series(family, moving, directory, **fixed))
+    steps_ = []
+    for a, b in zip(values[:-1], values[1:]):
+        result = compare(family, {**fixed, moving: a}, {**fixed, moving: b}, key, directory)
+        steps_.append({"from": a, "to": b, **result})
+    return steps_
+
+
+def stored_roughness(family: str, directory=None, **params) -> list:
+    """The texture of a setting's stored decoder columns, per stored seed (seed 0 first): the median over the
+    atlas's feature units (the 64 units most often on, ``AtlasEntry.feature_units``) of
+    ``metrics.roughness`` of each column minus its own mean. Returns a list of floats, one per seed."""
+    from .metrics import roughness
+    base = grid_point(family, params)
+    seeds = sorted({dict(r["params"]).get("seed", 0) for r in load_atlas(family, directory).records(variants=True)
+                    if {k: v for k, v in r["params"].items() if k != "seed"} == base})
+    result = []
+    for seed in seeds:
+        columns = torch.from_numpy(load_atlas(family, directory).entry(**base, seed=seed).features)   # (64, 28, 28)
+        result.append(roughness(columns - columns.mean(dim=(1, 2), keepdim=True)).median().item())
+    return result
+
+
 def describe_compare(result: dict, label: str, digits: int = 4) -> str:
     """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
     ``digits`` significant digits; the relative change is left out when a is 0."""

@@ -428,3 +428,26 @@ def test_describe_compare_writes_one_line_from_a_compare_result():
     assert atlas.describe_compare(own, "dead", digits=3) == "dead: 0 → 0.0123 (z = -1.2, within seed noise)"
     real = atlas.compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, "bce")
     assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
+
+
+def test_compare_steps_is_compare_on_each_neighbouring_pair():
+    steps_ = atlas.compare_steps("kl", "beta", "bce", rho=0.08)
+    values = list(atlas.series("kl", "beta", rho=0.08))
+    assert [(s["from"], s["to"]) for s in steps_] == list(zip(values[:-1], values[1:]))
+    for s in steps_:
+        expected = atlas.compare("kl", {"rho": 0.08, "beta": s["from"]}, {"rho": 0.08, "beta": s["to"]}, "bce")
+        assert s["z"] == expected["z"] and s["borrowed"] == expected["borrowed"]
+    assert steps_[0]["z"] == (steps_[0]["b"] - steps_[0]["a"]) / steps_[0]["s"]
+
+
+def test_stored_roughness_is_the_median_centred_roughness_of_each_seeds_columns():
+    from sae_utils.metrics import roughness
+    values = atlas.stored_roughness("kl", rho=0.08, beta=0.005)
+    assert len(values) == len(atlas.seed_spread("kl", ("bce",), rho=0.08, beta=0.005)["bce"]["seeds"])
+    columns = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005, seed=1).features.astype(np.float64)
+    centred = columns - columns.mean(axis=(1, 2), keepdims=True)
+    across = (np.diff(centred, axis=2) ** 2).mean(axis=(1, 2))
+    down = (np.diff(centred, axis=1) ** 2).mean(axis=(1, 2))
+    scores = np.sort((across + down) / 2 / (2 * (centred ** 2).mean(axis=(1, 2))))
+    by_hand = scores[(len(scores) - 1) // 2]                              # torch's median: the lower middle value
+    assert abs(values[1] - by_hand) < 1e-6

@@ -474,3 +474,66 @@ def test_penalty_push_ratio_against_the_hand_written_gradients(activation, test_
             assert result[side] == pytest.approx(expected[side], rel=1e-4)
     with pytest.raises(ValueError, match="the TOPK family has no penalty"):
         sae_utils.metrics.penalty_push_ratio(SparseAutoencoder(8, "topk", k=2), test_digits[:20])
+
+
+def test_bce_floor_is_the_mean_binary_entropy_and_the_bce_of_a_perfect_model():
+    from sae_utils.metrics import bce_floor
+    x = torch.tensor([[0.5, 0.0, 1.0, 0.25], [0.0, 0.0, 0.0, 0.0]])
+    by_hand = (math.log(2) + 0 + 0 + -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))) / 4
+    assert torch.allclose(bce_floor(x), torch.tensor([by_hand, 0.0], dtype=torch.float64), atol=1e-12)
+    x_hat = torch.tensor([[0.5, 1e-12, 1 - 1e-12, 0.25]], dtype=torch.float64)
+    bce = -(x[:1].double() * x_hat.log() + (1 - x[:1].double()) * (1 - x_hat).log()).mean()
+    assert abs(bce.item() - bce_floor(x[:1]).item()) < 1e-9           # a perfect x_hat reaches the floor
+    with pytest.raises(ValueError, match="values in"):
+        bce_floor(torch.tensor([[1.5, 0.0]]))
+
+
+def test_bias_pulls_match_the_closed_form_and_a_finite_difference():
+    from sae_utils.metrics import bias_pulls
+    torch.manual_seed(0)
+    model = SparseAutoencoder(5, "sigmoid", n_input=12).double()
+    x = torch.rand(30, 12, dtype=torch.float64)
+    rho, beta = 0.08, 0.01
+    pulls = bias_pulls(model, x, rho, beta)
+    y = torch.sigmoid(x @ model.encoder.weight.T.detach() + model.encoder.bias.detach())
+    q, s = y.mean(dim=0), (y * (1 - y)).mean(dim=0)
+    assert torch.allclose(pulls["penalty"], beta * (q - rho) / (q * (1 - q)) * s, rtol=1e-10, atol=1e-14)
+    assert (pulls["penalty"].abs() <= pulls["bound"] + 1e-15).all()
+    h, j = 1e-6, 2
+    def bce_at(shift):
+        b = model.encoder.bias.detach().clone()
+        b[j] += shift
+        x_hat = torch.sigmoid(model.decoder(torch.sigmoid(x @ model.encoder.weight.T.detach() + b)))
+        return -(x * x_hat.log() + (1 - x) * (1 - x_hat).log()).mean().item()
+    assert abs(pulls["bce"][j].item() - (bce_at(h) - bce_at(-h)) / (2 * h)) < 1e-8
+    assert (pulls["bce"].abs() <= pulls["C"] * pulls["S"] * (1 + 1e-9)).all()
+    with pytest.raises(ValueError, match="sigmoid"):
+        bias_pulls(SparseAutoencoder(5, "relu", n_input=12), x.float(), rho, beta)
+
+
+def test_with_lowered_units_hits_the_targets_and_leaves_the_model_alone():
+    from sae_utils.metrics import with_lowered_units
+    torch.manual_seed(0)
+    model = SparseAutoencoder(6, "sigmoid", n_input=10).double()
+    x = torch.rand(40, 10, dtype=torch.float64)
+    before = model.encoder.bias.detach().clone()
+    lowered = with_lowered_units(model, x, [0, 3], [1e-5, 1e-30], rare_unit=4, gain=30.0, peak=6.0)
+    z = lowered.encoder(x).detach()
+    assert torch.allclose(z[:, [0, 3]].exp().mean(dim=0), torch.tensor([1e-5, 1e-30], dtype=torch.float64), rtol=1e-9)
+    assert abs(z[:, 4].max().item() - 6.0) < 1e-9
+    assert torch.equal(model.encoder.bias.detach(), before)            # a copy: the model is unchanged
+    assert torch.equal(lowered.encoder.bias[[1, 2, 5]], before[[1, 2, 5]])
+    with pytest.raises(ValueError, match="targets"):
+        with_lowered_units(model, x, [0], [2.0])
+
+
+def test_blob_rows_finds_rows_with_one_high_peak():
+    from sae_utils.metrics import blob_rows
+    rows = torch.zeros(3, 100)
+    rows[0, 17] = 10.0                       # one spike: far above the mean
+    rows[1] = torch.linspace(-1, 1, 100)     # a ramp: its top is under 2 std above the mean
+    rows[2, ::2] = 1.0                       # half the pixels on: no single peak
+    mask, peak = blob_rows(rows, z=5.0)
+    assert mask.tolist() == [True, False, False] and peak.tolist() == [17]
+    with pytest.raises(ValueError, match="rows"):
+        blob_rows(torch.zeros(5))
