@@ -412,6 +412,40 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
+def compare_miss(a: dict, b: dict, weighted: bool = False, directory=None) -> dict:
+    """How far two KL settings' mean activation misses its target, judged like ``compare``: the miss
+    ybar - rho of each (ybar: ``metrics["mean_activation"]``, the mean over units and test digits), or with
+    ``weighted`` beta * (ybar - rho). Each side's sd is the mean activation's ``setting_sd`` (times beta when
+    weighted), so s = sqrt(sd_a^2 + sd_b^2). Returns the keys of ``compare``; a, b: KL parameter dicts."""
+    c = compare("kl", a, b, "mean_activation", directory)
+    (sd_a, _), (sd_b, _) = (setting_sd("kl", "mean_activation", directory, **p) for p in (a, b))
+    w_a, w_b = (grid_point("kl", p)["beta"] if weighted else 1.0 for p in (a, b))
+    miss_a, miss_b = w_a * (c["a"] - grid_point("kl", a)["rho"]), w_b * (c["b"] - grid_point("kl", b)["rho"])
+    s, change = math.hypot(w_a * sd_a, w_b * sd_b), miss_b - miss_a
+    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
+    return {"a": miss_a, "b": miss_b, "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
+            "borrowed": c["borrowed"]}
+
+
+def miss_table(rho: float, directory=None) -> str:
+    """The KL beta series at ``rho`` (beta > 0) as a plain-text table: beta, ybar / rho, the miss ybar - rho,
+    the miss in units of its own ``setting_sd`` of the mean activation ("miss z"), beta * miss, and the z of
+    the change of beta * miss from the row above (``compare_miss`` with ``weighted``); a trailing "*" marks a
+    row whose sd is borrowed from the reference."""
+    rows, before = [], None
+    for beta, row in series("kl", "beta", directory, rho=rho).items():
+        if beta == 0:
+            continue
+        params = {"rho": rho, "beta": beta}
+        miss = row["metrics"]["mean_activation"] - rho
+        sd, borrowed = setting_sd("kl", "mean_activation", directory, **params)
+        step = compare_miss(before, params, weighted=True, directory=directory)["z"] if before else None
+        rows.append({"β": f"{beta:g}" + ("*" if borrowed else ""), "ȳ ÷ ρ": 1 + miss / rho, "miss ȳ − ρ": miss,
+                     "miss z": miss / sd, "β × miss": beta * miss, "β × miss step (z)": step})
+        before = params
+    return table(rows, formats={"ȳ ÷ ρ": ".3f", "miss ȳ − ρ": ".4f", "miss z": ".1f", "β × miss": ".2e",
+                                "β × miss step (z)": "+.1f"})
+
 def describe_compare(result: dict, label: str, digits: int = 4) -> str:
     """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
     ``digits`` significant digits; the relative change is left out when a is 0."""

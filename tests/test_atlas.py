@@ -1,5 +1,6 @@
 """The atlas: a stored point recomputes, and a tiny build is resumable, pickle-free and checks its inputs."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -381,3 +382,21 @@ def test_describe_compare_writes_one_line_from_a_compare_result():
     assert atlas.describe_compare(own, "dead", digits=3) == "dead: 0 → 0.0123 (z = -1.2, within seed noise)"
     real = atlas.compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, "bce")
     assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
+
+
+def test_compare_miss_and_miss_table_by_hand():
+    reference, low = {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}
+    book = atlas.load_atlas("kl")
+    means = [book.entry(**p).metrics["mean_activation"] for p in (reference, low)]
+    sds = [atlas.setting_sd("kl", "mean_activation", **p)[0] for p in (reference, low)]
+    plain = atlas.compare_miss(reference, low)
+    assert plain["a"] == pytest.approx(means[0] - 0.08) and plain["b"] == pytest.approx(means[1] - 0.01)
+    assert plain["z"] == pytest.approx((means[1] - 0.01 - means[0] + 0.08) / math.hypot(*sds))
+    weighted = atlas.compare_miss(reference, low, weighted=True)
+    assert weighted["b"] == pytest.approx(0.05 * (means[1] - 0.01))
+    assert weighted["s"] == pytest.approx(math.hypot(0.005 * sds[0], 0.05 * sds[1]))
+    assert weighted["verdict"] == atlas.noise_verdict(weighted["z"])
+    lines = atlas.miss_table(0.08).splitlines()
+    assert len(lines) == 1 + 5 and lines[0].split()[0] == "β"  # beta = 0 left out
+    row = dict(zip(("beta", "ratio", "miss"), lines[2].split()[:3]))  # beta = 0.005, the reference (own seeds)
+    assert row["beta"] == "0.005" and float(row["miss"]) == pytest.approx(means[0] - 0.08, abs=1e-4)
