@@ -221,14 +221,16 @@ def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
 TRUNCATION_FILLS = ("mean", "min", "zero")
 
 
-def truncate_code(code: torch.Tensor, k: int, fill: str = "mean") -> torch.Tensor:
+def truncate_code(code: torch.Tensor, k: int, fill: str = "mean", return_fill: bool = False):
     """Keep each digit's ``k`` largest code values; replace every other value by a constant c_j of its unit.
 
     code: (B, H). Returns a (B, H) tensor of code's dtype. The constant c_j asks how much of what truncation
     drops is a per-unit offset (which a decoder bias could absorb) rather than per-digit signal:
     ``fill="mean"``: unit j's mean over the digits where it is dropped (0 where it is never dropped);
     ``fill="min"``: unit j's minimum over all B digits; ``fill="zero"``: c_j = 0. Ties at the k-th value
-    keep the first units (``torch.topk``'s order). k in 1..H.
+    keep the first units (``torch.topk``'s order). k in 1..H. With ``return_fill``, returns (truncated code,
+    the (H,) constants c), so that a caller can check that decoding the truncated code equals decoding the
+    k-sparse code (truncated - c) with the decoder bias shifted by W c.
     """
     code = _check_code(code)
     k = check_int("k", k, low=1)
@@ -243,7 +245,48 @@ def truncate_code(code: torch.Tensor, k: int, fill: str = "mean") -> torch.Tenso
         constant = code.min(dim=0).values
     else:
         constant = torch.zeros_like(code[0])
-    return torch.where(kept, code, constant)
+    truncated = torch.where(kept, code, constant)
+    return (truncated, constant) if return_fill else truncated
+
+
+@torch.no_grad()
+def truncation_rise(models: dict, codes: dict, x: torch.Tensor, ks, fills=("min", "mean")) -> list:
+    """How much each model's BCE on x rises when its code keeps only each digit's k largest values
+    (``truncate_code``, the others replaced by a per-unit constant) for every k in ``ks``.
+
+    models: {name: SparseAutoencoder}; codes: {name: (N, H) codes of x by that model}; x: (N, D) in [0, 1].
+    Returns one dict per k: "units kept per digit": k, and for each model and fill
+    "<NAME> BCE rise, <fill> fill": BCE(decode(truncated code), x) - BCE(decode(code), x), each a mean over all
+    N x D pixels (nats per pixel, float64 BCE on the logits)."""
+    x = check_float_tensor("x", x)
+    fills = [check_choice("fill", fill, TRUNCATION_FILLS) for fill in fills]
+    rows = []
+    for k in ks:
+        row = {"units kept per digit": int(k)}
+        for name, model in models.items():
+            full = reconstruction_bce(model.decode(codes[name]).double(), x.double()).item()
+            for fill in fills:
+                logits = model.decode(truncate_code(codes[name], int(k), fill=fill)).double()
+                row[f"{name.upper()} BCE rise, {fill} fill"] = reconstruction_bce(logits, x.double()).item() - full
+        rows.append(row)
+    return rows
+
+
+def small_value_share_bound(mean_activation, firing_frequency) -> np.ndarray:
+    """A lower bound, per unit, on the share of a unit's mean code value that comes from values <= 0.5.
+
+    For codes in [0, 1] (sigmoid units): unit j's values above 0.5 occur on a share f_j of the inputs
+    (its firing frequency) and are each at most 1, so they add at most f_j to its mean rho_hat_j; the rest,
+    at least 1 - f_j / rho_hat_j of rho_hat_j, comes from values <= 0.5. mean_activation, firing_frequency:
+    (H,) arrays (e.g. an atlas entry's). Returns (H,) float64, clipped at 0."""
+    mean = np.asarray(mean_activation, dtype=np.float64)
+    frequency = np.asarray(firing_frequency, dtype=np.float64)
+    if mean.shape != frequency.shape or mean.ndim != 1:
+        raise ValueError(f"mean_activation and firing_frequency must be (H,) arrays of one shape, got "
+                         f"{mean.shape} and {frequency.shape}")
+    if (mean <= 0).any() or (mean > 1).any() or (frequency < 0).any() or (frequency > 1).any():
+        raise ValueError("mean_activation must lie in (0, 1] and firing_frequency in [0, 1] (sigmoid codes)")
+    return np.clip(1 - frequency / mean, 0, None)
 
 
 def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:

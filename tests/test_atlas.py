@@ -331,6 +331,53 @@ def test_pooled_sd_and_pair_tolerance_by_hand():
         atlas.pooled_sd([], "bce")
 
 
+def test_noise_yardstick_by_hand():
+    def spread(bce, k90):
+        return {"bce": {"values": list(bce), "std": float(np.std(bce, ddof=1))},
+                "units_for_mass": {"values": list(k90), "std": float(np.std(k90, ddof=1))}}
+    spreads = {("kl", "a"): spread([1.0, 3.0], [0.0, 2.0]), ("kl", "b"): spread([0.0, 0.0, 6.0], [1.0, 1.0, 1.5]),
+               ("l1", "a"): spread([2.0, 4.0], [0.0, 4.0])}
+    got = atlas.noise_yardstick(spreads, c=1.0)
+    assert got["dof"] == {"kl": 3, "l1": 1}
+    assert got["sigma"]["kl"]["bce"] == pytest.approx(((2 + 2 * 12) / 3) ** 0.5)       # s^2 = 2 and 12
+    assert got["largest"]["kl"] == {"bce": pytest.approx(12 ** 0.5), "units_for_mass": pytest.approx(2 ** 0.5)}
+    assert got["fold"]["kl"] == pytest.approx(max(12 ** 0.5 / 2 ** 0.5, 2 ** 0.5 / np.std([1, 1, 1.5], ddof=1)))
+    assert got["tolerance"]["kl", "l1"]["bce"] == pytest.approx((26 / 3 + 2) ** 0.5)
+    assert got["tolerance"]["l1", "l1"]["bce"] == pytest.approx(2.0)                   # sqrt(2 + 2)
+    assert got["wide"]["bce"] == pytest.approx((12 + 2) ** 0.5)
+    with pytest.raises(ValueError, match="exactly two families"):
+        atlas.noise_yardstick({("kl", "a"): spreads["kl", "a"]})
+
+
+def test_beaten_by_and_below_line_by_hand():
+    records = [{"params": {"lam": 1}, "metrics": {"units_for_mass": 80.0, "bce": 0.066}},
+               {"params": {"lam": 2}, "metrics": {"units_for_mass": 95.0, "bce": 0.0699}}]
+    point = {"units_for_mass": 100.0, "bce": 0.070}
+    assert atlas.beaten_by(point, records) == records
+    assert atlas.beaten_by(point, records, margins=(10.0, 0.001)) == records[:1]  # the second leads by 5 and 0.0001
+    line = {1: {"metrics": {"units_for_mass": 120.0, "bce": 0.060}}, 2: {"metrics": {"units_for_mass": 80.0, "bce": 0.080}}}
+    assert atlas.below_line(point, line) == pytest.approx(0.070 - 0.070)            # halfway: 0.070
+    assert atlas.below_line({"units_for_mass": 90.0, "bce": 0.070}, line) == pytest.approx(0.075 - 0.070)
+    with pytest.raises(ValueError, match="outside the line"):
+        atlas.below_line({"units_for_mass": 200.0, "bce": 0.07}, line)
+
+
+def test_reference_runs_and_unit_means_read_the_stored_entries():
+    cross = {"units_for_mass": 2.0, "bce": 0.001}
+    (row,) = atlas.reference_runs({"recipe": {}}, cross, wide={"bce": 0.002})
+    kl, l1 = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005), atlas.load_atlas("l1").entry(lam=4e-5)
+    assert row["KL k90"] == kl.metrics["units_for_mass"] and row["L1 test BCE"] == l1.metrics["bce"]
+    assert row["L1 lead on BCE (tol.)"] == pytest.approx((kl.metrics["bce"] - l1.metrics["bce"]) / 0.001)
+    assert row["L1 BCE lead, largest s_i (tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
+    assert row["L1 living units"] == int((l1.firing_frequency > 0).sum())
+    assert row["KL still falling"] == ("yes" if atlas.falling_test(kl.history["test_bce"])["falling"] else "no")
+    rows = atlas.unit_means_along("kl", "beta", target=0.08, rho=0.08)
+    assert [r["beta"] for r in rows] == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
+    reference = rows[2]
+    assert reference["spread of rho_hat_j / rho"] == pytest.approx(np.std(kl.mean_activation / 0.08, ddof=1))
+    assert reference["median firing frequency"] == pytest.approx(np.median(kl.firing_frequency))
+
+
 def test_noise_verdict_bins_are_disjoint_and_symmetric():
     assert [atlas.noise_verdict(z) for z in (0.0, 2.0, -2.01, 4.0, 4.01, -9.0)] == [
         "within seed noise", "within seed noise", "borderline", "borderline", "beyond seed noise", "beyond seed noise"]

@@ -339,6 +339,47 @@ def test_truncate_code_keeping_every_unit_is_the_identity():
     assert torch.equal(sae_utils.metrics.truncate_code(TRUNCATION_CODE, 3), TRUNCATION_CODE)
 
 
+def test_truncate_code_fill_moves_into_the_decoder_bias():
+    """The returned constants c: decoding the truncated code equals decoding the k-sparse code (truncated - c)
+    with the decoder bias shifted by W c (float64, a random ReLU model)."""
+    torch.manual_seed(0)
+    model = SparseAutoencoder(6, "relu", n_input=10).double()
+    code = torch.rand(5, 6, dtype=torch.float64)
+    truncated, c = sae_utils.metrics.truncate_code(code, 2, fill="min", return_fill=True)
+    torch.testing.assert_close(c, code.min(dim=0).values)
+    sparse = truncated - c
+    assert ((sparse != 0).sum(dim=1) <= 2).all()
+    shifted = model.decoder.weight @ c + model.decoder.bias
+    torch.testing.assert_close(model.decode(truncated), sparse @ model.decoder.weight.T + shifted)
+
+
+def test_truncation_rise_by_hand():
+    torch.manual_seed(1)
+    model = SparseAutoencoder(4, "relu", n_input=7).double()
+    x = torch.rand(9, 7, dtype=torch.float64)
+    code = model.encode(x)
+    rows = sae_utils.metrics.truncation_rise({"m": model}, {"m": code}, x, ks=(1, 4), fills=("zero",))
+    full = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(code)), x)
+    kept = torch.where(code >= code.max(dim=1, keepdim=True).values, code, 0.0)      # k = 1, zero fill
+    cut = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(kept)), x)
+    assert rows[0]["units kept per digit"] == 1
+    assert rows[0]["M BCE rise, zero fill"] == pytest.approx((cut - full).item(), abs=1e-12)
+    assert rows[1]["M BCE rise, zero fill"] == pytest.approx(0.0, abs=1e-12)           # k = H keeps everything
+
+
+def test_small_value_share_bound_never_exceeds_the_exact_share():
+    generator = torch.Generator().manual_seed(2)
+    code = torch.rand(1000, 8, generator=generator, dtype=torch.float64) ** 3           # values in [0, 1]
+    exact = (code * (code <= 0.5)).mean(dim=0) / code.mean(dim=0)
+    bound = sae_utils.metrics.small_value_share_bound(code.mean(dim=0).numpy(), (code > 0.5).double().mean(dim=0).numpy())
+    assert (bound <= exact.numpy() + 1e-12).all() and (bound > 0).all()
+    ones = torch.tensor([[1.0, 0.2], [0.0, 0.2], [0.0, 0.2], [0.3, 0.2]], dtype=torch.float64)  # large values exactly 1
+    tight = sae_utils.metrics.small_value_share_bound(ones.mean(dim=0).numpy(), (ones > 0.5).double().mean(dim=0).numpy())
+    np.testing.assert_allclose(tight, [0.3 / 1.3, 1.0])                                 # the bound is reached
+    with pytest.raises(ValueError, match="one shape"):
+        sae_utils.metrics.small_value_share_bound(np.ones(3) / 2, np.ones(2) / 2)
+
+
 @pytest.mark.parametrize("k, fill, message", [(0, "mean", "k must be an integer >= 1"),
                                               (4, "mean", "at most the number of units H = 3, got 4"),
                                               (1, "median", "fill must be one of 'mean', 'min', 'zero'")])
