@@ -447,3 +447,15 @@ def test_compare_miss_and_miss_table_by_hand():
     assert len(lines) == 1 + 5 and lines[0].split()[0] == "β"  # beta = 0 left out
     row = dict(zip(("beta", "ratio", "miss"), lines[2].split()[:3]))  # beta = 0.005, the reference (own seeds)
     assert row["beta"] == "0.005" and float(row["miss"]) == pytest.approx(means[0] - 0.08, abs=1e-4)
+
+
+def test_compare_miss_borrows_from_a_named_seeded_setting():
+    seeded, bare, other = {"rho": 0.01, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}, {"rho": 0.01, "beta": 0.015}
+    sd_seeded = atlas.seed_spread("kl", ("mean_activation",), **seeded)["mean_activation"]["std"]
+    result = atlas.compare_miss(other, bare, borrow_from=seeded)
+    assert result["s"] == pytest.approx(math.hypot(sd_seeded, sd_seeded)) and result["borrowed"]
+    own = atlas.compare_miss(seeded, bare, weighted=True, borrow_from=seeded)
+    assert own["s"] == pytest.approx(math.hypot(0.005 * sd_seeded, 0.05 * sd_seeded))
+    assert atlas.compare_miss(other, bare)["s"] != pytest.approx(result["s"])  # the default borrows the reference's
+    lines = atlas.miss_table(0.01, borrow_from=seeded).splitlines()
+    assert lines[2].split()[0] == "0.005" and lines[3].split()[0] == "0.015*"
