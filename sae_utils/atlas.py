@@ -439,6 +439,53 @@ def stored_roughness(family: str, directory=None, **params) -> list:
     return result
 
 
+def _miss_sd(params: dict, borrow_from: dict | None, directory) -> tuple[float, bool]:
+    """The seed sd of the KL mean activation at ``params`` (``setting_sd``); a setting without seeds of its own
+    takes it from ``borrow_from`` (a seeded KL setting) when given, else from the reference. (sd, borrowed)."""
+    sd, borrowed = setting_sd("kl", "mean_activation", directory, **params)
+    if borrowed and borrow_from is not None:
+        sd = float(seed_spread("kl", ("mean_activation",), directory, **borrow_from)["mean_activation"]["std"])
+    return sd, borrowed
+
+
+def compare_miss(a: dict, b: dict, weighted: bool = False, directory=None, borrow_from: dict | None = None) -> dict:
+    """How far two KL settings' mean activation misses its target, judged like ``compare``: the miss
+    ybar - rho of each (ybar: ``metrics["mean_activation"]``, the mean over units and test digits), or with
+    ``weighted`` beta * (ybar - rho). Each side's sd is the mean activation's ``setting_sd`` (times beta when
+    weighted), so s = sqrt(sd_a^2 + sd_b^2); a side without seeds of its own takes the sd of the seeded setting
+    ``borrow_from`` when given (e.g. one at the same rho), else the reference's. Returns the keys of ``compare``;
+    a, b: KL parameter dicts."""
+    c = compare("kl", a, b, "mean_activation", directory)
+    (sd_a, borrowed_a), (sd_b, borrowed_b) = (_miss_sd(p, borrow_from, directory) for p in (a, b))
+    w_a, w_b = (grid_point("kl", p)["beta"] if weighted else 1.0 for p in (a, b))
+    miss_a, miss_b = w_a * (c["a"] - grid_point("kl", a)["rho"]), w_b * (c["b"] - grid_point("kl", b)["rho"])
+    s, change = math.hypot(w_a * sd_a, w_b * sd_b), miss_b - miss_a
+    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
+    return {"a": miss_a, "b": miss_b, "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
+            "borrowed": borrowed_a or borrowed_b}
+
+
+def miss_table(rho: float, directory=None, borrow_from: dict | None = None) -> str:
+    """The KL beta series at ``rho`` (beta > 0) as a plain-text table: beta, ybar / rho, the miss ybar - rho,
+    the miss in units of its seed sd of the mean activation ("miss z"), beta * miss, and the z of the change of
+    beta * miss from the row above (``compare_miss`` with ``weighted``); a trailing "*" marks a row without
+    seeds of its own, whose sd is borrowed from ``borrow_from`` when given, else from the reference."""
+    rows, before = [], None
+    for beta, row in series("kl", "beta", directory, rho=rho).items():
+        if beta == 0:
+            continue
+        params = {"rho": rho, "beta": beta}
+        miss = row["metrics"]["mean_activation"] - rho
+        sd, borrowed = _miss_sd(params, borrow_from, directory)
+        step = (compare_miss(before, params, weighted=True, directory=directory, borrow_from=borrow_from)["z"]
+                if before else None)
+        rows.append({"β": f"{beta:g}" + ("*" if borrowed else ""), "ȳ ÷ ρ": 1 + miss / rho, "miss ȳ − ρ": miss,
+                     "miss z": miss / sd, "β × miss": beta * miss, "β × miss step (z)": step})
+        before = params
+    return table(rows, formats={"ȳ ÷ ρ": ".3f", "miss ȳ − ρ": ".4f", "miss z": ".1f", "β × miss": ".2e",
+                                "β × miss step (z)": "+.1f"})
+
+
 def describe_compare(result: dict, label: str, digits: int = 4) -> str:
     """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
     ``digits`` significant digits; the relative change is left out when a is 0."""

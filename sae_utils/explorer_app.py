@@ -15,6 +15,7 @@ import PIL.Image
 
 from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
 from .families import FAMILIES
+from .checks import check_int
 
 CODE_NAMES = {"relu": "ReLU", "topk": "TopK"}  # how the activations are written on the buttons
 
@@ -183,10 +184,13 @@ class ExplorerApp:
         if not self._holding and self.unit.value is not None:
             self.dashboard.value = self.explorer.dashboard_png(self.setting(), self.unit.value)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, colors: int | None = 256) -> bytes:
         """A static picture of the explorer's current views and numbers, as PNG bytes: on the left the
         reconstructions, the numbers and the unit statistics, on the right the features with their colour
-        bar; each picture at its own pixel size (no rescaling)."""
+        bar; each picture at its own pixel size (no rescaling). ``colors``: the palette size the PNG is
+        quantised to (default 256, a small file); None keeps every colour (smooth colour bars)."""
+        if colors is not None:
+            colors = check_int("colors", colors, low=2)
         import matplotlib.pyplot as plt
 
         from .files import figure_png
@@ -229,7 +233,7 @@ class ExplorerApp:
         bar_ax.tick_params(labelsize=7)
         fig.suptitle(f"Sparse autoencoder explorer — {view.setting.label()}", fontsize=12,
                      y=1 - 12 / height, va="top")
-        png = figure_png(fig, dpi=dpi, colors=256)
+        png = figure_png(fig, dpi=dpi, colors=colors)
         plt.close(fig)
         return png
 

@@ -15,7 +15,8 @@ from .data import prepare_images
 from .fast_bce import training_bce
 from .families import FAMILIES, family_of_activation
 from .model import SparseAutoencoder
-from .penalties import l1_penalty, reconstruction_bce
+from .checks import check_code
+from .penalties import kl_divergence, l1_penalty, reconstruction_bce
 
 ACTIVE_THRESHOLD = {fam.activation: fam.active_threshold for fam in FAMILIES.values()}
 
@@ -105,6 +106,49 @@ def penalty_push_ratio(model, images, **hyperparameters) -> dict:
     return {side: (g_p[where].abs().mean() / g_b[where].abs().mean()).item() if where.any() else math.nan
             for side, where in (("down", g_p > 0), ("up", g_p < 0))}
 
+
+
+def kl_bias_pull(model, images, rho: float = 0.08, beta: float = 0.005) -> dict:
+    """The KL penalty's gradient on each encoder bias b_j, by autograd and by its derived formula.
+
+    On ``images`` (B inputs, one minibatch), with code y = sigmoid(W_e x + b_e) (B, H), rho_hat_j = mean_i y_ij
+    and the slope ratio r_j = mean_i y_ij (1 - y_ij) / rho_hat_j (in (0, 1)), the chain rule gives
+      d(beta * sum_j KL(rho || rho_hat_j)) / d b_j = beta * r_j * (rho_hat_j - rho) / (1 - rho_hat_j),
+    whose size is at most beta * |rho_hat_j - rho| / (1 - rho_hat_j) because r_j <= 1. Everything in float64.
+    Returns (H,) float64 tensors: "autograd" (the gradient by autograd), "formula" (the right-hand side),
+    "bound", "slope_ratio" (r_j) and "rho_hat". Sigmoid (KL) models only."""
+    if not isinstance(model, SparseAutoencoder) or model.activation != "sigmoid":
+        raise ValueError(f"kl_bias_pull needs a sigmoid (KL) SparseAutoencoder, got "
+                         f"{getattr(model, 'activation', type(model).__name__)!r}")
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    beta = check_number("beta", beta, low=0)
+    x = prepare_images(images, n_input=model.n_input).to(_device(model)).double()
+    weight = model.encoder.weight.detach().double()
+    bias = model.encoder.bias.detach().double().clone().requires_grad_(True)
+    with torch.enable_grad():
+        y = torch.sigmoid(torch.nn.functional.linear(x, weight, bias))
+        rho_hat = y.mean(dim=0)
+        (grad,) = torch.autograd.grad(beta * kl_divergence.unchecked(rho, rho_hat).sum(), bias)
+    y, rho_hat = y.detach(), rho_hat.detach()
+    slope_ratio = (y * (1 - y)).mean(dim=0) / rho_hat
+    return {"autograd": grad, "formula": beta * slope_ratio * (rho_hat - rho) / (1 - rho_hat),
+            "bound": beta * (rho_hat - rho).abs() / (1 - rho_hat), "slope_ratio": slope_ratio, "rho_hat": rho_hat}
+
+
+def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200) -> float:
+    """The weighted KL penalty as training sees it: beta * sum_j KL(rho || rho_hat_j), rho_hat_j the mean of
+    unit j over one minibatch of ``batch_size`` consecutive rows of ``code`` (B, H) (sigmoid values in [0, 1]),
+    averaged over the B // batch_size full minibatches (the rows after the last full one are left out).
+    KL is convex in rho_hat, so this is at least the penalty with rho_hat over all B rows (Jensen)."""
+    code = check_code("code", code)
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    beta = check_number("beta", beta, low=0)
+    batch_size = check_int("batch_size", batch_size)
+    n_batches = len(code) // batch_size
+    if n_batches == 0:
+        raise ValueError(f"batch_size must be at most the {len(code)} rows of code, got {batch_size}")
+    rho_hat = code[:n_batches * batch_size].double().reshape(n_batches, batch_size, -1).mean(dim=1)
+    return beta * kl_divergence.unchecked(rho, rho_hat).sum(dim=1).mean().item()
 
 # Sparsity and reconstruction measures with written definitions, shared by every penalty family.
 # code: non-negative (B, H) tensor, one row per digit, one column per hidden unit.
@@ -344,6 +388,21 @@ def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hi
     1 - a / (H * mean) at or below it (pooled over digits and units, not per digit)."""
     return 1 - active_units_per_digit / (n_hidden * mean_activation)
 
+
+def histogram_moments(counts, edges) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of each row of a binned distribution, every value placed at the centre
+    of its bin: counts (U, K) non-negative, edges (U, K + 1) increasing (e.g. a stored unit dashboard's
+    ``histogram`` and ``edges``). Returns mean (U,) and std (U,) (population, ddof 0), float64. Each mean is
+    off by at most half the row's widest bin; the std by about a bin width (Sheppard)."""
+    counts, edges = np.asarray(counts, dtype=np.float64), np.asarray(edges, dtype=np.float64)
+    if counts.ndim != 2 or edges.shape != (counts.shape[0], counts.shape[1] + 1):
+        raise ValueError(f"counts must be (U, K) and edges (U, K + 1), got {counts.shape} and {edges.shape}")
+    if (counts < 0).any() or (counts.sum(axis=1) == 0).any() or (np.diff(edges, axis=1) <= 0).any():
+        raise ValueError("counts must be non-negative with a positive total per row, and edges increasing")
+    centres = (edges[:, 1:] + edges[:, :-1]) / 2
+    mean = (counts * centres).sum(axis=1) / counts.sum(axis=1)
+    std = np.sqrt((counts * (centres - mean[:, None]) ** 2).sum(axis=1) / counts.sum(axis=1))
+    return mean, std
 
 def top_class_purity(top_digits: np.ndarray, labels) -> np.ndarray:
     """How class-specific each unit's top digits are: for each row of ``top_digits`` (U, n) (indices into

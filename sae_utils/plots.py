@@ -7,6 +7,7 @@ Each function returns a matplotlib Figure and draws nothing else; notebooks disp
 from __future__ import annotations
 
 import io
+import itertools
 import math
 
 import matplotlib.pyplot as plt
@@ -276,6 +277,34 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
     fig.tight_layout()
     return fig
 
+
+def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300):
+    """Why the KL term's steepness at small rho does not raise the bound on its pull, for each target rho.
+    Left: KL(rho || rho_hat) against the miss rho_hat - rho over ``span``. Right: rho_hat * dKL/drho_hat =
+    (rho_hat - rho) / (1 - rho_hat), the bound on the pull on an encoder bias divided by beta (see
+    ``metrics.kl_bias_pull``), with a dot at each model's miss. misses: {rho: a model's ybar - rho}, e.g.
+    {0.01: 0.0076, 0.08: 0.0018}. Returns the figure."""
+    if not misses:
+        raise ValueError("misses must name at least one target rho, got none")
+    low, high = (check_number("span", v) for v in span)
+    n_points = check_int("n_points", n_points, low=2)
+    from .penalties import kl_divergence
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    for colour, (rho, miss) in zip(itertools.cycle(("C0", "C1", "C2", "C3")), misses.items()):
+        rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+        miss = check_number("miss", miss, low=-rho, high=1 - rho, low_open=True, high_open=True)
+        gap = torch.linspace(max(low, -0.9 * rho), high, n_points, dtype=torch.float64)
+        rho_hat = rho + gap
+        axes[0].plot(gap, kl_divergence(rho, rho_hat), colour, label=f"ρ = {rho:g}")
+        axes[1].plot(gap, gap / (1 - rho_hat), colour, label=f"ρ = {rho:g}")
+        axes[1].scatter(miss, miss / (1 - rho - miss), color=colour, zorder=3)
+    axes[0].set(xlabel="miss ρ̂ − ρ", ylabel="KL(ρ‖ρ̂)", title="the KL term")
+    axes[1].set(xlabel="miss ρ̂ − ρ", ylabel="ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)",
+                title="the bound on the pull on $b_j$, ÷ β\ndots: each model's ȳ − ρ")
+    axes[0].legend(loc="upper center")
+    axes[1].legend(loc="upper left")
+    return fig
 
 @torch.no_grad()
 def activation_histogram_counts(model, images, bins: int = 40) -> tuple[np.ndarray, np.ndarray, int]:

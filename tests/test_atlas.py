@@ -1,5 +1,6 @@
 """The atlas: a stored point recomputes, and a tiny build is resumable, pickle-free and checks its inputs."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -451,3 +452,33 @@ def test_stored_roughness_is_the_median_centred_roughness_of_each_seeds_columns(
     scores = np.sort((across + down) / 2 / (2 * (centred ** 2).mean(axis=(1, 2))))
     by_hand = scores[(len(scores) - 1) // 2]                              # torch's median: the lower middle value
     assert abs(values[1] - by_hand) < 1e-6
+
+
+def test_compare_miss_and_miss_table_by_hand():
+    reference, low = {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}
+    book = atlas.load_atlas("kl")
+    means = [book.entry(**p).metrics["mean_activation"] for p in (reference, low)]
+    sds = [atlas.setting_sd("kl", "mean_activation", **p)[0] for p in (reference, low)]
+    plain = atlas.compare_miss(reference, low)
+    assert plain["a"] == pytest.approx(means[0] - 0.08) and plain["b"] == pytest.approx(means[1] - 0.01)
+    assert plain["z"] == pytest.approx((means[1] - 0.01 - means[0] + 0.08) / math.hypot(*sds))
+    weighted = atlas.compare_miss(reference, low, weighted=True)
+    assert weighted["b"] == pytest.approx(0.05 * (means[1] - 0.01))
+    assert weighted["s"] == pytest.approx(math.hypot(0.005 * sds[0], 0.05 * sds[1]))
+    assert weighted["verdict"] == atlas.noise_verdict(weighted["z"])
+    lines = atlas.miss_table(0.08).splitlines()
+    assert len(lines) == 1 + 5 and lines[0].split()[0] == "β"  # beta = 0 left out
+    row = dict(zip(("beta", "ratio", "miss"), lines[2].split()[:3]))  # beta = 0.005, the reference (own seeds)
+    assert row["beta"] == "0.005" and float(row["miss"]) == pytest.approx(means[0] - 0.08, abs=1e-4)
+
+
+def test_compare_miss_borrows_from_a_named_seeded_setting():
+    seeded, bare, other = {"rho": 0.01, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}, {"rho": 0.01, "beta": 0.015}
+    sd_seeded = atlas.seed_spread("kl", ("mean_activation",), **seeded)["mean_activation"]["std"]
+    result = atlas.compare_miss(other, bare, borrow_from=seeded)
+    assert result["s"] == pytest.approx(math.hypot(sd_seeded, sd_seeded)) and result["borrowed"]
+    own = atlas.compare_miss(seeded, bare, weighted=True, borrow_from=seeded)
+    assert own["s"] == pytest.approx(math.hypot(0.005 * sd_seeded, 0.05 * sd_seeded))
+    assert atlas.compare_miss(other, bare)["s"] != pytest.approx(result["s"])  # the default borrows the reference's
+    lines = atlas.miss_table(0.01, borrow_from=seeded).splitlines()
+    assert lines[2].split()[0] == "0.005" and lines[3].split()[0] == "0.015*"

@@ -124,3 +124,12 @@ def test_never_active_units_are_counted_over_the_features_and_only_when_there_ar
     title = explorer_app.features_title(shipped.view(make_setting("l1", lam=6.4e-4)))
     assert title.endswith(f"; {n_never} of 64 never active (grey))")
     assert "never active" not in explorer_app.features_title(shipped.view(make_setting("kl")))
+
+
+def test_snapshot_keeps_every_colour_when_asked(app):
+    quantised = PIL.Image.open(io.BytesIO(app.snapshot()))
+    full = PIL.Image.open(io.BytesIO(app.snapshot(colors=None)))
+    assert quantised.mode == "P" and full.mode in ("RGB", "RGBA") and full.size == quantised.size
+    assert len(full.convert("RGB").getcolors(maxcolors=1 << 24)) > 256
+    with pytest.raises(ValueError, match="colors"):
+        app.snapshot(colors=1)

@@ -537,3 +537,67 @@ def test_blob_rows_finds_rows_with_one_high_peak():
     assert mask.tolist() == [True, False, False] and peak.tolist() == [17]
     with pytest.raises(ValueError, match="rows"):
         blob_rows(torch.zeros(5))
+
+
+def test_kl_bias_pull_matches_finite_differences_and_its_bound():
+    """The bias gradient of beta * sum_j KL against a central finite difference in float64, the formula
+    beta r_j (rho_hat - rho) / (1 - rho_hat) against it, and |gradient| <= the bound."""
+    from sae_utils.metrics import kl_bias_pull
+    from sae_utils.penalties import kl_divergence
+    torch.manual_seed(0)
+    model = SparseAutoencoder(n_hidden=6, activation="sigmoid", n_input=9).double()
+    x = torch.rand(40, 9, dtype=torch.float64)
+    rho, beta = 0.1, 0.3
+    pull = kl_bias_pull(model, x, rho=rho, beta=beta)
+
+    def penalty(bias):
+        y = torch.sigmoid(x @ model.encoder.weight.detach().T + bias)
+        return beta * sum(rho * math.log(rho / m) + (1 - rho) * math.log((1 - rho) / (1 - m))
+                          for m in y.mean(dim=0).tolist())
+
+    bias, h = model.encoder.bias.detach().clone(), 1e-6
+    numeric = []
+    for j in range(6):
+        step = torch.zeros(6, dtype=torch.float64)
+        step[j] = h
+        numeric.append((penalty(bias + step) - penalty(bias - step)) / (2 * h))
+    assert np.allclose(pull["autograd"].numpy(), numeric, rtol=1e-6, atol=1e-10)
+    assert np.allclose(pull["formula"].numpy(), numeric, rtol=1e-6, atol=1e-10)
+    assert (pull["autograd"].abs() <= pull["bound"] + 1e-15).all()
+    assert ((pull["slope_ratio"] > 0) & (pull["slope_ratio"] < 1)).all()
+    assert kl_divergence(rho, pull["rho_hat"]).shape == (6,)
+    with pytest.raises(ValueError, match="sigmoid"):
+        kl_bias_pull(SparseAutoencoder(n_hidden=6, activation="relu", n_input=9), x)
+    with pytest.raises(ValueError, match="rho"):
+        kl_bias_pull(model, x, rho=1.5)
+
+
+def test_minibatch_kl_penalty_by_hand_and_above_the_whole_set_penalty():
+    from sae_utils.metrics import minibatch_kl_penalty
+    code = torch.tensor([[0.2, 0.5], [0.4, 0.1], [0.1, 0.3], [0.3, 0.7], [0.9, 0.9]])
+
+    def kl(rho, m):
+        return rho * math.log(rho / m) + (1 - rho) * math.log((1 - rho) / (1 - m))
+
+    # two full minibatches of 2 rows; the fifth row is left out
+    by_hand = 2.0 * ((kl(0.2, 0.3) + kl(0.2, 0.3)) + (kl(0.2, 0.2) + kl(0.2, 0.5))) / 2
+    assert minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=2) == pytest.approx(by_hand, rel=1e-6)
+    whole = 2.0 * (kl(0.2, 0.25) + kl(0.2, 0.4))
+    assert minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=2) >= whole  # Jensen
+    with pytest.raises(ValueError, match="batch_size"):
+        minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=6)
+    with pytest.raises(ValueError, match="code"):
+        minibatch_kl_penalty(code * 2, rho=0.2, beta=2.0, batch_size=2)
+
+
+def test_histogram_moments_by_hand():
+    from sae_utils.metrics import histogram_moments
+    counts = np.array([[1, 0, 3], [0, 2, 0]])
+    edges = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 0.5, 1.5, 2.0]])
+    mean, std = histogram_moments(counts, edges)
+    # row 0: centres 0.5 (x1) and 2.5 (x3): mean 2.0, variance (1.5^2 + 3 * 0.5^2) / 4 = 0.75
+    assert mean.tolist() == pytest.approx([2.0, 1.0]) and std.tolist() == pytest.approx([math.sqrt(0.75), 0.0])
+    with pytest.raises(ValueError, match="edges"):
+        histogram_moments(counts, edges[:, :3])
+    with pytest.raises(ValueError, match="non-negative"):
+        histogram_moments(-counts, edges)

@@ -593,6 +593,23 @@ def test_plot_along_marks_a_point_off_the_given_range_on_the_edge_with_its_value
     assert "nominal x" in mass_ax.get_xlabel()
 
 
+def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
+    from sae_utils.penalties import kl_divergence
+    fig = plots.plot_kl_pull({0.01: 0.0076, 0.08: 0.0018})
+    left, right = fig.axes[:2]
+    for line_left, line_right, rho in zip(left.get_lines(), right.get_lines(), (0.01, 0.08)):
+        gap = np.asarray(line_left.get_xdata(), dtype=np.float64)
+        rho_hat = torch.tensor(rho + gap, dtype=torch.float64)
+        assert np.allclose(line_left.get_ydata(), kl_divergence(rho, rho_hat).numpy())
+        assert np.allclose(line_right.get_ydata(), gap / (1 - rho - gap))  # (rho_hat - rho) / (1 - rho_hat)
+        assert gap.min() > -rho  # rho_hat stays positive
+    dots = [collection.get_offsets()[0] for collection in right.collections]
+    assert np.allclose(dots[0], (0.0076, 0.0076 / (1 - 0.0176)))
+    plt.close(fig)
+    with pytest.raises(ValueError, match="misses"):
+        plots.plot_kl_pull({})
+
+
 def test_mean_error_maps_take_a_colour_bar_label_and_keep_the_scale(test_digits):
     models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
     fig = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25, colorbar_label="error, one scale")
