@@ -108,33 +108,6 @@ def penalty_push_ratio(model, images, **hyperparameters) -> dict:
 
 
 
-def kl_bias_pull(model, images, rho: float = 0.08, beta: float = 0.005) -> dict:
-    """The KL penalty's gradient on each encoder bias b_j, by autograd and by its derived formula.
-
-    On ``images`` (B inputs, one minibatch), with code y = sigmoid(W_e x + b_e) (B, H), rho_hat_j = mean_i y_ij
-    and the slope ratio r_j = mean_i y_ij (1 - y_ij) / rho_hat_j (in (0, 1)), the chain rule gives
-      d(beta * sum_j KL(rho || rho_hat_j)) / d b_j = beta * r_j * (rho_hat_j - rho) / (1 - rho_hat_j),
-    whose size is at most beta * |rho_hat_j - rho| / (1 - rho_hat_j) because r_j <= 1. Everything in float64.
-    Returns (H,) float64 tensors: "autograd" (the gradient by autograd), "formula" (the right-hand side),
-    "bound", "slope_ratio" (r_j) and "rho_hat". Sigmoid (KL) models only."""
-    if not isinstance(model, SparseAutoencoder) or model.activation != "sigmoid":
-        raise ValueError(f"kl_bias_pull needs a sigmoid (KL) SparseAutoencoder, got "
-                         f"{getattr(model, 'activation', type(model).__name__)!r}")
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    beta = check_number("beta", beta, low=0)
-    x = prepare_images(images, n_input=model.n_input).to(_device(model)).double()
-    weight = model.encoder.weight.detach().double()
-    bias = model.encoder.bias.detach().double().clone().requires_grad_(True)
-    with torch.enable_grad():
-        y = torch.sigmoid(torch.nn.functional.linear(x, weight, bias))
-        rho_hat = y.mean(dim=0)
-        (grad,) = torch.autograd.grad(beta * kl_divergence.unchecked(rho, rho_hat).sum(), bias)
-    y, rho_hat = y.detach(), rho_hat.detach()
-    slope_ratio = (y * (1 - y)).mean(dim=0) / rho_hat
-    return {"autograd": grad, "formula": beta * slope_ratio * (rho_hat - rho) / (1 - rho_hat),
-            "bound": beta * (rho_hat - rho).abs() / (1 - rho_hat), "slope_ratio": slope_ratio, "rho_hat": rho_hat}
-
-
 def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200) -> float:
     """The weighted KL penalty as training sees it: beta * sum_j KL(rho || rho_hat_j), rho_hat_j the mean of
     unit j over one minibatch of ``batch_size`` consecutive rows of ``code`` (B, H) (sigmoid values in [0, 1]),
@@ -330,27 +303,34 @@ def _as_model_input(model: SparseAutoencoder, x) -> torch.Tensor:
     return prepare_images(x, n_input=model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
 
 
-def bias_pulls(model: SparseAutoencoder, x: torch.Tensor, rho: float, beta: float) -> dict:
-    """The two pulls on each encoder bias of a KL (sigmoid) model, on the inputs x (N, D) taken as one batch.
+def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float) -> dict:
+    """The two pulls on each encoder bias b_j of a KL (sigmoid) model, on the inputs x taken as one batch.
 
-    Returns (H,) float64 tensors: "bce" = d BCE / d b_j (BCE a mean over inputs and pixels), "penalty" =
-    beta * d Omega_KL / d b_j (rho_hat_j over the N inputs), both by autograd in the model's dtype;
-    "rho_hat" = q_j, the mean code; "S" = mean over inputs of y_j (1 - y_j); "bound" = beta |q_j - rho| / (1 - q_j),
-    the bound on |penalty| (since S <= q_j); "C" = mean over pixels of |W_d[p, j]|, so |bce| <= C_j S_j."""
+    x: (N, D) floats in [0, 1] or uint8 images. With code y = sigmoid(W_e x + b_e) (N, H), q_j = rho_hat_j =
+    mean_i y_ij, S_j = mean_i y_ij (1 - y_ij) and r_j = S_j / q_j (in (0, 1)), the chain rule gives
+      beta * d KL(rho || q_j) / d b_j = beta * r_j * (q_j - rho) / (1 - q_j),
+    whose size is at most beta * |q_j - rho| / (1 - q_j) because r_j <= 1. Returns (H,) float64 tensors, all
+    computed in float64: "bce" = d BCE / d b_j (BCE a mean over inputs and pixels) and "penalty" =
+    beta * d Omega_KL / d b_j, both by autograd; "formula" (the right-hand side above), "bound", "rho_hat" (q),
+    "S", "slope_ratio" (r) and "C" = mean over pixels of |W_d[p, j]|, so that |bce| <= C_j S_j."""
+    import copy
     from .penalties import kl_sparsity_penalty
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
     beta = check_number("beta", beta, low=0)
-    if model.activation != "sigmoid":
-        raise ValueError(f"bias_pulls needs a sigmoid (KL) model, got activation {model.activation!r}")
-    x = _as_model_input(model, x)
+    if not isinstance(model, SparseAutoencoder) or model.activation != "sigmoid":
+        raise ValueError(f"bias_pulls needs a sigmoid (KL) SparseAutoencoder, got "
+                         f"{getattr(model, 'activation', type(model).__name__)!r}")
+    net = copy.deepcopy(model).double()
+    x = _as_model_input(net, x)
     with torch.enable_grad():
-        logits, code = model(x)
-        (bce,) = torch.autograd.grad(reconstruction_bce(logits, x), model.encoder.bias, retain_graph=True)
-        (penalty,) = torch.autograd.grad(beta * kl_sparsity_penalty(code, rho), model.encoder.bias)
-    y = code.detach().double()
-    q = y.mean(dim=0)
-    return {"bce": bce.double(), "penalty": penalty.double(), "rho_hat": q, "S": (y * (1 - y)).mean(dim=0),
-            "bound": beta * (q - rho).abs() / (1 - q), "C": model.decoder.weight.detach().double().abs().mean(dim=0)}
+        logits, code = net(x)
+        (bce,) = torch.autograd.grad(reconstruction_bce(logits, x), net.encoder.bias, retain_graph=True)
+        (penalty,) = torch.autograd.grad(beta * kl_sparsity_penalty(code, rho), net.encoder.bias)
+    y = code.detach()
+    q, S = y.mean(dim=0), (y * (1 - y)).mean(dim=0)
+    return {"bce": bce, "penalty": penalty, "formula": beta * (S / q) * (q - rho) / (1 - q),
+            "bound": beta * (q - rho).abs() / (1 - q), "rho_hat": q, "S": S, "slope_ratio": S / q,
+            "C": net.decoder.weight.detach().abs().mean(dim=0)}
 
 
 def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,

@@ -282,7 +282,7 @@ def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300):
     """Why the KL term's steepness at small rho does not raise the bound on its pull, for each target rho.
     Left: KL(rho || rho_hat) against the miss rho_hat - rho over ``span``. Right: rho_hat * dKL/drho_hat =
     (rho_hat - rho) / (1 - rho_hat), the bound on the pull on an encoder bias divided by beta (see
-    ``metrics.kl_bias_pull``), with a dot at each model's miss. misses: {rho: a model's ybar - rho}, e.g.
+    ``metrics.bias_pulls``), with a dot at each model's miss. misses: {rho: a model's ybar - rho}, e.g.
     {0.01: 0.0076, 0.08: 0.0018}. Returns the figure."""
     if not misses:
         raise ValueError("misses must name at least one target rho, got none")

@@ -539,16 +539,16 @@ def test_blob_rows_finds_rows_with_one_high_peak():
         blob_rows(torch.zeros(5))
 
 
-def test_kl_bias_pull_matches_finite_differences_and_its_bound():
+def test_bias_pulls_penalty_matches_finite_differences_and_its_bound():
     """The bias gradient of beta * sum_j KL against a central finite difference in float64, the formula
     beta r_j (rho_hat - rho) / (1 - rho_hat) against it, and |gradient| <= the bound."""
-    from sae_utils.metrics import kl_bias_pull
+    from sae_utils.metrics import bias_pulls
     from sae_utils.penalties import kl_divergence
     torch.manual_seed(0)
     model = SparseAutoencoder(n_hidden=6, activation="sigmoid", n_input=9).double()
     x = torch.rand(40, 9, dtype=torch.float64)
     rho, beta = 0.1, 0.3
-    pull = kl_bias_pull(model, x, rho=rho, beta=beta)
+    pull = bias_pulls(model, x, rho=rho, beta=beta)
 
     def penalty(bias):
         y = torch.sigmoid(x @ model.encoder.weight.detach().T + bias)
@@ -561,15 +561,15 @@ def test_kl_bias_pull_matches_finite_differences_and_its_bound():
         step = torch.zeros(6, dtype=torch.float64)
         step[j] = h
         numeric.append((penalty(bias + step) - penalty(bias - step)) / (2 * h))
-    assert np.allclose(pull["autograd"].numpy(), numeric, rtol=1e-6, atol=1e-10)
+    assert np.allclose(pull["penalty"].numpy(), numeric, rtol=1e-6, atol=1e-10)
     assert np.allclose(pull["formula"].numpy(), numeric, rtol=1e-6, atol=1e-10)
-    assert (pull["autograd"].abs() <= pull["bound"] + 1e-15).all()
+    assert (pull["penalty"].abs() <= pull["bound"] + 1e-15).all()
     assert ((pull["slope_ratio"] > 0) & (pull["slope_ratio"] < 1)).all()
     assert kl_divergence(rho, pull["rho_hat"]).shape == (6,)
     with pytest.raises(ValueError, match="sigmoid"):
-        kl_bias_pull(SparseAutoencoder(n_hidden=6, activation="relu", n_input=9), x)
+        bias_pulls(SparseAutoencoder(n_hidden=6, activation="relu", n_input=9), x, rho, beta)
     with pytest.raises(ValueError, match="rho"):
-        kl_bias_pull(model, x, rho=1.5)
+        bias_pulls(model, x, rho=1.5, beta=beta)
 
 
 def test_minibatch_kl_penalty_by_hand_and_above_the_whole_set_penalty():
