@@ -570,7 +570,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
-                  annotate_stars: bool = False):
+                  annotate_stars: bool = False, value_format=None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -588,10 +588,14 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes; star_alpha:
     the stars' opacity (below 1 shows a line point the star would hide); star_size: the stars' area in
     points² (matplotlib's ``s``; the legend draws them at the same size); annotate_stars: write "KL ref."
-    (the family's name) beside each star. Stars are drawn above their error bars.
+    (the family's name) beside each star. Stars are drawn above their error bars. value_format: a function
+    value -> text for the point labels (e.g. ``atlas.label``); default one format per line ("g", or ".1e"
+    when a non-zero value is below 1e-3).
     """
     from .families import FAMILIES
 
+    if value_format is not None and not callable(value_format):
+        raise ValueError(f"value_format must be a function value -> text or None, got {value_format!r}")
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
         fam, colour = FAMILIES[name], f"C{f_index}"
@@ -612,7 +616,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 if p["params"] == fam.reference() or (wanted is not None and p["params"] not in wanted):
                     continue  # the star and the legend name the reference
                 value = p["params"][moving]
-                text = f"{symbols[moving]}={format(value, spec) if value else '0'}" + (
+                shown = value_format(value) if value_format is not None else (format(value, spec) if value else "0")
+                text = f"{symbols[moving]}={shown}" + (
                     " (no penalty)" if moving == fam.weight and value == 0 else "")
                 # each line keeps its labels on one side (the first right, the next left), above the line
                 # where it falls to the right and below where it rises, so that the line does not cross them

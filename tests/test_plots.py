@@ -591,3 +591,17 @@ def test_plot_along_marks_a_point_off_the_given_range_on_the_edge_with_its_value
     assert [t.get_text() for t in bce_ax.texts] == ["0.103"]
     assert not [l for l in mass_ax.lines if l.get_marker() in "^v"] and not mass_ax.texts  # k90 row unchanged
     assert "nominal x" in mass_ax.get_xlabel()
+
+
+def test_tradeoff_value_format_writes_the_point_labels():
+    from sae_utils import atlas
+    def record(lam, bce, l0):
+        return {"params": {"lam": lam}, "metrics": {"bce": bce, "l0": l0}}
+    points = [record(0.0, 0.065, 210), record(2e-5, 0.066, 150), record(6.4e-4, 0.10, 24)]
+    texts = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0",
+                                value_format=atlas.label).axes[0].texts
+    assert sorted(t.get_text() for t in texts) == ["λ=0 (no penalty)", "λ=2e-5", "λ=6.4e-4"]
+    default = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0").axes[0].texts
+    assert "λ=6.4e-04" in [t.get_text() for t in default]   # the default format is unchanged
+    with pytest.raises(ValueError, match="value_format"):
+        plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, value_format=".1e")
