@@ -16,7 +16,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 5 MB for the 83 points of the three families).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 5 MB for the 87 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -30,7 +30,7 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 83 points (50 of the grid, 33 recipe variants, two of them 60-epoch runs) take
+core (80-100 s with the linear probe), so the 87 points (50 of the grid, 37 recipe variants, two of them 60-epoch runs) take
 about 2.4 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
@@ -59,7 +59,7 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, unit_dashboards, units_by_use, units_for_mass)
+                      l0, small_value_share_bound, unit_dashboards, units_by_use, units_for_mass)
 from .probe import linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -423,6 +423,33 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
+def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -> list:
+    """``compare`` applied to each step of a ``series``: one dict per pair of neighbouring values of ``moving``
+    (the others at ``fixed``), in increasing order, with "from" and "to" (the two values) added. Each step's
+    sigma combines both settings' seed stds (``setting_sd``); "borrowed" says when one was the reference's."""
+    values = list(series(family, moving, directory, **fixed))
+    steps_ = []
+    for a, b in zip(values[:-1], values[1:]):
+        result = compare(family, {**fixed, moving: a}, {**fixed, moving: b}, key, directory)
+        steps_.append({"from": a, "to": b, **result})
+    return steps_
+
+
+def stored_roughness(family: str, directory=None, **params) -> list:
+    """The texture of a setting's stored decoder columns, per stored seed (seed 0 first): the median over the
+    atlas's feature units (the 64 units most often on, ``AtlasEntry.feature_units``) of
+    ``metrics.roughness`` of each column minus its own mean. Returns a list of floats, one per seed."""
+    from .metrics import roughness
+    base = grid_point(family, params)
+    seeds = sorted({dict(r["params"]).get("seed", 0) for r in load_atlas(family, directory).records(variants=True)
+                    if {k: v for k, v in r["params"].items() if k != "seed"} == base})
+    result = []
+    for seed in seeds:
+        columns = torch.from_numpy(load_atlas(family, directory).entry(**base, seed=seed).features)   # (64, 28, 28)
+        result.append(roughness(columns - columns.mean(dim=(1, 2), keepdim=True)).median().item())
+    return result
+
+
 def describe_compare(result: dict, label: str, digits: int = 4) -> str:
     """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
     ``digits`` significant digits; the relative change is left out when a is 0."""
@@ -461,6 +488,38 @@ def welch_dof(sd_a: float, dof_a: int, sd_b: float, dof_b: int) -> float:
     if sd_a == sd_b == 0:
         raise ValueError("welch_dof needs sd_a or sd_b > 0, got both 0")
     return (sd_a ** 2 + sd_b ** 2) ** 2 / (sd_a ** 4 / dof_a + sd_b ** 4 / dof_b)
+
+
+def noise_yardstick(spreads: dict, keys=("units_for_mass", "bce"), c: float = 3 / math.sqrt(2)) -> dict:
+    """The seed-noise yardstick of two families from their seeded settings, in one call.
+
+    spreads: {(family, setting label): ``seed_spread`` result}, two families, each with one or more settings
+    holding every key of ``keys``. Per family f: "sigma"[f] = {key: ``pooled_sd``}, "dof"[f] = sum of its
+    settings' n_i - 1, "largest"[f] = {key: the largest s_i}, "fold"[f] = the largest ratio of its largest to
+    its smallest s_i over the keys. "tolerance": {(f, f): ``pair_tolerance(sigma_f, sigma_f, c)``, and under
+    (first family, second family) the cross tolerance ``pair_tolerance(sigma_a, sigma_b, c)``};
+    "wide": the cross tolerance from each family's largest s_i instead of its pooled sigma (a wider yardstick);
+    "c": c. Families in the order they first appear in ``spreads``."""
+    c = check_number("c", c, low=0, low_open=True)
+    families = list(dict.fromkeys(family for family, _ in spreads))
+    if len(families) != 2:
+        raise ValueError(f"spreads must hold settings of exactly two families, got {families}")
+    result = {"sigma": {}, "dof": {}, "largest": {}, "fold": {}, "tolerance": {}, "c": c}
+    for family in families:
+        runs = [spread for (f, _), spread in spreads.items() if f == family]
+        missing = [key for key in keys for run in runs if key not in run]
+        if missing:
+            raise ValueError(f"every spread must hold the keys {tuple(keys)}; {family} lacks {sorted(set(missing))}")
+        result["dof"][family] = sum(len(run[keys[0]]["values"]) - 1 for run in runs)
+        result["sigma"][family] = {key: pooled_sd(runs, key) for key in keys}
+        result["largest"][family] = {key: max(run[key]["std"] for run in runs) for key in keys}
+        result["fold"][family] = max(max(run[key]["std"] for run in runs) / min(run[key]["std"] for run in runs)
+                                     for key in keys)
+        result["tolerance"][family, family] = pair_tolerance(result["sigma"][family], result["sigma"][family], c)
+    a, b = families
+    result["tolerance"][a, b] = pair_tolerance(result["sigma"][a], result["sigma"][b], c)
+    result["wide"] = pair_tolerance(result["largest"][a], result["largest"][b], c)
+    return result
 
 
 def series(family: str, moving: str, directory=None, **fixed) -> dict:
@@ -546,6 +605,38 @@ def falling_test(history_values, window: int = 5, z: float = 3.0) -> dict:
             "falling": bool(delta > z * jitter / math.sqrt(window))}
 
 
+def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, families=("kl", "l1"),
+                   directory=None) -> list:
+    """The reference setting of two families trained otherwise (other learning rates, more epochs), side by side.
+
+    budgets: {run label: recipe options, e.g. {"lr": 2e-2} or {"epochs": 60} or {} for the recipe}; each run
+    must be stored for both families at their reference setting. tolerance: {"units_for_mass": ..., "bce": ...},
+    the cross-family tolerance; wide: the same, wider (optional). Returns one dict per run, in order: "run", and
+    per family F (upper case) "F k90", "F test BCE", "F fall per epoch (BCE)" and "F still falling" ("yes"/"no",
+    from ``falling_test`` on its test-BCE history), "F living units" (firing frequency > 0); then
+    "L1 lead on k90 (tol.)" and "L1 lead on BCE (tol.)": (first family - second family) / tolerance, with the
+    second family's name in the label; with ``wide``, "<second> BCE lead, largest s_i (tol.)" in wide's unit."""
+    first, second = families
+    rows = []
+    for run, options in budgets.items():
+        row = {"run": run}
+        for family in families:
+            entry, tag = load_atlas(family, directory).entry(**FAMILIES[family].reference(), **options), family.upper()
+            trend = falling_test(entry.history["test_bce"])
+            row[f"{tag} k90"], row[f"{tag} test BCE"] = entry.metrics["units_for_mass"], entry.metrics["bce"]
+            row[f"{tag} fall per epoch (BCE)"] = trend["per_epoch"]
+            row[f"{tag} still falling"] = "yes" if trend["falling"] else "no"
+            row[f"{tag} living units"] = int((entry.firing_frequency > 0).sum())
+        lead = second.upper()
+        for key, column in (("units_for_mass", "k90"), ("bce", "test BCE")):
+            difference = row[f"{first.upper()} {column}"] - row[f"{second.upper()} {column}"]
+            row[f"{lead} lead on {column.replace('test ', '')} (tol.)"] = difference / tolerance[key]
+            if wide is not None and key == "bce":
+                row[f"{lead} BCE lead, largest s_i (tol.)"] = difference / wide["bce"]
+        rows.append(row)
+    return rows
+
+
 def check_recipe(family: str, directory=None) -> int:
     """Check that every stored point of ``family`` (variants too) was trained with the configuration its
     parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;
@@ -622,6 +713,43 @@ def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", m
                    for b in records if b is not a)
 
     return [record for record in records if not beaten(record)]
+
+
+def beaten_by(point: dict, records: list, x_key: str = "units_for_mass", y_key: str = "bce",
+              margins=(0.0, 0.0)) -> list:
+    """The records that beat ``point`` (a metrics dict, e.g. ``entry.metrics``) on both metrics (lower is
+    better on both) by more than ``margins`` (x margin, y margin), in the order given; records as
+    ``Atlas.records``. With margins set to noise tolerances, only leads beyond noise on both axes count."""
+    dx, dy = (check_number("margins", m, low=0) for m in margins)
+    return [r for r in records if r["metrics"][x_key] < point[x_key] - dx and r["metrics"][y_key] < point[y_key] - dy]
+
+
+def below_line(point: dict, line: dict, x_key: str = "units_for_mass", y_key: str = "bce") -> float:
+    """How far ``point`` (a metrics dict) lies below a line of atlas points (a ``series`` result) at the same x:
+    the line's y, linearly interpolated at the point's x over the line's points sorted by x, minus the
+    point's y (positive: below the line). The point's x must lie within the line's x range."""
+    xs, ys = zip(*sorted((r["metrics"][x_key], r["metrics"][y_key]) for r in line.values()))
+    if not xs[0] <= point[x_key] <= xs[-1]:
+        raise ValueError(f"point's {x_key} = {point[x_key]:g} lies outside the line's range [{xs[0]:g}, {xs[-1]:g}]")
+    return float(np.interp(point[x_key], xs, ys) - point[y_key])
+
+
+def unit_means_along(family: str, moving: str, target: float, directory=None, **fixed) -> list:
+    """How the units' mean code values sit along one line of a sigmoid family's grid (``series(family, moving,
+    **fixed)``). One dict per point: the moving value, "k90", "spread of rho_hat_j / rho" (the sample sd over
+    the H units of each unit's mean code value over the test digits, divided by ``target``, the KL target rho), "median firing
+    frequency" (share of test digits with y_j > 0.5, median over units) and "share of rho_hat_j from values
+    <= 0.5, at least" (median over units of ``metrics.small_value_share_bound``)."""
+    target = check_number("target", target, low=0, low_open=True)
+    rows = []
+    for value in series(family, moving, directory, **fixed):
+        entry = load_atlas(family, directory).entry(**{**fixed, moving: value})
+        bound = small_value_share_bound(entry.mean_activation, entry.firing_frequency)
+        rows.append({moving: value, "k90": entry.metrics["units_for_mass"],
+                     "spread of rho_hat_j / rho": float(np.std(entry.mean_activation / target, ddof=1)),
+                     "median firing frequency": float(np.median(entry.firing_frequency)),
+                     "share of rho_hat_j from values <= 0.5, at least": float(np.median(bound))})
+    return rows
 
 
 def _list(directory) -> None:

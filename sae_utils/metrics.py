@@ -177,14 +177,16 @@ def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
 TRUNCATION_FILLS = ("mean", "min", "zero")
 
 
-def truncate_code(code: torch.Tensor, k: int, fill: str = "mean") -> torch.Tensor:
+def truncate_code(code: torch.Tensor, k: int, fill: str = "mean", return_fill: bool = False):
     """Keep each digit's ``k`` largest code values; replace every other value by a constant c_j of its unit.
 
     code: (B, H). Returns a (B, H) tensor of code's dtype. The constant c_j asks how much of what truncation
     drops is a per-unit offset (which a decoder bias could absorb) rather than per-digit signal:
     ``fill="mean"``: unit j's mean over the digits where it is dropped (0 where it is never dropped);
     ``fill="min"``: unit j's minimum over all B digits; ``fill="zero"``: c_j = 0. Ties at the k-th value
-    keep the first units (``torch.topk``'s order). k in 1..H.
+    keep the first units (``torch.topk``'s order). k in 1..H. With ``return_fill``, returns (truncated code,
+    the (H,) constants c), so that a caller can check that decoding the truncated code equals decoding the
+    k-sparse code (truncated - c) with the decoder bias shifted by W c.
     """
     code = _check_code(code)
     k = check_int("k", k, low=1)
@@ -199,7 +201,48 @@ def truncate_code(code: torch.Tensor, k: int, fill: str = "mean") -> torch.Tenso
         constant = code.min(dim=0).values
     else:
         constant = torch.zeros_like(code[0])
-    return torch.where(kept, code, constant)
+    truncated = torch.where(kept, code, constant)
+    return (truncated, constant) if return_fill else truncated
+
+
+@torch.no_grad()
+def truncation_rise(models: dict, codes: dict, x: torch.Tensor, ks, fills=("min", "mean")) -> list:
+    """How much each model's BCE on x rises when its code keeps only each digit's k largest values
+    (``truncate_code``, the others replaced by a per-unit constant) for every k in ``ks``.
+
+    models: {name: SparseAutoencoder}; codes: {name: (N, H) codes of x by that model}; x: (N, D) in [0, 1].
+    Returns one dict per k: "units kept per digit": k, and for each model and fill
+    "<NAME> BCE rise, <fill> fill": BCE(decode(truncated code), x) - BCE(decode(code), x), each a mean over all
+    N x D pixels (nats per pixel, float64 BCE on the logits)."""
+    x = check_float_tensor("x", x)
+    fills = [check_choice("fill", fill, TRUNCATION_FILLS) for fill in fills]
+    rows = []
+    for k in ks:
+        row = {"units kept per digit": int(k)}
+        for name, model in models.items():
+            full = reconstruction_bce(model.decode(codes[name]).double(), x.double()).item()
+            for fill in fills:
+                logits = model.decode(truncate_code(codes[name], int(k), fill=fill)).double()
+                row[f"{name.upper()} BCE rise, {fill} fill"] = reconstruction_bce(logits, x.double()).item() - full
+        rows.append(row)
+    return rows
+
+
+def small_value_share_bound(mean_activation, firing_frequency) -> np.ndarray:
+    """A lower bound, per unit, on the share of a unit's mean code value that comes from values <= 0.5.
+
+    For codes in [0, 1] (sigmoid units): unit j's values above 0.5 occur on a share f_j of the inputs
+    (its firing frequency) and are each at most 1, so they add at most f_j to its mean rho_hat_j; the rest,
+    at least 1 - f_j / rho_hat_j of rho_hat_j, comes from values <= 0.5. mean_activation, firing_frequency:
+    (H,) arrays (e.g. an atlas entry's). Returns (H,) float64, clipped at 0."""
+    mean = np.asarray(mean_activation, dtype=np.float64)
+    frequency = np.asarray(firing_frequency, dtype=np.float64)
+    if mean.shape != frequency.shape or mean.ndim != 1:
+        raise ValueError(f"mean_activation and firing_frequency must be (H,) arrays of one shape, got "
+                         f"{mean.shape} and {frequency.shape}")
+    if (mean <= 0).any() or (mean > 1).any() or (frequency < 0).any() or (frequency > 1).any():
+        raise ValueError("mean_activation must lie in (0, 1] and firing_frequency in [0, 1] (sigmoid codes)")
+    return np.clip(1 - frequency / mean, 0, None)
 
 
 def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:
@@ -319,6 +362,75 @@ def overlap_against_chance(a, b, within=None) -> dict:
     mean = n_a * n_b / n
     sd = math.sqrt(mean * (1 - n_a / n) * (n - n_b) / (n - 1))
     return {"overlap": k, "chance": mean, "sd": sd, "z": (k - mean) / sd if sd > 0 else math.nan}
+
+def bce_floor(x: torch.Tensor) -> torch.Tensor:
+    """The lowest BCE any reconstruction can reach on each image: the mean binary entropy of its pixels,
+    -(1/D) sum_p [x_p log x_p + (1 - x_p) log(1 - x_p)] with 0 log 0 = 0. x: (N, D) floats in [0, 1]
+    (e.g. ``prepare_images``); returns (N,) float64. BCE(x, x_hat) minus this is (1/D) sum_p KL(x_p || x_hat_p) >= 0."""
+    check_float_tensor("x", x)
+    if x.dim() != 2 or (x.numel() and (x.min().item() < 0 or x.max().item() > 1)):
+        raise ValueError(f"x must be an (N, D) tensor with values in [0, 1], got shape {tuple(x.shape)}")
+    x = x.double()
+    return -(torch.special.xlogy(x, x) + torch.special.xlogy(1 - x, 1 - x)).mean(dim=1)
+
+
+def _as_model_input(model: SparseAutoencoder, x) -> torch.Tensor:
+    """Images as the model's input: float images (N, D) in [0, 1] keep their values, in the model's dtype and
+    on its device; uint8 images go through ``prepare_images``."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return x.reshape(len(x), model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
+    return prepare_images(x, n_input=model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
+
+
+def bias_pulls(model: SparseAutoencoder, x: torch.Tensor, rho: float, beta: float) -> dict:
+    """The two pulls on each encoder bias of a KL (sigmoid) model, on the inputs x (N, D) taken as one batch.
+
+    Returns (H,) float64 tensors: "bce" = d BCE / d b_j (BCE a mean over inputs and pixels), "penalty" =
+    beta * d Omega_KL / d b_j (rho_hat_j over the N inputs), both by autograd in the model's dtype;
+    "rho_hat" = q_j, the mean code; "S" = mean over inputs of y_j (1 - y_j); "bound" = beta |q_j - rho| / (1 - q_j),
+    the bound on |penalty| (since S <= q_j); "C" = mean over pixels of |W_d[p, j]|, so |bce| <= C_j S_j."""
+    from .penalties import kl_sparsity_penalty
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    beta = check_number("beta", beta, low=0)
+    if model.activation != "sigmoid":
+        raise ValueError(f"bias_pulls needs a sigmoid (KL) model, got activation {model.activation!r}")
+    x = _as_model_input(model, x)
+    with torch.enable_grad():
+        logits, code = model(x)
+        (bce,) = torch.autograd.grad(reconstruction_bce(logits, x), model.encoder.bias, retain_graph=True)
+        (penalty,) = torch.autograd.grad(beta * kl_sparsity_penalty(code, rho), model.encoder.bias)
+    y = code.detach().double()
+    q = y.mean(dim=0)
+    return {"bce": bce.double(), "penalty": penalty.double(), "rho_hat": q, "S": (y * (1 - y)).mean(dim=0),
+            "bound": beta * (q - rho).abs() / (1 - q), "C": model.decoder.weight.detach().double().abs().mean(dim=0)}
+
+
+def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,
+                       gain: float = 30.0, peak: float = 6.0) -> SparseAutoencoder:
+    """A copy of ``model`` with some units pushed towards silence on the inputs x (N, D), for experiments on dying units.
+
+    For each of ``units`` (U,) the encoder bias is shifted so that the mean over x of exp(z_j) equals its
+    ``targets`` value (U,) (for z far below 0, sigmoid(z) ~ exp(z), so the mean code is about the target).
+    ``rare_unit``, if given: its encoder row is multiplied by ``gain`` and its bias set so that its largest
+    pre-activation over x is ``peak``: a steep unit near 1 on about one input, near 0 on the others.
+    The model itself is not changed."""
+    import copy
+    units = torch.as_tensor(units, dtype=torch.long)
+    targets = torch.as_tensor(targets, dtype=torch.float64)
+    if units.dim() != 1 or targets.shape != units.shape or (targets <= 0).any() or (targets >= 1).any():
+        raise ValueError(f"units and targets must be (U,) of equal length with targets in (0, 1), "
+                         f"got shapes {tuple(units.shape)} and {tuple(targets.shape)}")
+    gain = check_number("gain", gain, low=0, low_open=True)
+    peak = check_number("peak", peak)
+    x = _as_model_input(model, x)
+    lowered = copy.deepcopy(model)
+    with torch.no_grad():
+        log_mean_exp = lowered.encoder(x).double().logsumexp(dim=0) - math.log(len(x))       # (H,)
+        lowered.encoder.bias[units] += (targets.log() - log_mean_exp[units]).to(lowered.encoder.bias.dtype)
+        if rare_unit is not None:
+            lowered.encoder.weight[rare_unit] *= gain
+            lowered.encoder.bias[rare_unit] += peak - lowered.encoder(x)[:, rare_unit].max()
+    return lowered
 
 
 def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:
@@ -523,6 +635,19 @@ def roughness(images: torch.Tensor) -> torch.Tensor:
     w = images.double()
     across, down = w.diff(dim=2).pow(2).mean(dim=(1, 2)), w.diff(dim=1).pow(2).mean(dim=(1, 2))
     return (across + down) / 2 / (2 * w.pow(2).mean(dim=(1, 2)))
+
+
+def blob_rows(rows: torch.Tensor, z: float = 5.0) -> tuple:
+    """Which image rows have one "blob": a largest value more than ``z`` standard deviations above the row's
+    mean (mean and std over the row's D pixels, std with n - 1). rows: (U, D) floats, e.g. encoder rows.
+    Returns (mask (U,) bool, peak (number of blob rows,) int64: the pixel of each blob row's largest value)."""
+    check_float_tensor("rows", rows)
+    if rows.dim() != 2 or rows.shape[1] < 2:
+        raise ValueError(f"rows must have shape (U, D) with D >= 2, got {tuple(rows.shape)}")
+    z = check_number("z", z, low=0)
+    r = rows.double()
+    mask = r.max(dim=1).values - r.mean(dim=1) > z * r.std(dim=1)
+    return mask, r[mask].argmax(dim=1)
 
 
 def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) -> torch.Tensor:

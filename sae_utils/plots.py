@@ -424,12 +424,13 @@ def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None,
 
 @torch.no_grad()
 def plot_mean_error_maps(models: dict, images, limit: float | None = None, title: str | None = None,
-                         image_shape=None):
+                         image_shape=None, colorbar_label: str | None = None):
     """Where each model errs on average: per model the mean signed error mean_b (x_hat_b - x_b) over all of
     ``images`` (one map of the image's shape), then the difference of the first two models' maps. One
     symmetric colour scale for every map (red: the reconstruction is brighter than the input on average,
     blue: darker), ending at ``limit`` (default the largest absolute value of any map), stated on the
-    colour bar. models: {label: model} (two or more); images: (N, ...) digits."""
+    colour bar. models: {label: model} (two or more); images: (N, ...) digits. colorbar_label: the colour
+    bar's label (default "mean signed error per pixel, in grey levels 0–1"); the scale "±limit" is added to it."""
     n_input = next(iter(models.values())).n_input
     shape = drawn_shape(n_input, image_shape)
     x = prepare_images(images, n_input=n_input)
@@ -450,7 +451,8 @@ def plot_mean_error_maps(models: dict, images, limit: float | None = None, title
     largest = max(m.abs().max().item() for _, m in shown_maps)
     bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02,
                        extend="both" if largest > limit else "neither")  # arrows only where colours saturate
-    bar.set_label(f"mean signed error per pixel,\nin grey levels 0–1 (scale ±{limit:.3f})", fontsize=8)
+    bar.set_label(f"{colorbar_label or 'mean signed error per pixel,' + chr(10) + 'in grey levels 0–1'} "
+                  f"(scale ±{limit:.3f})", fontsize=8)
     fig.suptitle(title or f"mean signed error over {len(x):,} digits (red: brighter than the input)", fontsize=10)
     return fig
 
@@ -570,7 +572,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   baselines: dict | None = None, label_points: dict | None = None, xlim=None, ylim=None,
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
-                  annotate_stars: bool = False, value_format=None):
+                  annotate_stars: bool = False, unpenalised_marker: str | None = None,
+                  extra_points: dict | None = None, value_format=None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -588,9 +591,13 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     that family's reference star (e.g. a seed tolerance); legend_loc: where the legend goes; star_alpha:
     the stars' opacity (below 1 shows a line point the star would hide); star_size: the stars' area in
     points² (matplotlib's ``s``; the legend draws them at the same size); annotate_stars: write "KL ref."
-    (the family's name) beside each star. Stars are drawn above their error bars. value_format: a function
-    value -> text for the point labels (e.g. ``atlas.label``); default one format per line ("g", or ".1e"
-    when a non-zero value is below 1e-3).
+    (the family's name) beside each star. Stars are drawn above their error bars. unpenalised_marker: when
+    given (e.g. "D"), the faint other grid points whose penalty weight is 0 are drawn hollow with this marker
+    and their own legend entry, apart from the penalised ones. extra_points: {label: (x, y)} or
+    {label: (x, y, x error, y error)}, points that are not grid points (e.g. a seed mean of another start),
+    drawn as black-edged white diamonds above everything, with error bars when given and a legend entry each.
+    value_format: a function value -> text for the point labels (e.g. ``atlas.label``); default one format
+    per line ("g", or ".1e" when a non-zero value is below 1e-3).
     """
     from .families import FAMILIES
 
@@ -630,6 +637,13 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                                    color=line.get_color(), ha="left" if right else "right")
                 note.set_gid("asked for" if wanted is not None else None)  # kept even where it overlaps
         others = [p for p in points if id(p) not in on_lines]
+        if unpenalised_marker is not None:
+            unpenalised = [p for p in others if p["params"].get(fam.weight) == 0]
+            others = [p for p in others if p["params"].get(fam.weight) != 0]
+            if unpenalised:
+                ax.scatter([p["metrics"][x_key] for p in unpenalised], [p["metrics"][y_key] for p in unpenalised],
+                           s=18, marker=unpenalised_marker, facecolor="none", edgecolor=colour, alpha=0.5, zorder=1,
+                           label=f"{name.upper()}: other grid points, no penalty")
         if others:
             ax.scatter([p["metrics"][x_key] for p in others], [p["metrics"][y_key] for p in others], s=10,
                        color=colour, alpha=0.25, zorder=1, label=f"{name.upper()}: other grid points")
@@ -645,6 +659,11 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 x_error, y_error = reference_errors[name]
                 ax.errorbar(x, y, xerr=x_error, yerr=y_error, color="black",
                             capsize=3, lw=1, zorder=4)
+    for label, point in (extra_points or {}).items():
+        x, y, *errors = point
+        if errors:
+            ax.errorbar(x, y, xerr=errors[0], yerr=errors[1], color="black", capsize=3, lw=1, zorder=6)
+        ax.scatter([x], [y], marker="D", s=45, facecolor="white", edgecolor="black", zorder=7, label=label)
     for label, y in (baselines or {}).items():
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points

@@ -330,6 +330,53 @@ def test_pooled_sd_and_pair_tolerance_by_hand():
         atlas.pooled_sd([], "bce")
 
 
+def test_noise_yardstick_by_hand():
+    def spread(bce, k90):
+        return {"bce": {"values": list(bce), "std": float(np.std(bce, ddof=1))},
+                "units_for_mass": {"values": list(k90), "std": float(np.std(k90, ddof=1))}}
+    spreads = {("kl", "a"): spread([1.0, 3.0], [0.0, 2.0]), ("kl", "b"): spread([0.0, 0.0, 6.0], [1.0, 1.0, 1.5]),
+               ("l1", "a"): spread([2.0, 4.0], [0.0, 4.0])}
+    got = atlas.noise_yardstick(spreads, c=1.0)
+    assert got["dof"] == {"kl": 3, "l1": 1}
+    assert got["sigma"]["kl"]["bce"] == pytest.approx(((2 + 2 * 12) / 3) ** 0.5)       # s^2 = 2 and 12
+    assert got["largest"]["kl"] == {"bce": pytest.approx(12 ** 0.5), "units_for_mass": pytest.approx(2 ** 0.5)}
+    assert got["fold"]["kl"] == pytest.approx(max(12 ** 0.5 / 2 ** 0.5, 2 ** 0.5 / np.std([1, 1, 1.5], ddof=1)))
+    assert got["tolerance"]["kl", "l1"]["bce"] == pytest.approx((26 / 3 + 2) ** 0.5)
+    assert got["tolerance"]["l1", "l1"]["bce"] == pytest.approx(2.0)                   # sqrt(2 + 2)
+    assert got["wide"]["bce"] == pytest.approx((12 + 2) ** 0.5)
+    with pytest.raises(ValueError, match="exactly two families"):
+        atlas.noise_yardstick({("kl", "a"): spreads["kl", "a"]})
+
+
+def test_beaten_by_and_below_line_by_hand():
+    records = [{"params": {"lam": 1}, "metrics": {"units_for_mass": 80.0, "bce": 0.066}},
+               {"params": {"lam": 2}, "metrics": {"units_for_mass": 95.0, "bce": 0.0699}}]
+    point = {"units_for_mass": 100.0, "bce": 0.070}
+    assert atlas.beaten_by(point, records) == records
+    assert atlas.beaten_by(point, records, margins=(10.0, 0.001)) == records[:1]  # the second leads by 5 and 0.0001
+    line = {1: {"metrics": {"units_for_mass": 120.0, "bce": 0.060}}, 2: {"metrics": {"units_for_mass": 80.0, "bce": 0.080}}}
+    assert atlas.below_line(point, line) == pytest.approx(0.070 - 0.070)            # halfway: 0.070
+    assert atlas.below_line({"units_for_mass": 90.0, "bce": 0.070}, line) == pytest.approx(0.075 - 0.070)
+    with pytest.raises(ValueError, match="outside the line"):
+        atlas.below_line({"units_for_mass": 200.0, "bce": 0.07}, line)
+
+
+def test_reference_runs_and_unit_means_read_the_stored_entries():
+    cross = {"units_for_mass": 2.0, "bce": 0.001}
+    (row,) = atlas.reference_runs({"recipe": {}}, cross, wide={"bce": 0.002})
+    kl, l1 = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005), atlas.load_atlas("l1").entry(lam=4e-5)
+    assert row["KL k90"] == kl.metrics["units_for_mass"] and row["L1 test BCE"] == l1.metrics["bce"]
+    assert row["L1 lead on BCE (tol.)"] == pytest.approx((kl.metrics["bce"] - l1.metrics["bce"]) / 0.001)
+    assert row["L1 BCE lead, largest s_i (tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
+    assert row["L1 living units"] == int((l1.firing_frequency > 0).sum())
+    assert row["KL still falling"] == ("yes" if atlas.falling_test(kl.history["test_bce"])["falling"] else "no")
+    rows = atlas.unit_means_along("kl", "beta", target=0.08, rho=0.08)
+    assert [r["beta"] for r in rows] == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
+    reference = rows[2]
+    assert reference["spread of rho_hat_j / rho"] == pytest.approx(np.std(kl.mean_activation / 0.08, ddof=1))
+    assert reference["median firing frequency"] == pytest.approx(np.median(kl.firing_frequency))
+
+
 def test_noise_verdict_bins_are_disjoint_and_symmetric():
     assert [atlas.noise_verdict(z) for z in (0.0, 2.0, -2.01, 4.0, 4.01, -9.0)] == [
         "within seed noise", "within seed noise", "borderline", "borderline", "beyond seed noise", "beyond seed noise"]
@@ -403,3 +450,25 @@ def test_entry_unit_scale_statistics_match_the_stored_columns():
     assert np.isnan(stats["column_norm"].numpy()[others]).all()
     assert np.array_equal(stats["firing_frequency"].numpy(), entry.firing_frequency.astype(np.float64))
     assert np.array_equal(stats["mean_activation"].numpy(), entry.mean_activation.astype(np.float64))
+
+def test_compare_steps_is_compare_on_each_neighbouring_pair():
+    steps_ = atlas.compare_steps("kl", "beta", "bce", rho=0.08)
+    values = list(atlas.series("kl", "beta", rho=0.08))
+    assert [(s["from"], s["to"]) for s in steps_] == list(zip(values[:-1], values[1:]))
+    for s in steps_:
+        expected = atlas.compare("kl", {"rho": 0.08, "beta": s["from"]}, {"rho": 0.08, "beta": s["to"]}, "bce")
+        assert s["z"] == expected["z"] and s["borrowed"] == expected["borrowed"]
+    assert steps_[0]["z"] == (steps_[0]["b"] - steps_[0]["a"]) / steps_[0]["s"]
+
+
+def test_stored_roughness_is_the_median_centred_roughness_of_each_seeds_columns():
+    from sae_utils.metrics import roughness
+    values = atlas.stored_roughness("kl", rho=0.08, beta=0.005)
+    assert len(values) == len(atlas.seed_spread("kl", ("bce",), rho=0.08, beta=0.005)["bce"]["seeds"])
+    columns = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005, seed=1).features.astype(np.float64)
+    centred = columns - columns.mean(axis=(1, 2), keepdims=True)
+    across = (np.diff(centred, axis=2) ** 2).mean(axis=(1, 2))
+    down = (np.diff(centred, axis=1) ** 2).mean(axis=(1, 2))
+    scores = np.sort((across + down) / 2 / (2 * (centred ** 2).mean(axis=(1, 2))))
+    by_hand = scores[(len(scores) - 1) // 2]                              # torch's median: the lower middle value
+    assert abs(values[1] - by_hand) < 1e-6

@@ -339,6 +339,47 @@ def test_truncate_code_keeping_every_unit_is_the_identity():
     assert torch.equal(sae_utils.metrics.truncate_code(TRUNCATION_CODE, 3), TRUNCATION_CODE)
 
 
+def test_truncate_code_fill_moves_into_the_decoder_bias():
+    """The returned constants c: decoding the truncated code equals decoding the k-sparse code (truncated - c)
+    with the decoder bias shifted by W c (float64, a random ReLU model)."""
+    torch.manual_seed(0)
+    model = SparseAutoencoder(6, "relu", n_input=10).double()
+    code = torch.rand(5, 6, dtype=torch.float64)
+    truncated, c = sae_utils.metrics.truncate_code(code, 2, fill="min", return_fill=True)
+    torch.testing.assert_close(c, code.min(dim=0).values)
+    sparse = truncated - c
+    assert ((sparse != 0).sum(dim=1) <= 2).all()
+    shifted = model.decoder.weight @ c + model.decoder.bias
+    torch.testing.assert_close(model.decode(truncated), sparse @ model.decoder.weight.T + shifted)
+
+
+def test_truncation_rise_by_hand():
+    torch.manual_seed(1)
+    model = SparseAutoencoder(4, "relu", n_input=7).double()
+    x = torch.rand(9, 7, dtype=torch.float64)
+    code = model.encode(x)
+    rows = sae_utils.metrics.truncation_rise({"m": model}, {"m": code}, x, ks=(1, 4), fills=("zero",))
+    full = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(code)), x)
+    kept = torch.where(code >= code.max(dim=1, keepdim=True).values, code, 0.0)      # k = 1, zero fill
+    cut = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(kept)), x)
+    assert rows[0]["units kept per digit"] == 1
+    assert rows[0]["M BCE rise, zero fill"] == pytest.approx((cut - full).item(), abs=1e-12)
+    assert rows[1]["M BCE rise, zero fill"] == pytest.approx(0.0, abs=1e-12)           # k = H keeps everything
+
+
+def test_small_value_share_bound_never_exceeds_the_exact_share():
+    generator = torch.Generator().manual_seed(2)
+    code = torch.rand(1000, 8, generator=generator, dtype=torch.float64) ** 3           # values in [0, 1]
+    exact = (code * (code <= 0.5)).mean(dim=0) / code.mean(dim=0)
+    bound = sae_utils.metrics.small_value_share_bound(code.mean(dim=0).numpy(), (code > 0.5).double().mean(dim=0).numpy())
+    assert (bound <= exact.numpy() + 1e-12).all() and (bound > 0).all()
+    ones = torch.tensor([[1.0, 0.2], [0.0, 0.2], [0.0, 0.2], [0.3, 0.2]], dtype=torch.float64)  # large values exactly 1
+    tight = sae_utils.metrics.small_value_share_bound(ones.mean(dim=0).numpy(), (ones > 0.5).double().mean(dim=0).numpy())
+    np.testing.assert_allclose(tight, [0.3 / 1.3, 1.0])                                 # the bound is reached
+    with pytest.raises(ValueError, match="one shape"):
+        sae_utils.metrics.small_value_share_bound(np.ones(3) / 2, np.ones(2) / 2)
+
+
 @pytest.mark.parametrize("k, fill, message", [(0, "mean", "k must be an integer >= 1"),
                                               (4, "mean", "at most the number of units H = 3, got 4"),
                                               (1, "median", "fill must be one of 'mean', 'min', 'zero'")])
@@ -498,3 +539,65 @@ def test_overlap_against_chance_matches_exhaustive_enumeration():
     assert result["z"] == pytest.approx((2 - np.mean(overlaps)) / np.std(overlaps), abs=1e-12)
     with pytest.raises(ValueError, match="boolean masks"):
         overlap_against_chance(a.astype(int), b)
+
+def test_bce_floor_is_the_mean_binary_entropy_and_the_bce_of_a_perfect_model():
+    from sae_utils.metrics import bce_floor
+    x = torch.tensor([[0.5, 0.0, 1.0, 0.25], [0.0, 0.0, 0.0, 0.0]])
+    by_hand = (math.log(2) + 0 + 0 + -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))) / 4
+    assert torch.allclose(bce_floor(x), torch.tensor([by_hand, 0.0], dtype=torch.float64), atol=1e-12)
+    x_hat = torch.tensor([[0.5, 1e-12, 1 - 1e-12, 0.25]], dtype=torch.float64)
+    bce = -(x[:1].double() * x_hat.log() + (1 - x[:1].double()) * (1 - x_hat).log()).mean()
+    assert abs(bce.item() - bce_floor(x[:1]).item()) < 1e-9           # a perfect x_hat reaches the floor
+    with pytest.raises(ValueError, match="values in"):
+        bce_floor(torch.tensor([[1.5, 0.0]]))
+
+
+def test_bias_pulls_match_the_closed_form_and_a_finite_difference():
+    from sae_utils.metrics import bias_pulls
+    torch.manual_seed(0)
+    model = SparseAutoencoder(5, "sigmoid", n_input=12).double()
+    x = torch.rand(30, 12, dtype=torch.float64)
+    rho, beta = 0.08, 0.01
+    pulls = bias_pulls(model, x, rho, beta)
+    y = torch.sigmoid(x @ model.encoder.weight.T.detach() + model.encoder.bias.detach())
+    q, s = y.mean(dim=0), (y * (1 - y)).mean(dim=0)
+    assert torch.allclose(pulls["penalty"], beta * (q - rho) / (q * (1 - q)) * s, rtol=1e-10, atol=1e-14)
+    assert (pulls["penalty"].abs() <= pulls["bound"] + 1e-15).all()
+    h, j = 1e-6, 2
+    def bce_at(shift):
+        b = model.encoder.bias.detach().clone()
+        b[j] += shift
+        x_hat = torch.sigmoid(model.decoder(torch.sigmoid(x @ model.encoder.weight.T.detach() + b)))
+        return -(x * x_hat.log() + (1 - x) * (1 - x_hat).log()).mean().item()
+    assert abs(pulls["bce"][j].item() - (bce_at(h) - bce_at(-h)) / (2 * h)) < 1e-8
+    assert (pulls["bce"].abs() <= pulls["C"] * pulls["S"] * (1 + 1e-9)).all()
+    with pytest.raises(ValueError, match="sigmoid"):
+        bias_pulls(SparseAutoencoder(5, "relu", n_input=12), x.float(), rho, beta)
+
+
+def test_with_lowered_units_hits_the_targets_and_leaves_the_model_alone():
+    from sae_utils.metrics import with_lowered_units
+    torch.manual_seed(0)
+    model = SparseAutoencoder(6, "sigmoid", n_input=10).double()
+    x = torch.rand(40, 10, dtype=torch.float64)
+    before = model.encoder.bias.detach().clone()
+    lowered = with_lowered_units(model, x, [0, 3], [1e-5, 1e-30], rare_unit=4, gain=30.0, peak=6.0)
+    z = lowered.encoder(x).detach()
+    assert torch.allclose(z[:, [0, 3]].exp().mean(dim=0), torch.tensor([1e-5, 1e-30], dtype=torch.float64), rtol=1e-9)
+    assert abs(z[:, 4].max().item() - 6.0) < 1e-9
+    assert torch.equal(model.encoder.bias.detach(), before)            # a copy: the model is unchanged
+    assert torch.equal(lowered.encoder.bias[[1, 2, 5]], before[[1, 2, 5]])
+    with pytest.raises(ValueError, match="targets"):
+        with_lowered_units(model, x, [0], [2.0])
+
+
+def test_blob_rows_finds_rows_with_one_high_peak():
+    from sae_utils.metrics import blob_rows
+    rows = torch.zeros(3, 100)
+    rows[0, 17] = 10.0                       # one spike: far above the mean
+    rows[1] = torch.linspace(-1, 1, 100)     # a ramp: its top is under 2 std above the mean
+    rows[2, ::2] = 1.0                       # half the pixels on: no single peak
+    mask, peak = blob_rows(rows, z=5.0)
+    assert mask.tolist() == [True, False, False] and peak.tolist() == [17]
+    with pytest.raises(ValueError, match="rows"):
+        blob_rows(torch.zeros(5))

@@ -605,3 +605,26 @@ def test_tradeoff_value_format_writes_the_point_labels():
     assert "λ=6.4e-04" in [t.get_text() for t in default]   # the default format is unchanged
     with pytest.raises(ValueError, match="value_format"):
         plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, value_format=".1e")
+
+def test_mean_error_maps_take_a_colour_bar_label_and_keep_the_scale(test_digits):
+    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
+    fig = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25, colorbar_label="error, one scale")
+    assert fig.axes[-1].get_ylabel() == "error, one scale (scale ±0.250)"
+    default = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25)
+    assert default.axes[-1].get_ylabel() == "mean signed error per pixel,\nin grey levels 0–1 (scale ±0.250)"
+
+
+def test_tradeoff_marks_unpenalised_points_and_draws_extra_points():
+    def record(rho, beta, bce, mass):
+        return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.08, 0.0, 0.07, 300), record(0.08, 0.005, 0.072, 200), record(0.16, 0.005, 0.071, 250),
+                      record(0.16, 0.0, 0.066, 340)]}
+    fig = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, unpenalised_marker="D",
+                              extra_points={"KL, default start": (180.0, 0.078, 5.0, 0.001)})
+    by_label = {c.get_label(): c for c in fig.axes[0].collections}
+    assert by_label["KL: other grid points, no penalty"].get_offsets().tolist() == [[340, 0.066]]
+    assert by_label["KL: other grid points"].get_offsets().tolist() == [[250, 0.071]]
+    assert by_label["KL, default start"].get_offsets().tolist() == [[180.0, 0.078]]
+    assert by_label["KL, default start"].get_zorder() > by_label["KL reference"].get_zorder()
+    plain = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]})
+    assert "KL: other grid points, no penalty" not in [c.get_label() for c in plain.axes[0].collections]
