@@ -297,6 +297,17 @@ class AtlasEntry:
     mean_activation: np.ndarray
     dashboards: dict  # metrics.unit_dashboards of the units feature_units, over the 10,000 test digits
 
+    def unit_scale_statistics(self) -> dict:
+        """The per-unit statistics ``metrics.scale_summary`` reads, as ``metrics.unit_scale_statistics``
+        returns them for a model, float64 tensors (H,): "column_norm" ‖d_j‖ from the stored int8-rounded
+        decoder columns of the units ``feature_units`` (NaN for every other unit: not stored),
+        "mean_activation" and "firing_frequency" on the test set."""
+        norm = torch.full((len(self.firing_frequency),), math.nan, dtype=torch.float64)
+        lengths = np.linalg.norm(self.features.reshape(len(self.feature_units), -1).astype(np.float64), axis=1)
+        norm[torch.as_tensor(self.feature_units, dtype=torch.long)] = torch.from_numpy(lengths)
+        return {"column_norm": norm, "mean_activation": torch.from_numpy(self.mean_activation.astype(np.float64)),
+                "firing_frequency": torch.from_numpy(self.firing_frequency.astype(np.float64))}
+
 
 class Atlas:
     """The stored points of one family, read from its file; see ``load_atlas``."""
@@ -716,6 +727,17 @@ def table(records: list, columns: dict | None = None, *, formats: dict | None = 
         return "  ".join(v.ljust(w) if l else v.rjust(w) for v, w, l in zip(values, widths, left)).rstrip()
 
     return "\n".join([line(list(columns))] + [line(row) for row in rows])
+
+
+def label(value) -> str:
+    """A hyperparameter value as the notebooks print it: the shortest of "g" and a one-decimal mantissa
+    with a bare exponent below 0.05, e.g. 0 -> "0", 4e-05 -> "4e-5", 0.00016 -> "1.6e-4", 0.02 -> "2e-2",
+    0.08 -> "0.08", 0.15 -> "0.15". value: a finite number."""
+    value = check_number("value", value)
+    if value == 0 or 5e-2 <= abs(value) < 1e4:
+        return format(value, "g")
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def _format_of(value, default: str) -> str:

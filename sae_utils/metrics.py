@@ -284,6 +284,102 @@ def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, refere
     return measures
 
 
+SCALE_KEYS = ("scale", "median ‖d_j‖", "Σ y‖d‖ per value", "Σ y‖d‖", "L0")
+
+
+def unit_scale_statistics(model: SparseAutoencoder, x: torch.Tensor) -> dict:
+    """Per-unit statistics of a ReLU model on inputs x (N, D), floats in [0, 1], from which
+    ``scale_summary`` computes scale measures. Returns float64 tensors of shape (H,): "column_norm" ‖d_j‖
+    (the length of decoder column j), "mean_activation" ρ̂_j (mean over the N inputs of y_j) and
+    "firing_frequency" f_j (share of the N inputs with y_j > 0)."""
+    if model.activation != "relu":
+        raise ValueError(f"unit_scale_statistics needs a ReLU model; got activation {model.activation!r}")
+    with torch.no_grad():
+        code = model.encode(model.flatten(x)).double()
+        return {"column_norm": model.decoder.weight.double().norm(dim=0), "mean_activation": code.mean(dim=0),
+                "firing_frequency": (code > 0).double().mean(dim=0)}
+
+
+def _check_statistics(name: str, statistics: dict) -> dict:
+    keys = ("column_norm", "mean_activation", "firing_frequency")
+    if not isinstance(statistics, dict) or any(key not in statistics for key in keys):
+        raise ValueError(f"{name} must be a dict with keys {keys} (as unit_scale_statistics returns), "
+                         f"got {type(statistics).__name__} with keys {list(statistics)[:5] if isinstance(statistics, dict) else '-'}")
+    values = [torch.as_tensor(statistics[key], dtype=torch.float64) for key in keys]
+    if any(v.ndim != 1 or v.shape != values[0].shape for v in values):
+        raise ValueError(f"{name}'s arrays must all have shape (H,), got {[tuple(v.shape) for v in values]}")
+    return dict(zip(keys, values))
+
+
+def scale_summary(statistics: dict, units=None) -> dict:
+    """Scale measures over a set of units, from per-unit statistics (``unit_scale_statistics``, or an atlas
+    entry's ``unit_scale_statistics()``, whose column lengths are NaN where the atlas stores no column).
+
+    With ρ̂_j, f_j and ‖d_j‖ summed or taken over the chosen units: "scale" Σρ̂_j / Σf_j (the mean non-zero
+    code value, Ω_L1 / L0 when all units are chosen); "median ‖d_j‖"; "Σ y‖d‖" Σ ρ̂_j‖d_j‖ (the mean over
+    inputs of Σ_j y_j‖d_j‖); "Σ y‖d‖ per value" Σ ρ̂_j‖d_j‖ / Σ f_j; "L0" Σ f_j (non-zero values per input).
+    Plain floats; NaN where a needed column length is NaN. units: indices (U,); default the living units
+    (f_j > 0)."""
+    s = _check_statistics("statistics", statistics)
+    norm, rho, f = s["column_norm"], s["mean_activation"], s["firing_frequency"]
+    chosen = f > 0 if units is None else torch.as_tensor(units, dtype=torch.long)
+    norm, rho, f = norm[chosen], rho[chosen], f[chosen]
+    if len(f) == 0 or f.sum() == 0:
+        raise ValueError("units must name at least one unit that fires")
+    weighted = (rho * norm).sum()
+    return {"scale": (rho.sum() / f.sum()).item(), "median ‖d_j‖": norm.median().item() if not norm.isnan().any()
+            else math.nan, "Σ y‖d‖ per value": (weighted / f.sum()).item(), "Σ y‖d‖": weighted.item(),
+            "L0": f.sum().item()}
+
+
+def rescaling_ratios(before: dict, after: dict, units=None) -> dict:
+    """How each scale measure of ``scale_summary`` changed between two states of a run, as the ratio
+    after / before over the same ``units`` (default: each state's own living units). before, after:
+    per-unit statistics as ``unit_scale_statistics`` returns. A common shrink of the code by c < 1 with
+    the decoder lengthened by 1/c gives scale < 1, median ‖d_j‖ > 1 and 1 for the other three.
+    Returns {measure: float}, or None for a measure either state lacks (a NaN column length), which
+    ``atlas.table`` prints as "-"."""
+    start, end = scale_summary(before, units), scale_summary(after, units)
+    ratios = {key: end[key] / start[key] for key in SCALE_KEYS}
+    return {key: None if math.isnan(value) else value for key, value in ratios.items()}
+
+
+def auc(score, label) -> float:
+    """The area under the ROC curve of ``score`` for predicting ``label``: the chance that a randomly
+    chosen positive (label True) scores higher than a randomly chosen negative, ties counting one half
+    (the Mann-Whitney U statistic over the number of positive-negative pairs). 0.5: no information;
+    1: every positive above every negative. score: (N,) numbers; label: (N,) booleans with both values."""
+    score = np.asarray(score, dtype=np.float64)
+    label = np.asarray(label)
+    if score.ndim != 1 or label.shape != score.shape or label.dtype != bool:
+        raise ValueError(f"score must be (N,) numbers and label (N,) booleans, got shapes {score.shape}, "
+                         f"{label.shape} and label dtype {label.dtype}")
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"label must hold both True and False, got {n_pos} True and {n_neg} False")
+    ranks = _ranks(score)  # average ranks from 1, ties shared
+    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def overlap_against_chance(a, b, within=None) -> dict:
+    """How far the overlap of two sets of units exceeds chance. a, b, within: (H,) boolean masks; within
+    (default all units) is the pool in which both sets are counted. With N = |within|, n_a = |a ∩ within|,
+    n_b = |b ∩ within| and k = |a ∩ b ∩ within|, chance draws b's n_b units at random from the pool
+    (hypergeometric): mean n_a n_b / N, variance mean (1 - n_a/N)(N - n_b)/(N - 1).
+    Returns {"overlap": k, "chance": mean, "sd": sd, "z": (k - mean) / sd} (plain numbers)."""
+    a, b = np.asarray(a), np.asarray(b)
+    within = np.ones_like(a, dtype=bool) if within is None else np.asarray(within)
+    if any(m.dtype != bool or m.ndim != 1 or m.shape != a.shape for m in (a, b, within)):
+        raise ValueError(f"a, b and within must be (H,) boolean masks of one shape, got {a.shape} {a.dtype}, "
+                         f"{b.shape} {b.dtype}, {within.shape} {within.dtype}")
+    n = int(within.sum())
+    if n < 2:
+        raise ValueError(f"within must hold at least 2 units, got {n}")
+    n_a, n_b, k = int((a & within).sum()), int((b & within).sum()), int((a & b & within).sum())
+    mean = n_a * n_b / n
+    sd = math.sqrt(mean * (1 - n_a / n) * (n - n_b) / (n - 1))
+    return {"overlap": k, "chance": mean, "sd": sd, "z": (k - mean) / sd if sd > 0 else math.nan}
+
 def bce_floor(x: torch.Tensor) -> torch.Tensor:
     """The lowest BCE any reconstruction can reach on each image: the mean binary entropy of its pixels,
     -(1/D) sum_p [x_p log x_p + (1 - x_p) log(1 - x_p)] with 0 log 0 = 0. x: (N, D) floats in [0, 1]

@@ -602,7 +602,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
-                  extra_points: dict | None = None):
+                  extra_points: dict | None = None, value_format=None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -625,9 +625,13 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     and their own legend entry, apart from the penalised ones. extra_points: {label: (x, y)} or
     {label: (x, y, x error, y error)}, points that are not grid points (e.g. a seed mean of another start),
     drawn as black-edged white diamonds above everything, with error bars when given and a legend entry each.
+    value_format: a function value -> text for the point labels (e.g. ``atlas.label``); default one format
+    per line ("g", or ".1e" when a non-zero value is below 1e-3).
     """
     from .families import FAMILIES
 
+    if value_format is not None and not callable(value_format):
+        raise ValueError(f"value_format must be a function value -> text or None, got {value_format!r}")
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
         fam, colour = FAMILIES[name], f"C{f_index}"
@@ -648,7 +652,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 if p["params"] == fam.reference() or (wanted is not None and p["params"] not in wanted):
                     continue  # the star and the legend name the reference
                 value = p["params"][moving]
-                text = f"{symbols[moving]}={format(value, spec) if value else '0'}" + (
+                shown = value_format(value) if value_format is not None else (format(value, spec) if value else "0")
+                text = f"{symbols[moving]}={shown}" + (
                     " (no penalty)" if moving == fam.weight and value == 0 else "")
                 # each line keeps its labels on one side (the first right, the next left), above the line
                 # where it falls to the right and below where it rises, so that the line does not cross them

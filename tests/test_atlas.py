@@ -431,6 +431,27 @@ def test_describe_compare_writes_one_line_from_a_compare_result():
     assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
 
 
+def test_label_prints_hyperparameters_short():
+    cases = {0: "0", 0.0: "0", 4e-5: "4e-5", 1e-5: "1e-5", 1.6e-4: "1.6e-4", 6.4e-4: "6.4e-4", 2e-2: "2e-2",
+             9e-3: "9e-3", 1e-3: "1e-3", 0.08: "0.08", 0.15: "0.15", 0.0015: "1.5e-3", 12.0: "12"}
+    for value, text in cases.items():
+        assert atlas.label(value) == text
+        assert float(text) == pytest.approx(value)  # the text reads back as the value
+    with pytest.raises(TypeError, match="value"):
+        atlas.label("4e-5")
+
+
+def test_entry_unit_scale_statistics_match_the_stored_columns():
+    entry = atlas.load_atlas("l1").entry(lam=4e-5)
+    stats = entry.unit_scale_statistics()
+    units = entry.feature_units.astype(np.int64)
+    lengths = np.sqrt((entry.features.astype(np.float64) ** 2).reshape(len(units), -1).sum(axis=1))
+    assert np.allclose(stats["column_norm"].numpy()[units], lengths, rtol=1e-12)
+    others = np.setdiff1d(np.arange(len(entry.firing_frequency)), units)
+    assert np.isnan(stats["column_norm"].numpy()[others]).all()
+    assert np.array_equal(stats["firing_frequency"].numpy(), entry.firing_frequency.astype(np.float64))
+    assert np.array_equal(stats["mean_activation"].numpy(), entry.mean_activation.astype(np.float64))
+
 def test_compare_steps_is_compare_on_each_neighbouring_pair():
     steps_ = atlas.compare_steps("kl", "beta", "bce", rho=0.08)
     values = list(atlas.series("kl", "beta", rho=0.08))

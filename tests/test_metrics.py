@@ -476,6 +476,70 @@ def test_penalty_push_ratio_against_the_hand_written_gradients(activation, test_
         sae_utils.metrics.penalty_push_ratio(SparseAutoencoder(8, "topk", k=2), test_digits[:20])
 
 
+def test_auc_against_pair_counting_and_hand_values():
+    from sae_utils.metrics import auc
+    assert auc([1, 2, 3, 4], np.array([False, False, True, True])) == 1.0
+    assert auc([4, 3, 2, 1], np.array([False, False, True, True])) == 0.0
+    assert auc([1, 1, 2, 0], np.array([True, False, True, False])) == 0.875  # pairs (1,1) half, (1,0), (2,1), (2,0)
+    rng = np.random.default_rng(0)
+    score, label = rng.integers(0, 5, 200).astype(float), rng.random(200) < 0.3
+    pos, neg = score[label], score[~label]
+    by_pairs = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert auc(score, label) == pytest.approx(by_pairs, abs=1e-12)
+    with pytest.raises(ValueError, match="both True and False"):
+        auc([1.0, 2.0], np.array([True, True]))
+    with pytest.raises(ValueError, match="label"):
+        auc([1.0, 2.0], np.array([1, 0]))
+
+
+def test_scale_summary_and_rescaling_ratios_by_hand():
+    from sae_utils.metrics import rescaling_ratios, scale_summary, unit_scale_statistics
+    stats = {"column_norm": torch.tensor([1.0, 2.0, 4.0, 3.0]), "mean_activation": torch.tensor([0.5, 0.25, 0.0, 1.0]),
+             "firing_frequency": torch.tensor([0.5, 0.5, 0.0, 1.0])}
+    s = scale_summary(stats)   # living: units 0, 1, 3
+    assert s["L0"] == 2.0 and s["scale"] == 1.75 / 2.0 and s["median ‖d_j‖"] == 2.0
+    assert s["Σ y‖d‖"] == 0.5 * 1 + 0.25 * 2 + 1.0 * 3 and s["Σ y‖d‖ per value"] == 4.0 / 2.0
+    assert scale_summary(stats, units=[0, 1])["L0"] == 1.0
+    # a common shrink by c with columns lengthened by 1/c: the predicted ratios, exactly
+    c = 0.5
+    shrunk = {"column_norm": stats["column_norm"] / c, "mean_activation": stats["mean_activation"] * c,
+              "firing_frequency": stats["firing_frequency"]}
+    r = rescaling_ratios(stats, shrunk)
+    assert r["scale"] == c and r["median ‖d_j‖"] == 1 / c
+    assert r["Σ y‖d‖"] == pytest.approx(1.0) and r["Σ y‖d‖ per value"] == pytest.approx(1.0) and r["L0"] == 1.0
+    missing = dict(stats, column_norm=torch.tensor([1.0, float("nan"), 4.0, 3.0]))
+    assert math.isnan(scale_summary(missing)["median ‖d_j‖"]) and math.isnan(scale_summary(missing)["Σ y‖d‖"])
+    assert rescaling_ratios(missing, shrunk)["median ‖d_j‖"] is None and rescaling_ratios(missing, shrunk)["L0"] == 1.0
+    with pytest.raises(ValueError, match="statistics"):
+        scale_summary({"column_norm": stats["column_norm"]})
+    # from a model: Σ ρ̂_j ‖d_j‖ is the mean over inputs of Σ_j y_j ‖d_j‖, and L0 the mean non-zero count
+    torch.manual_seed(0)
+    model = SparseAutoencoder(n_input=6, n_hidden=5, activation="relu")
+    x = torch.rand(40, 6)
+    with torch.no_grad():
+        code = model.encode(x).double()
+        norm = model.decoder.weight.double().norm(dim=0)
+    s = scale_summary(unit_scale_statistics(model, x))
+    assert s["Σ y‖d‖"] == pytest.approx((code * norm).sum(dim=1).mean().item(), rel=1e-12)
+    assert s["L0"] == pytest.approx(l0(code), rel=1e-12)
+    assert s["scale"] == pytest.approx(code.sum().item() / (code > 0).sum().item(), rel=1e-12)
+
+
+def test_overlap_against_chance_matches_exhaustive_enumeration():
+    import itertools
+    from sae_utils.metrics import overlap_against_chance
+    within = np.array([True] * 7 + [False])
+    a = np.array([True, True, True, False, False, False, False, True])   # 3 in the pool (unit 7 is outside)
+    b = np.array([True, False, True, False, True, False, False, True])   # 3 in the pool, overlap 2 there
+    result = overlap_against_chance(a, b, within)
+    overlaps = [len({0, 1, 2} & set(draw)) for draw in itertools.combinations(range(7), 3)]  # b drawn at random
+    assert result["overlap"] == 2
+    assert result["chance"] == pytest.approx(np.mean(overlaps), abs=1e-12)
+    assert result["sd"] == pytest.approx(np.std(overlaps), abs=1e-12)
+    assert result["z"] == pytest.approx((2 - np.mean(overlaps)) / np.std(overlaps), abs=1e-12)
+    with pytest.raises(ValueError, match="boolean masks"):
+        overlap_against_chance(a.astype(int), b)
+
 def test_bce_floor_is_the_mean_binary_entropy_and_the_bce_of_a_perfect_model():
     from sae_utils.metrics import bce_floor
     x = torch.tensor([[0.5, 0.0, 1.0, 0.25], [0.0, 0.0, 0.0, 0.0]])

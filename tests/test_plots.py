@@ -610,6 +610,20 @@ def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
         plots.plot_kl_pull({})
 
 
+def test_tradeoff_value_format_writes_the_point_labels():
+    from sae_utils import atlas
+    def record(lam, bce, l0):
+        return {"params": {"lam": lam}, "metrics": {"bce": bce, "l0": l0}}
+    points = [record(0.0, 0.065, 210), record(2e-5, 0.066, 150), record(6.4e-4, 0.10, 24)]
+    texts = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0",
+                                value_format=atlas.label).axes[0].texts
+    assert sorted(t.get_text() for t in texts) == ["λ=0 (no penalty)", "λ=2e-5", "λ=6.4e-4"]
+    default = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0").axes[0].texts
+    assert "λ=6.4e-04" in [t.get_text() for t in default]   # the default format is unchanged
+    with pytest.raises(ValueError, match="value_format"):
+        plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, value_format=".1e")
+
+
 def test_mean_error_maps_take_a_colour_bar_label_and_keep_the_scale(test_digits):
     models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
     fig = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25, colorbar_label="error, one scale")
