@@ -16,7 +16,7 @@ import PIL.Image
 from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter, ScalarFormatter
 import torch
 
-from .checks import check_choice, check_int, check_number
+from .checks import check_choice, check_code, check_int, check_number
 from .data import prepare_images
 from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use, units_for_mass
 from .probe import probe_features
@@ -203,7 +203,7 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     the median, the target ``rho`` and the "on" ``threshold`` marked (values below 1e-5 are not drawn; the
     title says how many). Right: each unit's mean value (rho_hat_j) against the share of inputs on which it
     exceeds ``threshold``, with the line where the two would be equal. code: (B, H), values in (0, 1]."""
-    values = _check_code_values(code)
+    values = check_code("code", code).detach().cpu()
     flat = values.flatten().double().numpy()
     shown = flat >= 1e-5
     median = float(np.median(flat))
@@ -234,15 +234,6 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def _check_code_values(code: torch.Tensor) -> torch.Tensor:
-    if not isinstance(code, torch.Tensor) or code.dim() != 2 or not code.is_floating_point():
-        raise ValueError(f"code must be a (B, H) float tensor, got {type(code).__name__} "
-                         f"{tuple(getattr(code, 'shape', ()))}")
-    if code.numel() and (code.min().item() < 0 or code.max().item() > 1):
-        raise ValueError(f"code values must lie in [0, 1], got [{code.min().item():g}, {code.max().item():g}]")
-    return code.detach().cpu()
 
 
 def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None):

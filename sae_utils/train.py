@@ -27,6 +27,7 @@ from .checks import CONFIG_CHECKS as CHECK, DEVICES, STARTS, check_device, check
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
+from .model import check_topk_k
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 # What the code looks like on the test set after each epoch (``_test_scores``): cheap, and it lets a lesson
@@ -102,8 +103,8 @@ class TrainConfig:
                 raise ValueError(f"{h.name}={getattr(self, h.name)!r} applies to the {owner} family, not to "
                                  f"{fam.name} (whose hyperparameters are {uses}"
                                  f"{'; it has no penalty weight' if fam.weight is None else ''})")
-        if "k" in self.hyperparameters() and self.k > self.n_hidden:
-            raise ValueError(f"k must be an integer in [1, n_hidden={self.n_hidden}], got {self.k}")
+        if "k" in self.hyperparameters():
+            check_topk_k(self.k, self.n_hidden)
 
     def hyperparameters(self) -> dict:
         """The values of this config's family's hyperparameters, e.g. {"rho": 0.08, "beta": 0.005}."""

@@ -408,7 +408,7 @@ def test_plot_code_values_draws_every_value_and_each_units_average():
     assert "12.50% below" in left.get_title()  # one of the eight values is below 1e-5 and not drawn
     points = right.collections[0].get_offsets()
     np.testing.assert_allclose(points, [[0.3, 0.25], [0.025, 0.0]], rtol=1e-6)  # (rho_hat_j, share above 0.5)
-    with pytest.raises(ValueError, match=r"code values must lie in \[0, 1\], got \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"code must have values in \[0, 1\], got values in \[0, 2\]"):
         plots.plot_code_values(torch.tensor([[0.0, 2.0]]))
 
 
