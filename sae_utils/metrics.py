@@ -399,7 +399,8 @@ def _as_model_input(model: SparseAutoencoder, x) -> torch.Tensor:
     return prepare_images(x, n_input=model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
 
 
-def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float) -> dict:
+def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float, batch_size: int | None = None,
+               seed: int = 0, n_batches: int | None = None) -> dict:
     """The two pulls on each encoder bias b_j of a KL (sigmoid) model, on the inputs x taken as one batch.
 
     x: (N, D) floats in [0, 1] or uint8 images. With code y = sigmoid(W_e x + b_e) (N, H), q_j = rho_hat_j =
@@ -408,9 +409,15 @@ def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float) -> dict:
     whose size is at most beta * |q_j - rho| / (1 - q_j) because r_j <= 1. Returns (H,) float64 tensors, all
     computed in float64: "bce" = d BCE / d b_j (BCE a mean over inputs and pixels) and "penalty" =
     beta * d Omega_KL / d b_j, both by autograd; "formula" (the right-hand side above), "bound", "rho_hat" (q),
-    "S", "slope_ratio" (r) and "C" = mean over pixels of |W_d[p, j]|, so that |bce| <= C_j S_j."""
+    "S", "slope_ratio" (r) and "C" = mean over pixels of |W_d[p, j]|, so that |bce| <= C_j S_j.
+
+    batch_size: None (default) takes x as one batch. An integer B shuffles x (torch.Generator seeded with
+    ``seed``), splits it into minibatches of B (the last may be smaller) and returns, for every key, the
+    unweighted mean over minibatches of that key's per-minibatch value: "bce" + "penalty" is then the mean
+    gradient of the minibatch objective J = BCE + beta * Omega_KL that training follows, averaged over one
+    shuffled pass. n_batches: None (all minibatches of the pass) or a positive int, to keep only the first
+    n_batches minibatches of the shuffled pass (a random subset of the inputs, for speed)."""
     import copy
-    from .penalties import kl_sparsity_penalty
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
     beta = check_number("beta", beta, low=0)
     if not isinstance(model, SparseAutoencoder) or model.activation != "sigmoid":
@@ -418,6 +425,20 @@ def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float) -> dict:
                          f"{getattr(model, 'activation', type(model).__name__)!r}")
     net = copy.deepcopy(model).double()
     x = _as_model_input(net, x)
+    if batch_size is None:
+        return _bias_pulls_of_batch(net, x, rho, beta)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be None or a positive int, got {batch_size!r}")
+    if n_batches is not None and (isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1):
+        raise ValueError(f"n_batches must be None or a positive int, got {n_batches!r}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    per_batch = [_bias_pulls_of_batch(net, x[rows], rho, beta) for rows in order.split(batch_size)[:n_batches]]
+    return {key: torch.stack([p[key] for p in per_batch]).mean(dim=0) for key in per_batch[0]}
+
+
+def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, beta: float) -> dict:
+    """bias_pulls on one batch x (B, D) of a float64 model ``net``."""
+    from .penalties import kl_sparsity_penalty
     with torch.enable_grad():
         logits, code = net(x)
         (bce,) = torch.autograd.grad(reconstruction_bce(logits, x), net.encoder.bias, retain_graph=True)

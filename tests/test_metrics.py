@@ -575,6 +575,39 @@ def test_bias_pulls_match_the_closed_form_and_a_finite_difference():
         bias_pulls(SparseAutoencoder(5, "relu", n_input=12), x.float(), rho, beta)
 
 
+def test_bias_pulls_by_minibatch_is_the_mean_gradient_of_the_minibatch_objective():
+    """batch_size: the mean over the shuffled minibatches of the bias gradients, against a hand-written
+    float64 minibatch objective differentiated by autograd, and the BCE part against the full-batch gradient."""
+    from sae_utils.metrics import bias_pulls
+    torch.manual_seed(1)
+    model = SparseAutoencoder(4, "sigmoid", n_input=7).double()
+    x = torch.rand(24, 7, dtype=torch.float64)
+    rho, beta = 0.2, 0.5
+    pulls = bias_pulls(model, x, rho, beta, batch_size=6, seed=3)
+    order = torch.randperm(24, generator=torch.Generator().manual_seed(3)).split(6)
+    bias = model.encoder.bias.detach().clone().requires_grad_()
+    w, d, c = model.encoder.weight.detach(), model.decoder.weight.detach(), model.decoder.bias.detach()
+    bce_total, penalty_total = 0.0, 0.0
+    for rows in order:
+        y = torch.sigmoid(x[rows] @ w.T + bias)
+        x_hat = torch.sigmoid(y @ d.T + c)
+        bce_total = bce_total - (x[rows] * x_hat.log() + (1 - x[rows]) * (1 - x_hat).log()).mean() / 4
+        q = y.mean(dim=0)
+        penalty_total = penalty_total + beta * (rho * (rho / q).log() + (1 - rho) * ((1 - rho) / (1 - q)).log()).sum() / 4
+    (bce_grad,) = torch.autograd.grad(bce_total, bias, retain_graph=True)
+    (penalty_grad,) = torch.autograd.grad(penalty_total, bias)
+    assert torch.allclose(pulls["bce"], bce_grad, rtol=1e-10, atol=1e-15)
+    assert torch.allclose(pulls["penalty"], penalty_grad, rtol=1e-10, atol=1e-15)
+    assert torch.allclose(pulls["bce"], bias_pulls(model, x, rho, beta)["bce"], rtol=1e-10, atol=1e-15)  # BCE: a mean
+    assert not torch.allclose(pulls["penalty"], bias_pulls(model, x, rho, beta)["penalty"])   # the penalty is not
+    two = bias_pulls(model, x, rho, beta, batch_size=6, seed=3, n_batches=2)
+    assert torch.allclose(two["rho_hat"], torch.sigmoid(x[torch.cat(order[:2])] @ w.T + model.encoder.bias.detach()).mean(dim=0))
+    with pytest.raises(ValueError, match="batch_size"):
+        bias_pulls(model, x, rho, beta, batch_size=0)
+    with pytest.raises(ValueError, match="n_batches"):
+        bias_pulls(model, x, rho, beta, batch_size=6, n_batches=0)
+
+
 def test_with_lowered_units_hits_the_targets_and_leaves_the_model_alone():
     from sae_utils.metrics import with_lowered_units
     torch.manual_seed(0)
