@@ -622,6 +622,30 @@ def best_rivals(records: list, rivals: list, unit: dict) -> dict:
     return best
 
 
+def margin_census(records: list, rival_sets: dict, unit: dict, close: float = 3.0) -> list:
+    """How many ``records`` each set of rivals beats beyond ``unit`` on every key, and which record comes closest.
+
+    records: the records to judge (as ``Atlas.records``, e.g. the penalised KL points); rival_sets: {name: list
+    of rival records}; unit: {metric: tolerance}, lower is better on every metric (as ``best_rivals``).
+    One dict per rival set, in its order: "rivals" (the name), "beaten" (records whose margin, the
+    ``best_rivals`` lead, is above 1), "of" (len(records)), "smallest margin", "closest" (point_id of the
+    record with the smallest margin), "its rival" (point_id of that record's best rival) and "margins under
+    {close:g}" (records whose margin is below ``close``)."""
+    if not records or not all(rival_sets.values()):
+        raise ValueError("records and every rival set must be non-empty lists of atlas records, got "
+                         f"{len(records)} records and rival sets of sizes {[len(r) for r in rival_sets.values()]}")
+    close = check_number("close", close)
+    rows = []
+    for name, rivals in rival_sets.items():
+        best = best_rivals(records, rivals, unit)                          # {point_id: (margin, key, rival params)}
+        closest = min(best, key=lambda point: best[point][0])
+        margins = [margin for margin, _, _ in best.values()]
+        rows.append({"rivals": name, "beaten": sum(m > 1 for m in margins), "of": len(records),
+                     "smallest margin": best[closest][0], "closest": closest, "its rival": point_id(best[closest][2]),
+                     f"margins under {close:g}": sum(m < close for m in margins)})
+    return rows
+
+
 def still_falling(history_values, unit: float, window: int = 5) -> float:
     """How much a run was still improving at its end: the mean of the ``window`` values before the last
     ``window`` minus the mean of the last ``window``, over ``unit`` (e.g. a seed tolerance). Means, not two
@@ -796,6 +820,22 @@ def unit_means_along(family: str, moving: str, target: float, directory=None, **
                      "spread of rho_hat_j / rho": float(np.std(entry.mean_activation / target, ddof=1)),
                      "median firing frequency": float(np.median(entry.firing_frequency)),
                      "share of rho_hat_j from values <= 0.5, at least": float(np.median(bound))})
+    return rows
+
+
+def code_mass_along(family: str, moving: str, directory=None, **fixed) -> list:
+    """The code mass per digit and the units that carry it, along one line of a family's grid (``series(family,
+    moving, **fixed)``). One dict per point: the moving value, "k90" (the stored mean ``units_for_mass``),
+    "code mass per digit" (the mean over the test digits of sum_j y_bj, which equals sum_j rho_hat_j, the sum of
+    the H stored per-unit means over the test digits) and "units with a non-zero mean" (units whose mean code
+    value over the test digits is above 0: for a ReLU code the living units, for a sigmoid code all H).
+    Raises ValueError (from ``series``) when ``moving`` or ``fixed`` do not name the family's hyperparameters."""
+    rows = []
+    for value in series(family, moving, directory, **fixed):
+        entry = load_atlas(family, directory).entry(**{**fixed, moving: value})
+        means = np.asarray(entry.mean_activation, dtype=np.float64)                  # (H,) rho_hat_j
+        rows.append({moving: value, "k90": entry.metrics["units_for_mass"], "code mass per digit": float(means.sum()),
+                     "units with a non-zero mean": int((means > 0).sum())})
     return rows
 
 

@@ -391,6 +391,35 @@ def bce_floor(x: torch.Tensor) -> torch.Tensor:
     return -(torch.special.xlogy(x, x) + torch.special.xlogy(1 - x, 1 - x)).mean(dim=1)
 
 
+GREY_BANDS = {"x = 0": (0, 0), "0 < x < 0.1": (1, 25), "0.1 <= x < 0.9": (26, 229), "0.9 <= x < 1": (230, 254),
+              "x = 1": (255, 255)}
+
+
+def floor_by_grey_level(images: torch.Tensor, bands: dict | None = None) -> tuple[float, list]:
+    """The BCE floor of a set of uint8 images and how its pixels and its floor split by grey level.
+
+    images: (N, 28, 28) or (N, D) uint8 (``load_mnist``), grey level k stands for x = k / 255. The floor is
+    sum_k p_k H(k / 255), with p_k the share of all N * D pixels at level k and H the binary entropy (0 log 0 = 0);
+    it equals the mean of ``bce_floor(prepare_images(images))``. bands: {label: (lowest level, highest level)},
+    inclusive, default ``GREY_BANDS``. Returns (floor in nats per pixel, float64 sum; one dict per band:
+    "test pixels" (the label), "share of the pixels", "share of the floor")."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() < 2:
+        raise ValueError(f"images must be a uint8 tensor of shape (N, 28, 28) or (N, D), got {type(images).__name__} "
+                         f"{getattr(images, 'dtype', '')} {tuple(getattr(images, 'shape', ()))}")
+    bands = GREY_BANDS if bands is None else bands
+    for label, (low, high) in bands.items():
+        check_int(f"bands[{label!r}] lowest level", low, low=0)
+        if check_int(f"bands[{label!r}] highest level", high, low=low) > 255:
+            raise ValueError(f"bands[{label!r}] highest level must be at most 255, got {high}")
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    share = torch.bincount(images.flatten(), minlength=256).double() / images.numel()
+    floor_at = share * -(torch.special.xlogy(levels, levels) + torch.special.xlogy(1 - levels, 1 - levels))
+    floor = floor_at.sum().item()
+    rows = [{"test pixels": label, "share of the pixels": share[low:high + 1].sum().item(),
+             "share of the floor": floor_at[low:high + 1].sum().item() / floor} for label, (low, high) in bands.items()]
+    return floor, rows
+
+
 def _as_model_input(model: SparseAutoencoder, x) -> torch.Tensor:
     """Images as the model's input: float images (N, D) in [0, 1] keep their values, in the model's dtype and
     on its device; uint8 images go through ``prepare_images``."""

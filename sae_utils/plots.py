@@ -297,6 +297,29 @@ def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300):
     axes[1].legend(loc="upper left")
     return fig
 
+
+def plot_mass_curves(codes: dict, title: str | None = None, marks=(0.5, 0.9)):
+    """For each code set, the mean over inputs of the share of an input's code mass in its k largest values,
+    against k on a log axis: the sooner a curve rises, the sparser the code. codes: {label: (N, H)
+    non-negative codes}; marks: shares drawn as dotted grey lines. A mean of shares, so its crossing of 0.9 is
+    not the mean k90 (``metrics.units_for_mass``)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    for label, code in codes.items():
+        if not isinstance(code, torch.Tensor) or code.dim() != 2 or not code.is_floating_point() or \
+                (code.numel() and code.min().item() < 0):
+            raise ValueError(f"codes[{label!r}] must be an (N, H) float tensor of non-negative values, got "
+                             f"{type(code).__name__} {tuple(getattr(code, 'shape', ()))}")
+        ranked = code.detach().cpu().sort(dim=1, descending=True).values                       # (N, H)
+        curve = (ranked.cumsum(1) / ranked.sum(1, keepdim=True).clamp_min(torch.finfo(ranked.dtype).tiny)).mean(0)
+        ax.plot(range(1, ranked.shape[1] + 1), curve.numpy(), label=label)
+        ax.set_xlim(1, ranked.shape[1])
+    ax.hlines(list(marks), *ax.get_xlim(), colors="grey", linestyles=":", lw=0.8)
+    ax.set(xscale="log", xlabel="k, the largest code values of an input", ylabel="share of the code mass",
+           title=title or "")
+    ax.legend()
+    return fig
+
+
 @torch.no_grad()
 def activation_histogram_counts(model, images, bins: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
     """The bars ``plot_activation_histogram`` draws: (counts (bins,), edges (bins + 1,), number of dead units).
@@ -393,16 +416,25 @@ def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None):
     return _feature_blocks(blocks, n, title)
 
 
-def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None):
+def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None,
+                     shade_last: int | None = None):
     """The test BCE per epoch of several runs, one panel per group, on one shared y axis.
 
     curves: {panel title: {legend label: per-epoch test BCE list (epoch 1 first)}}, e.g. one panel per
     learning rate with a KL and an L1 run in each; mark_epoch: a dotted vertical line in the last panel
-    (e.g. where the recipe's 20 epochs end when that panel runs longer), None for none."""
+    (e.g. where the recipe's 20 epochs end when that panel runs longer), None for none. shade_last: when
+    given (an integer >= 1), each panel shades its last ``shade_last`` epochs (those of its longest run), e.g.
+    the window ``atlas.falling_test`` reads; None (default) shades nothing."""
+    if shade_last is not None:
+        shade_last = check_int("shade_last", shade_last, low=1)
     fig, axes = plt.subplots(1, len(curves), figsize=(3.8 * len(curves), 3.4), sharey=True, squeeze=False)
     for ax, (panel, runs) in zip(axes[0], curves.items()):
         for label, test_bce in runs.items():
             ax.plot(range(1, len(test_bce) + 1), test_bce, label=label)
+        if shade_last is not None:
+            n_epochs = max(len(test_bce) for test_bce in runs.values())
+            ax.axvspan(max(n_epochs - shade_last, 0) + 0.5, n_epochs + 0.5, color="grey", alpha=0.15,
+                       label=f"last {shade_last} epochs")
         ax.set(title=panel, xlabel="epoch")
     if mark_epoch is not None:
         axes[0, -1].axvline(mark_epoch, color="grey", ls=":", label=f"epoch {mark_epoch}")
@@ -593,7 +625,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
-                  extra_points: dict | None = None, value_format=None):
+                  extra_points: dict | None = None, value_format=None, xticks=None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -617,12 +649,17 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     {label: (x, y, x error, y error)}, points that are not grid points (e.g. a seed mean of another start),
     drawn as black-edged white diamonds above everything, with error bars when given and a legend entry each.
     value_format: a function value -> text for the point labels (e.g. ``atlas.label``); default one format
-    per line ("g", or ".1e" when a non-zero value is below 1e-3).
+    per line ("g", or ".1e" when a non-zero value is below 1e-3). xticks: the labelled x ticks (positive
+    numbers; those inside the shown range are drawn), e.g. more labels on a zoom of the log axis; None
+    (default) uses the standard log ticks.
     """
     from .families import FAMILIES
 
     if value_format is not None and not callable(value_format):
         raise ValueError(f"value_format must be a function value -> text or None, got {value_format!r}")
+    if xticks is not None:
+        xticks = [check_number("xticks", t, low=0, low_open=True) for t in xticks]
+
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
         fam, colour = FAMILIES[name], f"C{f_index}"
@@ -696,7 +733,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     for text in ax.texts:
         text.set_clip_on(True)  # a zoom hides the labels of the points it leaves out
     low, high = ax.get_xlim()
-    ax.set_xticks([t for t in LOG_TICKS if low <= t <= high], minor=False)
+    ax.set_xticks([t for t in (LOG_TICKS if xticks is None else xticks) if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, ncol=2, loc=legend_loc)

@@ -503,3 +503,37 @@ def test_compare_miss_borrows_from_a_named_seeded_setting():
     assert atlas.compare_miss(other, bare)["s"] != pytest.approx(result["s"])  # the default borrows the reference's
     lines = atlas.miss_table(0.01, borrow_from=seeded).splitlines()
     assert lines[2].split()[0] == "0.005" and lines[3].split()[0] == "0.015*"
+
+
+def test_code_mass_along_is_the_per_digit_code_sum_of_the_shipped_models():
+    """The mass column against an independent reference: the shipped weights' own codes, summed per digit."""
+    from sae_utils import load_pretrained
+    x = prepare_images(load_mnist("test")[0])
+    for family, moving, fixed, reference in (("kl", "beta", {"rho": 0.08}, 0.005), ("l1", "lam", {}, 4e-5)):
+        rows = atlas.code_mass_along(family, moving, **fixed)
+        row = next(r for r in rows if r[moving] == reference)
+        with torch.no_grad():
+            code = load_pretrained(family)[0].encode(x).double()                   # (10000, 512)
+        assert row["code mass per digit"] == pytest.approx(code.sum(dim=1).mean().item(), rel=1e-5)
+        assert row["units with a non-zero mean"] == int((code.amax(dim=0) > 0).sum())
+        assert row["k90"] == atlas.load_atlas(family).entry(**fixed, **{moving: reference}).metrics["units_for_mass"]
+    assert [r["lam"] for r in atlas.code_mass_along("l1", "lam")] == sorted(atlas.series("l1", "lam"))
+    with pytest.raises(ValueError, match="moving"):
+        atlas.code_mass_along("l1", "rho")
+
+
+def test_margin_census_counts_records_beaten_on_every_key_and_names_the_closest():
+    def record(name, k90, bce):
+        return {"params": {"lam": name}, "metrics": {"units_for_mass": k90, "bce": bce}}
+    judged = [record(1.0, 100, 0.080), record(2.0, 50, 0.070), record(3.0, 200, 0.075)]
+    rivals = {"strong": [record(9.0, 40, 0.060)], "weak": [record(8.0, 95, 0.079), record(7.0, 45, 0.069)]}
+    unit = {"units_for_mass": 10.0, "bce": 0.002}
+    strong, weak = atlas.margin_census(judged, rivals, unit)
+    # strong: margins min((100-40)/10, 0.02/0.002) = 6, min(1, 5) = 1, min(16, 7.5) = 7.5 -> two beyond 1
+    assert (strong["beaten"], strong["of"], strong["closest"]) == (2, 3, atlas.point_id({"lam": 2.0}))
+    assert strong["smallest margin"] == pytest.approx(1.0) and strong["margins under 3"] == 1
+    # weak: record 1 best lead max(min(0.5, 0.5), min(5.5, 5.5)) = 5.5; record 2: max(min(-4.5, -4.5), min(0.5, 0.5))
+    assert weak["smallest margin"] == pytest.approx(0.5) and weak["its rival"] == atlas.point_id({"lam": 7.0})
+    assert weak["beaten"] == 2
+    with pytest.raises(ValueError, match="non-empty"):
+        atlas.margin_census(judged, {"none": []}, unit)

@@ -698,3 +698,20 @@ def test_histogram_moments_by_hand():
         histogram_moments(counts, edges[:, :3])
     with pytest.raises(ValueError, match="non-negative"):
         histogram_moments(-counts, edges)
+
+
+def test_floor_by_grey_level_is_the_mean_pixel_entropy_and_splits_it_by_band():
+    from sae_utils import prepare_images
+    from sae_utils.metrics import bce_floor, floor_by_grey_level
+    images = torch.tensor([[0, 255, 128, 26], [229, 230, 1, 0]], dtype=torch.uint8)          # (2, 4)
+    floor, rows = floor_by_grey_level(images)
+    assert floor == pytest.approx(bce_floor(prepare_images(images)).mean().item(), rel=1e-6)
+    x = torch.tensor([128, 26, 229], dtype=torch.float64) / 255                               # the grey band
+    grey = -(x * x.log() + (1 - x) * (1 - x).log()).sum().item() / 8
+    by_label = {r["test pixels"]: r for r in rows}
+    assert by_label["0.1 <= x < 0.9"]["share of the pixels"] == pytest.approx(3 / 8)
+    assert by_label["0.1 <= x < 0.9"]["share of the floor"] == pytest.approx(grey / floor)
+    assert by_label["x = 0"]["share of the floor"] == 0 and by_label["x = 0"]["share of the pixels"] == 0.25
+    assert sum(r["share of the floor"] for r in rows) == pytest.approx(1)
+    with pytest.raises(ValueError, match="uint8"):
+        floor_by_grey_level(prepare_images(images))

@@ -421,6 +421,19 @@ def test_tradeoff_says_log_scale_or_takes_the_callers_x_label():
     assert named.axes[0].get_xlabel() == "k90"
 
 
+def test_tradeoff_labels_the_x_ticks_it_is_given_inside_the_shown_range():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
+                      for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 90))]}
+    lines = {"kl": [("beta", {"rho": 0.08})]}
+    ticks = plots.plot_tradeoff(records, lines, xlim=(70, 360), xticks=(50, 80, 150, 300, 1000)).axes[0]
+    assert list(ticks.get_xticks()) == [80, 150, 300]
+    assert [t.get_text() for t in ticks.get_xticklabels()] == ["80", "150", "300"]
+    default = plots.plot_tradeoff(records, lines, xlim=(70, 360)).axes[0]
+    assert list(default.get_xticks()) == [t for t in plots.LOG_TICKS if 70 <= t <= 360]
+    with pytest.raises(ValueError, match="xticks"):
+        plots.plot_tradeoff(records, lines, xticks=(0, 100))
+
+
 def test_dashboard_titles_give_the_digits_that_tell_the_top_values_apart():
     assert plots._value_range(0.12345, 0.9) == "0.123–0.9"
     assert plots._value_range(0.999512, 0.999987) == "0.99951–0.99999"
@@ -526,6 +539,18 @@ def test_plot_test_curves_draws_one_panel_per_group_on_a_shared_axis():
     assert last.get_title() == "60 epochs" and last.lines[-1].get_label() == "epoch 20"
     assert last.get_ylim() == first.get_ylim() == (0.06, 0.11)
     assert len(plots.plot_test_curves({"a": {"KL": [1.0, 2.0]}}, mark_epoch=None).axes[0].lines) == 1
+
+
+def test_plot_test_curves_shades_each_panels_last_epochs_only_when_asked():
+    curves = {"20": {"KL": [0.1] * 20, "L1": [0.09] * 20}, "60": {"KL": [0.1] * 60}}
+    assert not plots.plot_test_curves(curves).axes[0].patches                     # default: nothing shaded
+    first, last = plots.plot_test_curves(curves, shade_last=10).axes
+    for ax, n_epochs in ((first, 20), (last, 60)):
+        (span,) = ax.patches
+        left, right = span.get_x(), span.get_x() + span.get_width()        # a Rectangle in (data x, axes y)
+        assert left == pytest.approx(n_epochs - 10 + 0.5) and right == pytest.approx(n_epochs + 0.5)
+    with pytest.raises(ValueError, match="shade_last"):
+        plots.plot_test_curves(curves, shade_last=0)
 
 
 def test_atlas_features_draw_each_entrys_stored_columns_with_their_labels():
@@ -646,3 +671,15 @@ def test_tradeoff_marks_unpenalised_points_and_draws_extra_points():
     assert by_label["KL, default start"].get_zorder() > by_label["KL reference"].get_zorder()
     plain = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]})
     assert "KL: other grid points, no penalty" not in [c.get_label() for c in plain.axes[0].collections]
+
+
+def test_plot_mass_curves_draws_the_mean_share_in_the_k_largest_values():
+    code = torch.tensor([[3.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    fig = plots.plot_mass_curves({"a": code}, title="t")
+    ax = fig.axes[0]
+    (curve,) = [line for line in ax.lines if line.get_label() == "a"]
+    by_hand = [(0.75 + 0.25) / 2, (1.0 + 0.5) / 2, (1.0 + 0.75) / 2, 1.0]      # shares of the two inputs, averaged
+    np.testing.assert_allclose(curve.get_xydata(), np.column_stack([np.arange(1, 5), by_hand]), rtol=1e-6)
+    assert ax.get_xscale() == "log" and ax.get_title() == "t"
+    with pytest.raises(ValueError):
+        plots.plot_mass_curves({"negative": -code})
