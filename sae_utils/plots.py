@@ -305,11 +305,7 @@ def plot_mass_curves(codes: dict, title: str | None = None, marks=(0.5, 0.9)):
     not the mean k90 (``metrics.units_for_mass``)."""
     fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
     for label, code in codes.items():
-        if not isinstance(code, torch.Tensor) or code.dim() != 2 or not code.is_floating_point() or \
-                (code.numel() and code.min().item() < 0):
-            raise ValueError(f"codes[{label!r}] must be an (N, H) float tensor of non-negative values, got "
-                             f"{type(code).__name__} {tuple(getattr(code, 'shape', ()))}")
-        ranked = code.detach().cpu().sort(dim=1, descending=True).values                       # (N, H)
+        ranked = check_code(f"codes[{label!r}]", code, 0.0, math.inf).detach().cpu().sort(dim=1, descending=True).values                       # (N, H)
         curve = (ranked.cumsum(1) / ranked.sum(1, keepdim=True).clamp_min(torch.finfo(ranked.dtype).tiny)).mean(0)
         ax.plot(range(1, ranked.shape[1] + 1), curve.numpy(), label=label)
         ax.set_xlim(1, ranked.shape[1])

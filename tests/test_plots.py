@@ -681,5 +681,5 @@ def test_plot_mass_curves_draws_the_mean_share_in_the_k_largest_values():
     by_hand = [(0.75 + 0.25) / 2, (1.0 + 0.5) / 2, (1.0 + 0.75) / 2, 1.0]      # shares of the two inputs, averaged
     np.testing.assert_allclose(curve.get_xydata(), np.column_stack([np.arange(1, 5), by_hand]), rtol=1e-6)
     assert ax.get_xscale() == "log" and ax.get_title() == "t"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"codes\['negative'\] must have values in \[0, inf\]"):
         plots.plot_mass_curves({"negative": -code})
