@@ -476,6 +476,45 @@ def compare_miss(a: dict, b: dict, weighted: bool = False, directory=None, borro
             "borrowed": borrowed_a or borrowed_b}
 
 
+def power_law_fit(x, y, sd) -> dict:
+    """Fit y = c * x**p by weighted least squares on logs: log y_i = log c + p log x_i, each point weighted by
+    1 / (sd_i / y_i)^2 (the sd of log y_i to first order). x, y, sd: (n,) positive arrays, n >= 3. Returns
+    {"exponent": p, "se": its standard error sqrt(((A^T W A)^-1)_pp) from the given sd (not rescaled by the fit's
+    residuals), "chi2": the weighted sum of squared residuals on n - 2 degrees of freedom, "n": n}."""
+    x, y, sd = (np.asarray(v, dtype=np.float64).ravel() for v in (x, y, sd))
+    if not (len(x) == len(y) == len(sd)) or len(x) < 3:
+        raise ValueError(f"x, y and sd must have one equal length of at least 3, got {len(x)}, {len(y)}, {len(sd)}")
+    for name, v in (("x", x), ("y", y), ("sd", sd)):
+        if not np.all(np.isfinite(v)) or np.any(v <= 0):
+            raise ValueError(f"{name} must be finite and positive everywhere, got {v.tolist()}")
+    design = np.stack([np.ones_like(x), np.log(x)], axis=1)
+    weight = (y / sd) ** 2
+    covariance = np.linalg.inv(design.T @ (weight[:, None] * design))
+    coef = covariance @ design.T @ (weight * np.log(y))
+    residual = np.log(y) - design @ coef
+    return {"exponent": float(coef[1]), "se": float(np.sqrt(covariance[1, 1])),
+            "chi2": float((weight * residual ** 2).sum()), "n": len(x)}
+
+
+def miss_exponent(rho: float, betas, directory=None, borrow_from: dict | None = None) -> dict:
+    """How the KL miss ybar - rho falls with beta at fixed ``rho``: ``power_law_fit`` of the miss against beta over
+    ``betas`` (each a grid value > 0), with each point's sd the mean activation's seed sd (``_miss_sd``: borrowed from
+    ``borrow_from`` when a setting has no seeds). A miss falling as 1/beta gives an exponent of -1. Returns the fit's
+    keys plus "miss" and "sd" ((n,) arrays) and "borrowed" (True if any point borrows its sd)."""
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    betas = [check_number("betas", b, low=0, low_open=True) for b in betas]
+    miss, sd, borrowed = [], [], False
+    for beta in betas:
+        params = {"rho": rho, "beta": beta}
+        miss.append(load_atlas("kl", directory).entry(**params).metrics["mean_activation"] - rho)
+        s, b = _miss_sd(params, borrow_from, directory)
+        sd.append(s)
+        borrowed |= b
+    if min(miss) <= 0:
+        raise ValueError(f"miss_exponent needs a positive miss at every beta, got {miss} at rho = {rho}")
+    return {**power_law_fit(betas, miss, sd), "miss": np.array(miss), "sd": np.array(sd), "borrowed": borrowed}
+
+
 def miss_table(rho: float, directory=None, borrow_from: dict | None = None) -> str:
     """The KL beta series at ``rho`` (beta > 0) as a plain-text table: beta, ybar / rho, the miss ybar - rho,
     the miss in units of its seed sd of the mean activation ("miss z"), beta * miss, and the z of the change of
@@ -578,6 +617,52 @@ def series(family: str, moving: str, directory=None, **fixed) -> dict:
                          f"got moving={moving!r}, fixed={', '.join(fixed) or 'none'}")
     rows = [r for r in load_atlas(family, directory).records() if all(r["params"][k] == v for k, v in fixed.items())]
     return {row["params"][moving]: row for row in sorted(rows, key=lambda r: r["params"][moving])}
+
+
+def mass_rows(beta: float = 0.005, free_beta: float = 0.0, directory=None) -> list:
+    """The KL rho series at ``beta`` beside the one at ``free_beta`` (default 0, no penalty), one dict per rho:
+    "ρ" (text), "mean ÷ ρ" = ybar / rho, "code per digit H·ȳ" = H * ybar (the mean code mass of a digit, H the
+    model's hidden units), "active/digit" (units above 0.5 per digit), "k90" (``units_for_mass``), and at
+    ``free_beta`` "k90, β=0" and "BCE, β=0" (test BCE). All metrics are the stored test-set means."""
+    beta = check_number("beta", beta, low=0)
+    free_beta = check_number("free_beta", free_beta, low=0)
+    penalised, free = series("kl", "rho", directory, beta=beta), series("kl", "rho", directory, beta=free_beta)
+    rows = []
+    for rho, row in penalised.items():
+        m, f = row["metrics"], free[rho]["metrics"]
+        rows.append({"ρ": f"{rho:g}", "mean ÷ ρ": m["mean_activation"] / rho,
+                     "code per digit H·ȳ": row["config"]["n_hidden"] * m["mean_activation"],
+                     "active/digit": m["active_units_per_digit"], "k90": m["units_for_mass"],
+                     "k90, β=0": f["units_for_mass"], "BCE, β=0": f["bce"]})
+    return rows
+
+
+def live_unit_rows(directory=None) -> list:
+    """The L1 lambda series, one dict per lambda: "λ" (text), "live units" (units active on at least one test
+    digit: round(H * (1 - dead_fraction))), "active/digit" (units above 0 per digit, a mean over digits) and
+    "live unit fires on" = active/digit ÷ live units, the share of digits on which a live unit fires, AVERAGED
+    over the live units (single units range widely around it)."""
+    rows = []
+    for lam, row in series("l1", "lam", directory).items():
+        m = row["metrics"]
+        n_live = round(row["config"]["n_hidden"] * (1 - m["dead_fraction"]))
+        rows.append({"λ": f"{lam:g}", "live units": n_live, "active/digit": m["active_units_per_digit"],
+                     "live unit fires on": m["active_units_per_digit"] / n_live})
+    return rows
+
+
+def near_constant_units(seeds=(0, 1, 2), firing: float = 0.99, mean: float = 0.98, directory=None,
+                        **params) -> list:
+    """For each seed of the KL setting ``params`` (e.g. rho=0.08, beta=0.0): the number of units active (above
+    0.5) on more than ``firing`` of the test digits AND with a mean activation above ``mean``, i.e. units that
+    sit near 1 on almost every digit. Returns a list of ints, one per seed."""
+    firing = check_number("firing", firing, low=0, high=1)
+    mean = check_number("mean", mean, low=0, high=1)
+    counts = []
+    for seed in seeds:
+        entry = load_atlas("kl", directory).entry(**params, seed=check_int("seed", seed, low=0))
+        counts.append(int(((entry.firing_frequency > firing) & (entry.mean_activation > mean)).sum()))
+    return counts
 
 
 def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:

@@ -108,11 +108,14 @@ def penalty_push_ratio(model, images, **hyperparameters) -> dict:
 
 
 
-def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200) -> float:
+def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200,
+                         shuffle_seed: int | None = None) -> float:
     """The weighted KL penalty as training sees it: beta * sum_j KL(rho || rho_hat_j), rho_hat_j the mean of
     unit j over one minibatch of ``batch_size`` consecutive rows of ``code`` (B, H) (sigmoid values in [0, 1]),
     averaged over the B // batch_size full minibatches (the rows after the last full one are left out).
-    KL is convex in rho_hat, so this is at least the penalty with rho_hat over all B rows (Jensen)."""
+    KL is convex in rho_hat, so this is at least the penalty with rho_hat over all B rows (Jensen).
+    ``shuffle_seed``: if given, the rows are first put in the random order torch.randperm draws from a generator
+    seeded with it (as training shuffles its digits); None (default) keeps the rows' own order."""
     code = check_code("code", code)
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
     beta = check_number("beta", beta, low=0)
@@ -120,8 +123,31 @@ def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size
     n_batches = len(code) // batch_size
     if n_batches == 0:
         raise ValueError(f"batch_size must be at most the {len(code)} rows of code, got {batch_size}")
+    if shuffle_seed is not None:
+        shuffle_seed = check_int("shuffle_seed", shuffle_seed, low=0)
+        code = code[torch.randperm(len(code), generator=torch.Generator().manual_seed(shuffle_seed))]
     rho_hat = code[:n_batches * batch_size].double().reshape(n_batches, batch_size, -1).mean(dim=1)
     return beta * kl_divergence.unchecked(rho, rho_hat).sum(dim=1).mean().item()
+
+
+def kl_jensen_gap(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200) -> float:
+    """The second-order estimate of how much random minibatches of ``batch_size`` rows, drawn without
+    replacement from the B rows of ``code`` (B, H), raise the expected weighted KL penalty above the penalty
+    with rho_hat over all B rows:  beta * sum_j 1/2 KL''(ybar_j) Var(rho_hat_j), where ybar_j is unit j's mean
+    over all rows, KL''(q) = rho / q^2 + (1 - rho) / (1 - q)^2 and Var(rho_hat_j) = v_j / batch_size *
+    (B - batch_size) / (B - 1), v_j the population variance of column j. A float (nats per pixel), in float64."""
+    code = check_code("code", code)
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    beta = check_number("beta", beta, low=0)
+    batch_size = check_int("batch_size", batch_size)
+    n = len(code)
+    if not 1 <= batch_size <= n or n < 2:
+        raise ValueError(f"batch_size must be between 1 and the {n} rows of code (at least 2 rows), got {batch_size}")
+    y = code.double()
+    q, v = y.mean(dim=0), y.var(dim=0, unbiased=False)
+    curvature = rho / q ** 2 + (1 - rho) / (1 - q) ** 2
+    variance = v / batch_size * (n - batch_size) / (n - 1)
+    return beta * 0.5 * (curvature * variance).sum().item()
 
 # Sparsity and reconstruction measures with written definitions, shared by every penalty family.
 # code: non-negative (B, H) tensor, one row per digit, one column per hidden unit.
@@ -233,14 +259,14 @@ def truncation_rise(models: dict, codes: dict, x: torch.Tensor, ks, fills=("min"
     N x D pixels (nats per pixel, float64 BCE on the logits)."""
     x = check_float_tensor("x", x)
     fills = [check_choice("fill", fill, TRUNCATION_FILLS) for fill in fills]
-    rows = []
+    rows, x64 = [], x.double()
+    full = {name: reconstruction_bce(model.decode(codes[name]).double(), x64).item() for name, model in models.items()}
     for k in ks:
         row = {"units kept per digit": int(k)}
         for name, model in models.items():
-            full = reconstruction_bce(model.decode(codes[name]).double(), x.double()).item()
             for fill in fills:
                 logits = model.decode(truncate_code(codes[name], int(k), fill=fill)).double()
-                row[f"{name.upper()} BCE rise, {fill} fill"] = reconstruction_bce(logits, x.double()).item() - full
+                row[f"{name.upper()} BCE rise, {fill} fill"] = reconstruction_bce(logits, x64).item() - full[name]
         rows.append(row)
     return rows
 
@@ -460,9 +486,14 @@ def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float, batch_size:
         raise ValueError(f"batch_size must be None or a positive int, got {batch_size!r}")
     if n_batches is not None and (isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1):
         raise ValueError(f"n_batches must be None or a positive int, got {n_batches!r}")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    per_batch = [_bias_pulls_of_batch(net, x[rows], rho, beta) for rows in order.split(batch_size)[:n_batches]]
+    per_batch = [_bias_pulls_of_batch(net, x[rows], rho, beta) for rows in _minibatch_rows(len(x), batch_size, seed, n_batches)]
     return {key: torch.stack([p[key] for p in per_batch]).mean(dim=0) for key in per_batch[0]}
+
+
+def _minibatch_rows(n: int, batch_size: int, seed: int, n_batches: int | None) -> tuple:
+    """The row indices of the first ``n_batches`` (None: all) minibatches of one pass over n rows shuffled as
+    training shuffles (torch.randperm with a generator seeded with ``seed``); the last may be smaller."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(batch_size)[:n_batches]
 
 
 def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, beta: float) -> dict:
@@ -477,6 +508,28 @@ def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, be
     return {"bce": bce, "penalty": penalty, "formula": beta * (S / q) * (q - rho) / (1 - q),
             "bound": beta * (q - rho).abs() / (1 - q), "rho_hat": q, "S": S, "slope_ratio": S / q,
             "C": net.decoder.weight.detach().abs().mean(dim=0)}
+
+
+def bias_balance(model: SparseAutoencoder, x, rho: float, beta: float, batch_size: int = 1200,
+                 n_batches: int = 3, seed: int = 0) -> dict:
+    """Whether a KL model's encoder biases sit at a resting point of J = BCE + beta * Omega_KL: ``bias_pulls`` on
+    ``n_batches`` minibatches of ``batch_size`` rows of x (N, D), drawn in the order torch.randperm gives with a
+    generator seeded with ``seed`` (as training shuffles), averaged over the minibatches. Returns "bce" and
+    "penalty" ((H,) float64, the mean pulls), "residual" = |bce + penalty| / |penalty| per unit (0 at an exact
+    balance), "median_residual" (a float), "norm_ratio" = ||bce + penalty|| / ||penalty|| over units, and
+    "pulls" (the list of ``bias_pulls`` dicts, one per minibatch)."""
+    batch_size = check_int("batch_size", batch_size)
+    n_batches = check_int("n_batches", n_batches)
+    seed = check_int("seed", seed, low=0)
+    if n_batches * batch_size > len(x):
+        raise ValueError(f"n_batches * batch_size must be at most the {len(x)} rows of x, got "
+                         f"{n_batches} * {batch_size}")
+    pulls = [bias_pulls(model, x[rows], rho, beta) for rows in _minibatch_rows(len(x), batch_size, seed, n_batches)]
+    bce = torch.stack([p["bce"] for p in pulls]).mean(dim=0)
+    penalty = torch.stack([p["penalty"] for p in pulls]).mean(dim=0)
+    residual = (bce + penalty).abs() / penalty.abs()
+    return {"bce": bce, "penalty": penalty, "residual": residual, "median_residual": residual.median().item(),
+            "norm_ratio": ((bce + penalty).norm() / penalty.norm()).item(), "pulls": pulls}
 
 
 def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,

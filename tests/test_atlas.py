@@ -537,3 +537,63 @@ def test_margin_census_counts_records_beaten_on_every_key_and_names_the_closest(
     assert weak["beaten"] == 2
     with pytest.raises(ValueError, match="non-empty"):
         atlas.margin_census(judged, {"none": []}, unit)
+
+
+def test_power_law_fit_recovers_an_exact_power_law_and_matches_weighted_least_squares():
+    x = np.array([0.005, 0.015, 0.05, 0.15])
+    exact = atlas.power_law_fit(x, 3.0 * x ** -0.9, np.full(4, 1e-3))
+    assert exact["exponent"] == pytest.approx(-0.9, abs=1e-10) and exact["chi2"] == pytest.approx(0.0, abs=1e-12)
+    y, sd = np.array([2.0, 0.9, 0.2, 0.09]), np.array([0.1, 0.05, 0.02, 0.02])
+    fit = atlas.power_law_fit(x, y, sd)
+    # independent reference: the closed-form weighted regression slope and its standard error
+    w, u, v = (y / sd) ** 2, np.log(x), np.log(y)
+    ubar, vbar = (w * u).sum() / w.sum(), (w * v).sum() / w.sum()
+    slope = (w * (u - ubar) * (v - vbar)).sum() / (w * (u - ubar) ** 2).sum()
+    assert fit["exponent"] == pytest.approx(slope, rel=1e-10)
+    assert fit["se"] == pytest.approx(1 / math.sqrt((w * (u - ubar) ** 2).sum()), rel=1e-10)
+    with pytest.raises(ValueError, match="y"):
+        atlas.power_law_fit(x, -y, sd)
+    with pytest.raises(ValueError, match="length"):
+        atlas.power_law_fit(x[:2], y[:2], sd[:2])
+
+
+def test_miss_exponent_fits_the_stored_misses():
+    betas = (0.005, 0.015, 0.05, 0.15)
+    result = atlas.miss_exponent(0.01, betas, borrow_from={"rho": 0.01, "beta": 0.005})
+    miss = [atlas.load_atlas("kl").entry(rho=0.01, beta=b).metrics["mean_activation"] - 0.01 for b in betas]
+    np.testing.assert_allclose(result["miss"], miss, rtol=1e-12)
+    assert result["exponent"] == pytest.approx(atlas.power_law_fit(betas, miss, result["sd"])["exponent"], rel=1e-12)
+    with pytest.raises(ValueError, match="betas"):
+        atlas.miss_exponent(0.01, (0.0, 0.005, 0.015))
+
+
+def test_mass_rows_match_the_stored_entries_by_hand():
+    rows = atlas.mass_rows(beta=0.005)
+    assert [row["ρ"] for row in rows] == ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32"]
+    entry, free = atlas.load_atlas("kl").entry(rho=0.01, beta=0.005), atlas.load_atlas("kl").entry(rho=0.01, beta=0.0)
+    first = rows[0]
+    assert first["mean ÷ ρ"] == pytest.approx(entry.mean_activation.mean() / 0.01, rel=1e-5)   # from the per-unit means
+    assert first["code per digit H·ȳ"] == pytest.approx(512 * entry.mean_activation.mean(), rel=1e-5)
+    assert first["k90"] == entry.metrics["units_for_mass"] and first["BCE, β=0"] == free.metrics["bce"]
+    with pytest.raises(ValueError, match="beta"):
+        atlas.mass_rows(beta=-1.0)
+
+
+def test_live_unit_rows_count_live_units_from_the_firing_frequencies():
+    rows = atlas.live_unit_rows()
+    last = atlas.load_atlas("l1").entry(lam=6.4e-4)
+    assert rows[-1]["λ"] == "0.00064"
+    assert rows[-1]["live units"] == int((last.firing_frequency > 0).sum())   # independent count
+    # the average share over live units equals the mean firing frequency of the live units
+    assert rows[-1]["live unit fires on"] == pytest.approx(last.firing_frequency[last.firing_frequency > 0].mean(), rel=1e-4)
+
+
+def test_near_constant_units_counts_units_by_hand():
+    counts = atlas.near_constant_units(seeds=(0, 1), rho=0.08, beta=0.0)
+    for seed, count in zip((0, 1), counts):
+        entry = atlas.load_atlas("kl").entry(rho=0.08, beta=0.0, seed=seed)
+        by_hand = sum(1 for f, m in zip(entry.firing_frequency, entry.mean_activation) if f > 0.99 and m > 0.98)
+        assert count == by_hand
+    assert atlas.near_constant_units(seeds=(0,), firing=0.0, mean=0.0, rho=0.08, beta=0.0) == [512]
+    with pytest.raises(ValueError, match="firing"):
+        atlas.near_constant_units(firing=2.0, rho=0.08, beta=0.0)

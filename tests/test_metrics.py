@@ -687,6 +687,54 @@ def test_minibatch_kl_penalty_by_hand_and_above_the_whole_set_penalty():
         minibatch_kl_penalty(code * 2, rho=0.2, beta=2.0, batch_size=2)
 
 
+def test_minibatch_kl_penalty_shuffled_matches_a_hand_permutation():
+    from sae_utils.metrics import minibatch_kl_penalty
+    code = torch.rand(12, 3, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(7))
+    by_hand = minibatch_kl_penalty(code[order], rho=0.2, beta=0.5, batch_size=4)
+    assert minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4, shuffle_seed=7) == pytest.approx(by_hand, rel=1e-12)
+    assert minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4) != pytest.approx(by_hand, rel=1e-6)
+    with pytest.raises(ValueError, match="shuffle_seed"):
+        minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4, shuffle_seed=-1)
+
+
+def test_kl_jensen_gap_matches_the_exact_expectation_over_all_minibatches():
+    from itertools import combinations
+    from sae_utils.metrics import kl_jensen_gap
+    code = (0.3 + 0.02 * torch.randn(8, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)).clamp(0, 1)
+    rho, beta, b = 0.1, 1.5, 3
+
+    def penalty(rows):
+        q = rows.mean(dim=0)
+        return beta * (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
+
+    # exact: every 3-row subset is equally likely under sampling without replacement
+    expected = np.mean([penalty(code[list(c)]) for c in combinations(range(8), b)])
+    exact_gap = expected - penalty(code)
+    assert kl_jensen_gap(code, rho, beta, batch_size=b) == pytest.approx(exact_gap, rel=0.02)
+    assert kl_jensen_gap(code, rho, beta, batch_size=8) == 0.0   # one batch holds every row
+    with pytest.raises(ValueError, match="batch_size"):
+        kl_jensen_gap(code, rho, beta, batch_size=9)
+    with pytest.raises(ValueError, match="rho"):
+        kl_jensen_gap(code, 1.0, beta, batch_size=b)
+
+
+def test_bias_balance_averages_bias_pulls_over_shuffled_minibatches():
+    from sae_utils.metrics import bias_balance, bias_pulls
+    torch.manual_seed(0)
+    model = SparseAutoencoder(n_hidden=5, activation="sigmoid", n_input=7)
+    x = torch.rand(12, 7)
+    result = bias_balance(model, x, rho=0.1, beta=0.3, batch_size=4, n_batches=2, seed=5)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(5))
+    first, second = (bias_pulls(model, x[order[i * 4:(i + 1) * 4]], 0.1, 0.3) for i in (0, 1))
+    bce, penalty = (first["bce"] + second["bce"]) / 2, (first["penalty"] + second["penalty"]) / 2
+    assert torch.allclose(result["bce"], bce, rtol=1e-12) and torch.allclose(result["penalty"], penalty, rtol=1e-12)
+    assert torch.allclose(result["residual"], (bce + penalty).abs() / penalty.abs(), rtol=1e-12)
+    assert result["norm_ratio"] == pytest.approx(((bce + penalty).norm() / penalty.norm()).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="n_batches"):
+        bias_balance(model, x, rho=0.1, beta=0.3, batch_size=4, n_batches=4)
+
+
 def test_histogram_moments_by_hand():
     from sae_utils.metrics import histogram_moments
     counts = np.array([[1, 0, 3], [0, 2, 0]])

@@ -633,6 +633,10 @@ def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
     plt.close(fig)
     with pytest.raises(ValueError, match="misses"):
         plots.plot_kl_pull({})
+    default = plots.plot_kl_pull({0.01: 0.0076}).axes[1].get_title()
+    titled = plots.plot_kl_pull({0.01: 0.0076}, right_title="signed miss term")
+    assert "bound" in default and titled.axes[1].get_title() == "signed miss term"
+    plt.close("all")
 
 
 def test_tradeoff_value_format_writes_the_point_labels():
