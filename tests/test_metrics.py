@@ -763,3 +763,18 @@ def test_floor_by_grey_level_is_the_mean_pixel_entropy_and_splits_it_by_band():
     assert sum(r["share of the floor"] for r in rows) == pytest.approx(1)
     with pytest.raises(ValueError, match="uint8"):
         floor_by_grey_level(prepare_images(images))
+
+
+def test_variance_ratio_p_against_closed_forms():
+    # F(2, d2): P(F >= f) = (1 + 2 f / d2)^(-d2 / 2); F(d1, 2): P(F >= f) = 1 - (d1 f / (2 + d1 f))^(d1 / 2)
+    p = sae_utils.metrics.variance_ratio_p
+    assert p(math.sqrt(6.944272), 3, 1.0, 5) == pytest.approx(0.05, abs=1e-6)          # tabulated 5 % point of F(2, 4)
+    assert p(2.0, 3, 1.0, 5) == pytest.approx((1 + 2 * 4.0 / 4) ** -2, rel=1e-10)
+    assert p(3.0, 5, 1.5, 3) == pytest.approx(1 - (4 * 4.0 / (2 + 4 * 4.0)) ** 2, rel=1e-10)
+    assert p(math.sqrt(19.2468), 5, 1.0, 3) == pytest.approx(0.05, abs=1e-5)           # tabulated 5 % point of F(4, 2)
+    assert p(1.0, 11, 1.0, 11) == pytest.approx(0.5, abs=1e-12)                      # equal dof, ratio 1: the median
+    assert p(0.5, 4, 1.0, 6) > 0.5 > p(2.0, 4, 1.0, 6)                                 # larger ratio, smaller p
+    with pytest.raises(ValueError, match="sd_b"):
+        p(1.0, 3, 0.0, 5)
+    with pytest.raises(ValueError, match="n_a"):
+        p(1.0, 1, 1.0, 5)
