@@ -389,6 +389,16 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
+    """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
+    as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored
+    seeds}, "seeds": the seeds}. keys: metrics of the atlas; params: a stored setting with two or more seeds
+    (e.g. ``rho=0.08, beta=0.005, start="default"``). Raises like ``seed_spread``."""
+    spread = seed_spread(family, keys, directory, **params)
+    return {"params": dict(params), "metrics": {key: float(spread[key]["mean"]) for key in keys},
+            "seeds": spread[keys[0]]["seeds"]}
+
+
 NOISE_BINS = ((2.0, "within seed noise"), (4.0, "borderline"), (math.inf, "beyond seed noise"))
 
 
@@ -908,19 +918,31 @@ def unit_means_along(family: str, moving: str, target: float, directory=None, **
     return rows
 
 
-def code_mass_along(family: str, moving: str, directory=None, **fixed) -> list:
+def code_mass_along(family: str, moving: str, directory=None, small_values: bool = False, **fixed) -> list:
     """The code mass per digit and the units that carry it, along one line of a family's grid (``series(family,
     moving, **fixed)``). One dict per point: the moving value, "k90" (the stored mean ``units_for_mass``),
     "code mass per digit" (the mean over the test digits of sum_j y_bj, which equals sum_j rho_hat_j, the sum of
     the H stored per-unit means over the test digits) and "units with a non-zero mean" (units whose mean code
     value over the test digits is above 0: for a ReLU code the living units, for a sigmoid code all H).
-    Raises ValueError (from ``series``) when ``moving`` or ``fixed`` do not name the family's hyperparameters."""
+    With ``small_values=True`` (codes in [0, 1], sigmoid families only) two more keys: "active units per digit"
+    (sum_j f_j, f_j the stored firing frequency: the mean over test digits of the count of values > 0.5) and
+    "mass from values <= 0.5, at least" (1 - sum_j f_j / sum_j rho_hat_j: each value above 0.5 is at most 1, so
+    the values above 0.5 add at most sum_j f_j to the mass per digit; a share of the mass, in [0, 1]).
+    Raises ValueError (from ``series``) when ``moving`` or ``fixed`` do not name the family's hyperparameters,
+    and when ``small_values`` is asked of a family whose codes are not in [0, 1]."""
+    if small_values and FAMILIES[family].activation != "sigmoid":
+        raise ValueError(f"small_values=True needs codes in [0, 1] (a sigmoid family), got family={family!r} "
+                         f"with {FAMILIES[family].activation} codes")
     rows = []
     for value in series(family, moving, directory, **fixed):
         entry = load_atlas(family, directory).entry(**{**fixed, moving: value})
         means = np.asarray(entry.mean_activation, dtype=np.float64)                  # (H,) rho_hat_j
         rows.append({moving: value, "k90": entry.metrics["units_for_mass"], "code mass per digit": float(means.sum()),
                      "units with a non-zero mean": int((means > 0).sum())})
+        if small_values:
+            active = float(np.asarray(entry.firing_frequency, dtype=np.float64).sum())    # sum_j f_j
+            rows[-1]["active units per digit"] = active
+            rows[-1]["mass from values <= 0.5, at least"] = max(0.0, 1 - active / float(means.sum()))
     return rows
 
 

@@ -623,7 +623,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
-                  extra_points: dict | None = None, value_format=None, xticks=None):
+                  extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -649,7 +649,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     value_format: a function value -> text for the point labels (e.g. ``atlas.label``); default one format
     per line ("g", or ".1e" when a non-zero value is below 1e-3). xticks: the labelled x ticks (positive
     numbers; those inside the shown range are drawn), e.g. more labels on a zoom of the log axis; None
-    (default) uses the standard log ticks.
+    (default) uses the standard log ticks. text_size: font size (points) of the legend and the point labels,
+    a positive number (default 7).
     """
     from .families import FAMILIES
 
@@ -657,6 +658,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         raise ValueError(f"value_format must be a function value -> text or None, got {value_format!r}")
     if xticks is not None:
         xticks = [check_number("xticks", t, low=0, low_open=True) for t in xticks]
+    text_size = check_number("text_size", text_size, low=0, low_open=True)
 
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
@@ -688,7 +690,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 falls = (neighbours[-1]["metrics"][y_key] - neighbours[0]["metrics"][y_key]) * \
                         (neighbours[-1]["metrics"][x_key] - neighbours[0]["metrics"][x_key]) < 0
                 offset = (4 if right else -4, 6 if falls == right else -10)
-                note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7,
+                note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=text_size,
                                    color=line.get_color(), ha="left" if right else "right")
                 note.set_gid("asked for" if wanted is not None else None)  # kept even where it overlaps
         others = [p for p in points if id(p) not in on_lines]
@@ -734,7 +736,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     ax.set_xticks([t for t in (LOG_TICKS if xticks is None else xticks) if low <= t <= high], minor=False)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7, ncol=2, loc=legend_loc)
+    ax.legend(fontsize=text_size, ncol=2, loc=legend_loc)
     fig.tight_layout()
     stars = [(p["metrics"][x_key], p["metrics"][y_key]) for name, points in records.items() for p in points
              if p["params"] == FAMILIES[name].reference()]

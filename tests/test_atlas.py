@@ -378,6 +378,18 @@ def test_reference_runs_and_unit_means_read_the_stored_entries():
     assert reference["median firing frequency"] == pytest.approx(np.median(kl.firing_frequency))
 
 
+def test_seed_mean_record_averages_the_stored_seeds_by_hand():
+    params = {"rho": 0.08, "beta": 0.005, "start": "default"}
+    record = atlas.seed_mean_record("kl", ("units_for_mass", "bce"), **params)
+    runs = [q for q in atlas.load_atlas("kl").records(variants=True)
+            if {k: v for k, v in q["params"].items() if k != "seed"} == params]
+    assert len(runs) == len(record["seeds"]) >= 2 and record["params"] == params
+    for key in ("units_for_mass", "bce"):
+        assert record["metrics"][key] == pytest.approx(sum(q["metrics"][key] for q in runs) / len(runs))
+    with pytest.raises(atlas.MissingSettingError):
+        atlas.seed_mean_record("l1", lam=1e-5)
+
+
 def test_noise_verdict_bins_are_disjoint_and_symmetric():
     assert [atlas.noise_verdict(z) for z in (0.0, 2.0, -2.01, 4.0, 4.01, -9.0)] == [
         "within seed noise", "within seed noise", "borderline", "borderline", "beyond seed noise", "beyond seed noise"]
@@ -520,6 +532,28 @@ def test_code_mass_along_is_the_per_digit_code_sum_of_the_shipped_models():
     assert [r["lam"] for r in atlas.code_mass_along("l1", "lam")] == sorted(atlas.series("l1", "lam"))
     with pytest.raises(ValueError, match="moving"):
         atlas.code_mass_along("l1", "rho")
+
+
+def test_code_mass_along_small_values_bounds_the_mass_below_half_of_the_shipped_kl_codes():
+    """The small-value columns against the shipped KL model's own codes: the count of values > 0.5 per digit,
+    the bound 1 - active / mass, and the true share of the mass in values <= 0.5, which the bound must not exceed."""
+    from sae_utils import load_pretrained
+    x = prepare_images(load_mnist("test")[0])
+    with torch.no_grad():
+        code = load_pretrained("kl")[0].encode(x).double()                               # (10000, 512)
+    rows = atlas.code_mass_along("kl", "beta", small_values=True, rho=0.08)
+    row = next(r for r in rows if r["beta"] == 0.005)
+    active = (code > 0.5).sum(dim=1).double().mean().item()
+    mass = code.sum(dim=1).mean().item()
+    assert row["active units per digit"] == pytest.approx(active, rel=1e-4)
+    assert row["mass from values <= 0.5, at least"] == pytest.approx(1 - active / mass, rel=1e-4)
+    true_share = (code * (code <= 0.5)).sum().item() / code.sum().item()
+    assert row["mass from values <= 0.5, at least"] <= true_share + 1e-9
+    plain = atlas.code_mass_along("kl", "beta", rho=0.08)                                 # default: keys unchanged
+    assert all("active units per digit" not in r for r in plain)
+    assert [{k: r[k] for k in plain[0]} for r in rows] == plain
+    with pytest.raises(ValueError, match="small_values"):
+        atlas.code_mass_along("l1", "lam", small_values=True)
 
 
 def test_margin_census_counts_records_beaten_on_every_key_and_names_the_closest():

@@ -653,6 +653,19 @@ def test_tradeoff_value_format_writes_the_point_labels():
         plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, value_format=".1e")
 
 
+def test_tradeoff_text_size_sets_the_legend_and_the_point_labels():
+    def record(lam, bce, l0):
+        return {"params": {"lam": lam}, "metrics": {"bce": bce, "l0": l0}}
+    points = [record(0.0, 0.065, 210), record(2e-5, 0.066, 150), record(6.4e-4, 0.10, 24)]
+    big = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0", text_size=10).axes[0]
+    assert {t.get_fontsize() for t in big.texts} == {10} and big.texts
+    assert {t.get_fontsize() for t in big.get_legend().get_texts()} == {10}
+    default = plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0").axes[0]
+    assert {t.get_fontsize() for t in default.get_legend().get_texts()} == {7}   # today's size by default
+    with pytest.raises(ValueError, match="text_size"):
+        plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0", text_size=0)
+
+
 def test_mean_error_maps_take_a_colour_bar_label_and_keep_the_scale(test_digits):
     models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
     fig = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25, colorbar_label="error, one scale")
