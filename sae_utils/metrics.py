@@ -387,6 +387,89 @@ def auc(score, label) -> float:
     return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auc_table(scores: dict, outcomes: dict, within=None) -> list:
+    """AUCs of several candidate scores for several outcomes, as table rows (one row per outcome).
+
+    scores: {name: (H,) numbers}, higher meaning "predicted positive"; outcomes: {name: (H,) booleans};
+    within: optional (H,) boolean mask of the units to score (default all). Each AUC is ``auc`` of the
+    score for the outcome, both restricted to ``within``.
+    Returns [{"outcome": outcome name, score name: AUC, ...}, ...] in the order of ``outcomes``."""
+    if not scores or not outcomes:
+        raise ValueError(f"scores and outcomes must be non-empty dicts, got {len(scores)} scores and "
+                         f"{len(outcomes)} outcomes")
+    first = np.asarray(next(iter(outcomes.values())))
+    within = np.ones(first.shape, dtype=bool) if within is None else np.asarray(within)
+    if within.dtype != bool or within.shape != first.shape:
+        raise ValueError(f"within must be a boolean mask of shape {first.shape}, got {within.shape} {within.dtype}")
+    rows = []
+    for outcome, label in outcomes.items():
+        label = np.asarray(label)
+        row = {"outcome": outcome}
+        for name, score in scores.items():
+            score = np.asarray(score, dtype=np.float64)
+            if score.shape != within.shape or label.shape != within.shape:
+                raise ValueError(f"score {name!r} and outcome {outcome!r} must have shape {within.shape}, got "
+                                 f"{score.shape} and {label.shape}")
+            row[name] = auc(score[within], label[within])
+        rows.append(row)
+    return rows
+
+
+def weights_by_lit_share(model: SparseAutoencoder, x: torch.Tensor, lam: float, units=None,
+                         cuts=(0.01, 0.1), n_batches: int = 10, batch_size: int = 1200) -> dict:
+    """How the encoder weights of a ReLU L1 model depend on how often their pixel is lit.
+
+    model: a ReLU ``SparseAutoencoder``; x: (N, D) training inputs in [0, 1]; lam: the L1 weight of the
+    objective J = BCE (mean over inputs and pixels) + lam * mean_i sum_j y_ij; units: (H,) boolean mask of
+    the units to use (default all); cuts: increasing lit shares in (0, 1) that split the pixels lit on at
+    least one input into groups [>0, cuts[0]), [cuts[0], cuts[1]), ..., [cuts[-1], 1].
+    A pixel's lit share is the fraction of the N inputs with x_p > 0. The gradient of J with respect to W_e
+    is taken on ``n_batches`` consecutive batches of ``batch_size`` inputs from the start of x; its size
+    per weight is the root mean square over these batches.
+    Returns {"rank_correlation": Spearman correlation, over the pixels lit at least once, of the pixel's
+    mean |W_e[j, p]| over the chosen units against its lit share; "rows": one dict per group with
+    "lit share" (a label), "pixels", "median |W_e|" and "median rms gradient" (medians over the chosen
+    units and the group's pixels)}."""
+    if model.activation != "relu":
+        raise ValueError(f"weights_by_lit_share needs a ReLU model, got activation {model.activation!r}")
+    lam = check_number("lam", lam, low=0)
+    if x.ndim != 2 or x.shape[1] != model.encoder.weight.shape[1]:
+        raise ValueError(f"x must be (N, {model.encoder.weight.shape[1]}), got {tuple(x.shape)}")
+    cuts = tuple(float(c) for c in cuts)
+    if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
+        raise ValueError(f"cuts must be increasing numbers in (0, 1), got {cuts}")
+    for name, value in (("n_batches", n_batches), ("batch_size", batch_size)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if n_batches * batch_size > len(x):
+        raise ValueError(f"n_batches * batch_size = {n_batches * batch_size} exceeds the {len(x)} inputs")
+    hidden = model.encoder.weight.shape[0]
+    units = torch.ones(hidden, dtype=torch.bool) if units is None else torch.as_tensor(units)
+    if units.dtype != torch.bool or units.shape != (hidden,):
+        raise ValueError(f"units must be a ({hidden},) boolean mask, got {tuple(units.shape)} {units.dtype}")
+    weight = model.encoder.weight
+    squares = torch.zeros_like(weight)
+    for b in range(n_batches):
+        xb = x[b * batch_size:(b + 1) * batch_size].to(weight.device)
+        y = torch.relu(model.encoder(xb))
+        objective = reconstruction_bce(model.decoder(y), xb) + lam * l1_penalty(y)
+        (grad,) = torch.autograd.grad(objective, weight)
+        squares += grad.detach() ** 2
+    rms = (squares / n_batches).sqrt().cpu()[units]
+    size = weight.detach().abs().cpu()[units]
+    lit = (x > 0).double().mean(dim=0).cpu()
+    seen = lit > 0
+    rho = rank_correlation(size[:, seen].mean(dim=0).numpy(), lit[seen].numpy())[0]
+    edges = (0.0, *cuts, 1.0)
+    rows = []
+    for low, high in zip(edges, edges[1:]):
+        group = seen & (lit >= low) & ((lit < high) if high < 1 else (lit <= high))
+        rows.append({"lit share": f"{'>0' if low == 0 else f'{low:g}'} to {high:g}", "pixels": int(group.sum()),
+                     "median |W_e|": size[:, group].median().item() if group.any() else math.nan,
+                     "median rms gradient": rms[:, group].median().item() if group.any() else math.nan})
+    return {"rank_correlation": float(rho), "rows": rows}
+
+
 def overlap_against_chance(a, b, within=None) -> dict:
     """How far the overlap of two sets of units exceeds chance. a, b, within: (H,) boolean masks; within
     (default all units) is the pool in which both sets are counted. With N = |within|, n_a = |a ∩ within|,

@@ -508,21 +508,27 @@ def plot_mean_error_maps(models: dict, images, limit: float | None = None, title
 
 
 @torch.no_grad()
-def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None, vmax_quantile: float = 1.0):
+def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None, vmax_quantile: float = 1.0,
+                      quantile_of: str = "all"):
     """The code itself: ``n_digits`` of ``images`` (rows, in their order) against every hidden unit
     (columns, sorted by how often the unit is active over all of ``images``, the most often first, ties
     by the larger mean value: ``metrics.units_by_use``).
     Units never active on ``images`` (dead, for a ReLU code) are the last columns, behind a dashed line
     and counted in the title. Colour: the code value, from 0 (white) to the ``vmax_quantile`` quantile of
-    the values shown (1: the largest; below 1 the darkest colour saturates, and the colour bar says so)."""
+    the values shown (1: the largest; below 1 the darkest colour saturates, and the colour bar says so).
+    quantile_of: "all" (default) takes that quantile over all values shown, zeros included; "nonzero" over
+    the non-zero values shown only (a sparse code's zeros would otherwise pull the quantile down)."""
     vmax_quantile = check_number("vmax_quantile", vmax_quantile, low=0, high=1, low_open=True)
+    if quantile_of not in ("all", "nonzero"):
+        raise ValueError(f"quantile_of must be 'all' or 'nonzero', got {quantile_of!r}")
     code = probe_features(model, images)  # (N, H) on the CPU, encoded in batches
     frequency = firing_frequency(code, ACTIVE_THRESHOLD[model.activation])
     order = units_by_use(frequency, code.mean(dim=0))
     n_dead = int((frequency == 0).sum())
     shown = code[:n_digits, order].numpy()
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    top = float(np.quantile(shown, vmax_quantile)) or float(shown.max()) or 1.0
+    pool = shown[shown != 0] if quantile_of == "nonzero" and (shown != 0).any() else shown
+    top = float(np.quantile(pool, vmax_quantile)) or float(shown.max()) or 1.0
     image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=top, interpolation="nearest")
     if n_dead:
         ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
@@ -534,7 +540,8 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
            ylabel=f"digit (first {len(shown)})")
     saturated = vmax_quantile < 1 and top < shown.max()
     fig.colorbar(image, ax=ax, pad=0.01, extend="max" if saturated else "neither",
-                 label="code value" + (f"\n(darkest from the {100 * vmax_quantile:g}th percentile, {top:.2f})"
+                 label="code value" + (f"\n(darkest from the {100 * vmax_quantile:g}th percentile"
+                                       f"{' of the non-zero values' if quantile_of == 'nonzero' else ''}, {top:.2f})"
                                        if saturated else ""))
     ax.set_title(title or f"code of {len(shown)} digits × {model.n_hidden} units", pad=14)
     fig.tight_layout()

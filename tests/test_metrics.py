@@ -525,6 +525,53 @@ def test_scale_summary_and_rescaling_ratios_by_hand():
     assert s["scale"] == pytest.approx(code.sum().item() / (code > 0).sum().item(), rel=1e-12)
 
 
+def test_auc_table_matches_auc_on_the_masked_units():
+    from sae_utils.metrics import auc_table
+    scores = {"s": np.array([1.0, 2.0, 3.0, 4.0, 0.0]), "t": np.array([4.0, 3.0, 2.0, 1.0, 9.0])}
+    outcomes = {"o": np.array([False, False, True, True, True])}
+    within = np.array([True, True, True, True, False])      # unit 4 left out: s splits perfectly, t inversely
+    assert auc_table(scores, outcomes, within) == [{"outcome": "o", "s": 1.0, "t": 0.0}]
+    assert auc_table(scores, outcomes)[0]["t"] == pytest.approx(2 / 6)   # with unit 4: 2 of 6 pairs won by positives
+    with pytest.raises(ValueError, match="within"):
+        auc_table(scores, outcomes, within.astype(int))
+    with pytest.raises(ValueError, match="shape"):
+        auc_table({"s": np.ones(3)}, outcomes)
+
+
+def test_weights_by_lit_share_against_a_hand_loop():
+    from sae_utils.metrics import weights_by_lit_share
+    torch.manual_seed(0)
+    model = SparseAutoencoder(3, "relu", n_input=6)
+    x = torch.zeros(10, 6)
+    for p, n_lit in enumerate((0, 1, 2, 4, 7, 10)):         # pixel p lit on its first n_lit inputs
+        x[:n_lit, p] = torch.rand(n_lit) * 0.5 + 0.5
+    lam = 0.1
+    result = weights_by_lit_share(model, x, lam, cuts=(0.15, 0.5), n_batches=2, batch_size=5)
+    weight = model.encoder.weight.detach().double()
+    squares = torch.zeros(3, 6, dtype=torch.float64)
+    for b in range(2):                                     # the gradient by the chain rule, in float64
+        xb = x[5 * b:5 * b + 5].double()
+        z = xb @ weight.T + model.encoder.bias.detach().double()
+        y = torch.relu(z)
+        x_hat = torch.sigmoid(y @ model.decoder.weight.detach().double().T + model.decoder.bias.detach().double())
+        delta = ((x_hat - xb) @ model.decoder.weight.detach().double() / 6 + lam) * (z > 0) / 5
+        squares += (delta.T @ xb) ** 2
+    rms = (squares / 2).sqrt()
+    size = weight.abs().mean(dim=0)[1:]                    # pixels lit at least once: 1 ... 5
+    lit = torch.tensor([0.1, 0.2, 0.4, 0.7, 1.0])
+    d = (size.argsort().argsort() - lit.argsort().argsort()).double()
+    assert result["rank_correlation"] == pytest.approx(1 - 6 * (d ** 2).sum().item() / (5 * 24), abs=1e-9)
+    groups = ([1], [2, 3], [4, 5])                           # lit 0.1 | 0.2, 0.4 | 0.7, 1.0
+    assert [row["pixels"] for row in result["rows"]] == [1, 2, 2]
+    for row, pixels in zip(result["rows"], groups):
+        assert row["median |W_e|"] == pytest.approx(weight.abs()[:, pixels].median().item(), rel=1e-6)
+        assert row["median rms gradient"] == pytest.approx(rms[:, pixels].median().item(), rel=1e-4)
+    with pytest.raises(ValueError, match="cuts"):
+        weights_by_lit_share(model, x, lam, cuts=(0.5, 0.2), n_batches=2, batch_size=5)
+    with pytest.raises(ValueError, match="exceeds"):
+        weights_by_lit_share(model, x, lam, n_batches=3, batch_size=5)
+
+
 def test_overlap_against_chance_matches_exhaustive_enumeration():
     import itertools
     from sae_utils.metrics import overlap_against_chance

@@ -357,6 +357,18 @@ def test_code_heatmap_can_saturate_at_a_quantile_and_says_so(test_digits):
         plots.plot_code_heatmap(model, test_digits[:5], vmax_quantile=0)
 
 
+def test_code_heatmap_quantile_of_the_nonzero_values(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(16, "relu")
+    fig = plots.plot_code_heatmap(model, test_digits[:20], n_digits=20, vmax_quantile=0.5, quantile_of="nonzero")
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    assert (shown == 0).any()                                            # zeros exist, and are left out
+    assert fig.axes[0].images[0].get_clim()[1] == pytest.approx(float(np.quantile(shown[shown != 0], 0.5)))
+    assert "50th percentile of the non-zero values" in fig.axes[1].get_ylabel()
+    with pytest.raises(ValueError, match="quantile_of must be 'all' or 'nonzero', got 'some'"):
+        plots.plot_code_heatmap(model, test_digits[:5], quantile_of="some")
+
+
 def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
     def record(beta, bce, mass):
         return {"params": {"rho": 0.08, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
