@@ -433,6 +433,21 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
+def budget_vs_knob(family: str, reference: dict, knob: dict, keys, epochs: int = 60, directory=None) -> list:
+    """Training longer against turning a knob, from seed-0 atlas entries: for each metric in ``keys``, one row
+    {"metric": key, "longer": b / a - 1 with a the ``reference`` setting's value and b the same setting trained
+    for ``epochs`` epochs, "knob": c / a - 1 with c the value at ``{**reference, **knob}``} (relative changes).
+    reference, knob: parameter dicts, e.g. ``budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15},
+    ("units_for_mass",))``."""
+    if isinstance(keys, str) or not keys:
+        raise ValueError(f"keys must be a non-empty sequence of metric names, got {keys!r}")
+    epochs = check_int("epochs", epochs)
+    atlas = load_atlas(family, directory)
+    base, longer = atlas.entry(**reference).metrics, atlas.entry(**reference, epochs=epochs).metrics
+    turned = atlas.entry(**{**reference, **knob}).metrics
+    return [{"metric": key, "longer": longer[key] / base[key] - 1, "knob": turned[key] / base[key] - 1} for key in keys]
+
+
 def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -> list:
     """``compare`` applied to each step of a ``series``: one dict per pair of neighbouring values of ``moving``
     (the others at ``fixed``), in increasing order, with "from" and "to" (the two values) added. Each step's
@@ -525,11 +540,14 @@ def miss_exponent(rho: float, betas, directory=None, borrow_from: dict | None = 
     return {**power_law_fit(betas, miss, sd), "miss": np.array(miss), "sd": np.array(sd), "borrowed": borrowed}
 
 
-def miss_table(rho: float, directory=None, borrow_from: dict | None = None) -> str:
+def miss_table(rho: float, directory=None, borrow_from: dict | None = None, unit_spread: bool = False) -> str:
     """The KL beta series at ``rho`` (beta > 0) as a plain-text table: beta, ybar / rho, the miss ybar - rho,
     the miss in units of its seed sd of the mean activation ("miss z"), beta * miss, and the z of the change of
     beta * miss from the row above (``compare_miss`` with ``weighted``); a trailing "*" marks a row without
-    seeds of its own, whose sd is borrowed from ``borrow_from`` when given, else from the reference."""
+    seeds of its own, whose sd is borrowed from ``borrow_from`` when given, else from the reference.
+    ``unit_spread``: also the spread of the per-unit misses ybar_j - rho over the H units (ybar_j: the entry's
+    ``mean_activation``, each unit's mean over the test digits) as "unit miss sd" (the units' standard deviation,
+    n - 1) and "unit miss 5–95 %" (the 5th and 95th percentiles, linear interpolation)."""
     rows, before = [], None
     for beta, row in series("kl", "beta", directory, rho=rho).items():
         if beta == 0:
@@ -541,9 +559,14 @@ def miss_table(rho: float, directory=None, borrow_from: dict | None = None) -> s
                 if before else None)
         rows.append({"β": f"{beta:g}" + ("*" if borrowed else ""), "ȳ ÷ ρ": 1 + miss / rho, "miss ȳ − ρ": miss,
                      "miss z": miss / sd, "β × miss": beta * miss, "β × miss step (z)": step})
+        if unit_spread:
+            unit_miss = np.asarray(load_atlas("kl", directory).entry(**params).mean_activation, np.float64) - rho
+            low, high = np.percentile(unit_miss, [5, 95])
+            rows[-1].update({"unit miss sd": float(unit_miss.std(ddof=1)),
+                             "unit miss 5–95 %": f"{low:+.4f} to {high:+.4f}"})
         before = params
     return table(rows, formats={"ȳ ÷ ρ": ".3f", "miss ȳ − ρ": ".4f", "miss z": ".1f", "β × miss": ".2e",
-                                "β × miss step (z)": "+.1f"})
+                                "β × miss step (z)": "+.1f", "unit miss sd": ".4f"})
 
 
 def describe_compare(result: dict, label: str, digits: int = 4) -> str:

@@ -615,6 +615,32 @@ def bias_balance(model: SparseAutoencoder, x, rho: float, beta: float, batch_siz
             "norm_ratio": ((bce + penalty).norm() / penalty.norm()).item(), "pulls": pulls}
 
 
+def net_pull_z(pulls, threshold: float = 4.0) -> dict:
+    """Whether the net pull on each encoder bias differs from 0 by more than minibatch noise.
+
+    pulls: a list of n >= 2 ``bias_pulls`` dicts (e.g. ``bias_balance(...)["pulls"]``), one per minibatch, each
+    with "bce" and "penalty" (H,). Per unit j, g_ij = bce_ij + penalty_ij is the net pull on minibatch i; the
+    returned "z" (H,) float64 is mean_i g_ij / (sd_i g_ij / sqrt(n)) (sd with n - 1 in the denominator), a
+    one-sample t statistic with n - 1 degrees of freedom. "share_beyond": the share of units with |z| >
+    ``threshold``; "share_at_rest": the share pure minibatch noise would give if every unit's expected net pull
+    were 0 (``noise_pass_rate(n, threshold)``, minibatches taken as independent); "n": n."""
+    if not isinstance(pulls, (list, tuple)) or len(pulls) < 2:
+        raise ValueError(f"pulls must be a list of at least 2 bias_pulls dicts, got {type(pulls).__name__} "
+                         f"of length {len(pulls) if hasattr(pulls, '__len__') else 'none'}")
+    threshold = check_number("threshold", threshold, low=0, low_open=True)
+    try:
+        net = torch.stack([torch.as_tensor(p["bce"], dtype=torch.float64) + torch.as_tensor(p["penalty"], dtype=torch.float64)
+                           for p in pulls])
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"pulls must be dicts with 'bce' and 'penalty' tensors of one shape (H,): {error}") from None
+    if net.dim() != 2:
+        raise ValueError(f"each pull must have shape (H,), got {tuple(net.shape[1:])}")
+    n = len(pulls)
+    z = net.mean(dim=0) / (net.std(dim=0) / math.sqrt(n))
+    return {"z": z, "share_beyond": (z.abs() > threshold).double().mean().item(),
+            "share_at_rest": noise_pass_rate(n, threshold), "n": n}
+
+
 def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,
                        gain: float = 30.0, peak: float = 6.0) -> SparseAutoencoder:
     """A copy of ``model`` with some units pushed towards silence on the inputs x (N, D), for experiments on dying units.

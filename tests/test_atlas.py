@@ -631,3 +631,29 @@ def test_near_constant_units_counts_units_by_hand():
     assert atlas.near_constant_units(seeds=(0,), firing=0.0, mean=0.0, rho=0.08, beta=0.0) == [512]
     with pytest.raises(ValueError, match="firing"):
         atlas.near_constant_units(firing=2.0, rho=0.08, beta=0.0)
+
+
+def test_budget_vs_knob_against_the_entries():
+    from sae_utils.atlas import budget_vs_knob, load_atlas
+    rows = budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15}, ("units_for_mass", "bce"))
+    kl = load_atlas("kl")
+    a, b = kl.entry(rho=0.08, beta=0.005).metrics, kl.entry(rho=0.08, beta=0.005, epochs=60).metrics
+    c = kl.entry(rho=0.08, beta=0.15).metrics
+    for row, key in zip(rows, ("units_for_mass", "bce")):
+        assert row["metric"] == key
+        assert row["longer"] == pytest.approx((b[key] - a[key]) / a[key], rel=1e-12)
+        assert row["knob"] == pytest.approx((c[key] - a[key]) / a[key], rel=1e-12)
+    with pytest.raises(ValueError, match="keys"):
+        budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15}, "bce")
+
+
+def test_miss_table_unit_spread_against_numpy():
+    from sae_utils.atlas import load_atlas, miss_table
+    plain, spread = miss_table(0.08), miss_table(0.08, unit_spread=True)
+    assert "unit miss sd" not in plain and "unit miss sd" in spread
+    means = np.asarray(load_atlas("kl").entry(rho=0.08, beta=0.005).mean_activation, np.float64)
+    sd = float(np.sqrt(((means - means.mean()) ** 2).sum() / (len(means) - 1)))
+    row = next(line for line in spread.splitlines() if line.split()[0].rstrip("*") == "0.005")
+    assert f"{sd:.4f}" in row
+    low = np.percentile(means - 0.08, 5)
+    assert f"{low:+.4f}" in row

@@ -825,3 +825,29 @@ def test_variance_ratio_p_against_closed_forms():
         p(1.0, 3, 0.0, 5)
     with pytest.raises(ValueError, match="n_a"):
         p(1.0, 1, 1.0, 5)
+
+
+def test_net_pull_z_is_a_one_sample_t_statistic_by_hand():
+    from sae_utils.metrics import net_pull_z, noise_pass_rate
+    # unit 0: nets 1, 2, 3 -> mean 2, sd 1, z = 2 / (1 / sqrt 3) = 2 sqrt 3; unit 1: nets 0, 0, 6 -> mean 2,
+    # sd sqrt(12), z = 1; unit 2: nets -1, 1, 0 -> mean 0, z = 0
+    pulls = [{"bce": torch.tensor([0.5, -1.0, -2.0]), "penalty": torch.tensor([0.5, 1.0, 1.0])},
+             {"bce": torch.tensor([1.0, 0.0, 1.0]), "penalty": torch.tensor([1.0, 0.0, 0.0])},
+             {"bce": torch.tensor([2.0, 5.0, 0.0]), "penalty": torch.tensor([1.0, 1.0, 0.0])}]
+    result = net_pull_z(pulls, threshold=3.0)
+    assert torch.allclose(result["z"], torch.tensor([2 * math.sqrt(3), 1.0, 0.0], dtype=torch.float64), atol=1e-12)
+    assert result["share_beyond"] == pytest.approx(1 / 3) and result["n"] == 3
+    assert result["share_at_rest"] == pytest.approx(noise_pass_rate(3, 3.0))
+    with pytest.raises(ValueError, match="pulls"):
+        net_pull_z(pulls[:1])
+    with pytest.raises(ValueError, match="threshold"):
+        net_pull_z(pulls, threshold=0)
+
+
+def test_net_pull_z_at_rest_passes_at_the_t_rate():
+    from sae_utils.metrics import net_pull_z
+    generator = torch.Generator().manual_seed(0)
+    pulls = [{"bce": torch.randn(20000, generator=generator, dtype=torch.float64), "penalty": torch.zeros(20000)}
+             for _ in range(5)]
+    result = net_pull_z(pulls, threshold=2.0)
+    assert abs(result["share_beyond"] - result["share_at_rest"]) < 0.01   # pure noise: the t rate
