@@ -460,17 +460,30 @@ def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -
     return steps_
 
 
-def stored_roughness(family: str, directory=None, **params) -> list:
+def stored_roughness(family: str, directory=None, max_firing: float | None = None, **params) -> list:
     """The texture of a setting's stored decoder columns, per stored seed (seed 0 first): the median over the
     atlas's feature units (the 64 units most often on, ``AtlasEntry.feature_units``) of
-    ``metrics.roughness`` of each column minus its own mean. Returns a list of floats, one per seed."""
+    ``metrics.roughness`` of each column minus its own mean. Returns a list of floats, one per seed.
+
+    max_firing: None (default: all stored units) or a share in [0, 1]: keep only the stored units whose
+    firing frequency (share of test digits with code above the family's threshold) is at most max_firing,
+    e.g. 0.9 to leave out units on for almost every digit. A seed with no such unit gives nan."""
     from .metrics import roughness
+    if max_firing is not None:
+        max_firing = check_number("max_firing", max_firing, low=0, high=1)
     base = grid_point(family, params)
     seeds = sorted({dict(r["params"]).get("seed", 0) for r in load_atlas(family, directory).records(variants=True)
                     if {k: v for k, v in r["params"].items() if k != "seed"} == base})
     result = []
     for seed in seeds:
-        columns = torch.from_numpy(load_atlas(family, directory).entry(**base, seed=seed).features)   # (64, 28, 28)
+        entry = load_atlas(family, directory).entry(**base, seed=seed)
+        columns = torch.from_numpy(entry.features)   # (64, 28, 28)
+        if max_firing is not None:
+            kept = torch.from_numpy(np.asarray(entry.firing_frequency)[entry.feature_units] <= max_firing)
+            if not kept.any():
+                result.append(float("nan"))
+                continue
+            columns = columns[kept]
         result.append(roughness(columns - columns.mean(dim=(1, 2), keepdim=True)).median().item())
     return result
 

@@ -269,6 +269,38 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
     return fig
 
 
+def plot_kl_curves(targets=(0.02, 0.08, 0.2, 0.5), n_points: int = 1000, zoom=(1.5e-3, 0.85)):
+    """KL(rho || rho_hat) against the average activation rho_hat on a logit axis, one curve per target rho in
+    ``targets`` (each with a dotted line at its rho). Left panel: rho_hat over [sigmoid(-9.2), sigmoid(9.2)]
+    (about 1e-4 to 1 - 1e-4), ``n_points`` points evenly spaced in logit; right panel: the same curves over
+    ``zoom`` (low, high) with the y axis cut at 0.5 nats, to show the flat minima. Values in nats, computed in
+    float64 by ``penalties.kl_divergence``. Returns the figure."""
+    from .penalties import kl_divergence
+    n_points = check_int("n_points", n_points, low=2)
+    if len(targets) == 0:
+        raise ValueError("targets must name at least one target rho, got none")
+    targets = [check_number("targets", t, low=0, high=1, low_open=True, high_open=True) for t in targets]
+    low, high = (check_number("zoom", v, low=0, high=1, low_open=True, high_open=True) for v in zoom)
+    if low >= high:
+        raise ValueError(f"zoom must be (low, high) with low < high, got {zoom!r}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    grid = torch.linspace(-9.2, 9.2, n_points, dtype=torch.float64).sigmoid()
+    panels = ((axes[0], [1e-4, 0.01, 0.5, 0.99, 0.9999], 9.5, "The KL penalty of one unit"),
+              (axes[1], [0.002, 0.02, 0.08, 0.2, 0.5, 0.8], 0.5, "Near the minima (colours as left)"))
+    for ax, ticks, top, title in panels:
+        for colour, target in zip(itertools.cycle(("C0", "C1", "C2", "C3", "C4", "C5")), targets):
+            ax.plot(grid, kl_divergence(target, grid), color=colour, label=f"ρ = {target:g}")
+            ax.axvline(target, color=colour, ls=":", lw=1)
+        ax.set_xscale("logit")
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
+        ax.minorticks_off()
+        ax.set(xlabel=r"average activation $\hat\rho$ (logit scale)", ylabel=r"KL$(\rho\,\|\,\hat\rho)$  [nats]",
+               ylim=(0, top), title=title)
+    axes[1].set_xlim(low, high)
+    axes[0].legend()
+    return fig
+
+
 def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300, right_title: str | None = None):
     """Why the KL term's steepness at small rho does not raise the bound on its pull, for each target rho.
     Left: KL(rho || rho_hat) against the miss rho_hat - rho over ``span``. Right: rho_hat * dKL/drho_hat =

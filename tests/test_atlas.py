@@ -487,6 +487,24 @@ def test_stored_roughness_is_the_median_centred_roughness_of_each_seeds_columns(
     assert abs(values[1] - by_hand) < 1e-6
 
 
+def test_stored_roughness_max_firing_keeps_only_the_rarer_units():
+    from sae_utils.metrics import roughness
+    entry = atlas.load_atlas("kl").entry(rho=0.08, beta=0.0, seed=0)
+    firing = np.asarray(entry.firing_frequency)[entry.feature_units]
+    kept = firing <= 0.9
+    assert 0 < kept.sum() < len(kept)                                     # the filter removes some, not all
+    columns = entry.features.astype(np.float64)[kept]
+    centred = torch.from_numpy(columns - columns.mean(axis=(1, 2), keepdims=True))
+    by_hand = np.sort(roughness(centred).numpy())[(kept.sum() - 1) // 2]   # the lower middle value
+    filtered = atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=0.9)
+    assert abs(filtered[0] - by_hand) < 1e-6
+    assert atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=1.0) == atlas.stored_roughness(
+        "kl", rho=0.08, beta=0.0)                                           # nothing removed: today's values
+    assert all(np.isnan(v) for v in atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=0.0))
+    with pytest.raises(ValueError, match="max_firing"):
+        atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=1.5)
+
+
 def test_compare_miss_and_miss_table_by_hand():
     reference, low = {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}
     book = atlas.load_atlas("kl")

@@ -630,6 +630,27 @@ def test_plot_along_marks_a_point_off_the_given_range_on_the_edge_with_its_value
     assert "nominal x" in mass_ax.get_xlabel()
 
 
+def test_plot_kl_curves_draws_the_bernoulli_kl_of_each_target():
+    fig = plots.plot_kl_curves((0.02, 0.5), n_points=50)
+    left, right = fig.axes[:2]
+    curves = [line for line in left.get_lines() if len(line.get_xdata()) == 50]
+    assert len(curves) == 2 and left.get_xscale() == "logit"
+    for line, rho in zip(curves, (0.02, 0.5)):
+        q = np.asarray(line.get_xdata(), dtype=np.float64)
+        by_hand = rho * np.log(rho / q) + (1 - rho) * np.log((1 - rho) / (1 - q))   # float64 formula
+        assert np.allclose(line.get_ydata(), by_hand, rtol=1e-10, atol=1e-12)
+        assert abs(q.min() - 1 / (1 + np.exp(9.2))) < 1e-12
+    assert right.get_xlim() == pytest.approx((1.5e-3, 0.85)) and right.get_ylim()[1] == 0.5
+    plt.close(fig)
+    with pytest.raises(ValueError, match="targets"):
+        plots.plot_kl_curves(())
+    with pytest.raises(ValueError, match="targets"):
+        plots.plot_kl_curves((0.0,))
+    with pytest.raises(ValueError, match="zoom"):
+        plots.plot_kl_curves(zoom=(0.5, 0.1))
+    plt.close("all")
+
+
 def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
     from sae_utils.penalties import kl_divergence
     fig = plots.plot_kl_pull({0.01: 0.0076, 0.08: 0.0018})
