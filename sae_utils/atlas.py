@@ -654,6 +654,35 @@ def noise_yardstick(spreads: dict, keys=("units_for_mass", "bce"), c: float = 3 
     return result
 
 
+def spread_ratios(spreads: dict, keys=("units_for_mass", "bce")) -> list:
+    """Are the seeded settings pooled by ``noise_yardstick`` equally noisy? One row per family and key.
+
+    spreads: as for ``noise_yardstick``, {(family, setting label): ``seed_spread`` result}; each family needs
+    at least two settings. Per family and key, the settings with the largest and the smallest sample std s_i
+    (ddof=1, over their n_i seeds) give: "family", "key", "larger" and "smaller" (setting labels),
+    "s larger", "s smaller", "fold" = s larger / s smaller, and "p, two-sided" = min(1, 2 * P(F >= fold^2))
+    with F ~ F(n_larger - 1, n_smaller - 1) (``metrics.variance_ratio_p``; two-sided because which setting
+    comes out larger was not predicted): how often equal true spreads give a fold at least this large."""
+    from .metrics import variance_ratio_p
+
+    rows = []
+    for family in dict.fromkeys(f for f, _ in spreads):
+        runs = {label: spread for (f, label), spread in spreads.items() if f == family}
+        if len(runs) < 2:
+            raise ValueError(f"spreads must hold at least two settings per family; {family} has {len(runs)}")
+        for key in keys:
+            missing = [label for label, run in runs.items() if key not in run]
+            if missing:
+                raise ValueError(f"every spread must hold the key {key!r}; {family} {missing} lack it")
+            ranked = sorted(runs, key=lambda label: runs[label][key]["std"])
+            low, high = runs[ranked[0]][key], runs[ranked[-1]][key]
+            p = variance_ratio_p(high["std"], len(high["values"]), low["std"], len(low["values"]))
+            rows.append({"family": family, "key": key, "larger": ranked[-1], "smaller": ranked[0],
+                         "s larger": high["std"], "s smaller": low["std"], "fold": high["std"] / low["std"],
+                         "p, two-sided": min(1.0, 2 * p)})
+    return rows
+
+
 def series(family: str, moving: str, directory=None, **fixed) -> dict:
     """The grid points of ``family`` where ``moving`` varies and every other hyperparameter is at ``fixed``:
     {value of moving: record (as ``Atlas.records``)}, by increasing value. E.g. ``series("kl", "beta", rho=0.08)``."""
@@ -837,6 +866,25 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
                 row[f"{lead} BCE lead, largest s_i (tol.)"] = difference / wide["bce"]
         rows.append(row)
     return rows
+
+
+def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
+    """The two plain-text tables of ``reference_runs`` rows (``table``), one row per run:
+    the leads (each family's k90 and test BCE, the second family's leads in tolerances, its living units)
+    and the trends (the lead in the wide tolerance when the rows have it, each family's fall per epoch of the
+    test BCE and whether it is still falling). Returns (leads table, trends table)."""
+    if not rows or any("run" not in row for row in rows):
+        raise ValueError("rows must be a non-empty list of reference_runs rows (each with a 'run')")
+    first, second = (f.upper() for f in families)
+    leads = ["run", f"{first} k90", f"{second} k90", f"{second} lead on k90 (tol.)", f"{first} test BCE",
+             f"{second} test BCE", f"{second} lead on BCE (tol.)", f"{second} living units"]
+    trends = ["run"] + [k for k in (f"{second} BCE lead, largest s_i (tol.)",) if k in rows[0]]
+    trends += [f"{f} {what}" for f in (first, second) for what in ("fall per epoch (BCE)", "still falling")]
+    formats = {"run": "<", f"{second} living units": "d"}
+    for f in (first, second):
+        formats |= {f"{f} k90": ".1f", f"{f} test BCE": ".5f", f"{f} fall per epoch (BCE)": ".1e",
+                    f"{f} still falling": "<"}
+    return tuple(table(rows, {k: (k, formats.get(k, "+.2f")) for k in columns}) for columns in (leads, trends))
 
 
 def check_recipe(family: str, directory=None) -> int:

@@ -332,11 +332,12 @@ def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300, right_t
     return fig
 
 
-def plot_mass_curves(codes: dict, title: str | None = None, marks=(0.5, 0.9)):
+def plot_mass_curves(codes: dict, title: str | None = None, marks=(0.5, 0.9), xlabel: str | None = None):
     """For each code set, the mean over inputs of the share of an input's code mass in its k largest values,
     against k on a log axis: the sooner a curve rises, the sparser the code. codes: {label: (N, H)
     non-negative codes}; marks: shares drawn as dotted grey lines. A mean of shares, so its crossing of 0.9 is
-    not the mean k90 (``metrics.units_for_mass``)."""
+    not the mean k90 (``metrics.units_for_mass``). xlabel: the x axis's label (default "k, the largest code
+    values of an input")."""
     fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
     for label, code in codes.items():
         ranked = check_code(f"codes[{label!r}]", code, 0.0, math.inf).detach().cpu().sort(dim=1, descending=True).values                       # (N, H)
@@ -344,9 +345,29 @@ def plot_mass_curves(codes: dict, title: str | None = None, marks=(0.5, 0.9)):
         ax.plot(range(1, ranked.shape[1] + 1), curve.numpy(), label=label)
         ax.set_xlim(1, ranked.shape[1])
     ax.hlines(list(marks), *ax.get_xlim(), colors="grey", linestyles=":", lw=0.8)
-    ax.set(xscale="log", xlabel="k, the largest code values of an input", ylabel="share of the code mass",
+    ax.set(xscale="log", xlabel=xlabel or "k, the largest code values of an input", ylabel="share of the code mass",
            title=title or "")
     ax.legend()
+    return fig
+
+
+def plot_code_value_histograms(codes: dict, thresholds: dict, bins: int = 100):
+    """One panel per code set: the histogram of all its code values (log counts), with the family's
+    "active" threshold as a dotted red line. codes: {label: (N, H) codes}; thresholds: {label: threshold}
+    (e.g. ``metrics.ACTIVE_THRESHOLD[model.activation]``), one per code set; bins: bars per panel, over
+    each code's own range. Panels share the y axis. Returns the figure."""
+    check_int("bins", bins, low=1)
+    if not codes or set(codes) != set(thresholds):
+        raise ValueError(f"codes and thresholds must name the same non-empty labels, got {list(codes)} and "
+                         f"{list(thresholds)}")
+    fig, axes = plt.subplots(1, len(codes), figsize=(4.5 * len(codes), 3), sharey=True, layout="constrained",
+                             squeeze=False)
+    for ax, (label, code) in zip(axes[0], codes.items()):
+        code = check_code(f"codes[{label!r}]", code, -math.inf, math.inf)
+        ax.hist(code.detach().cpu().flatten().numpy(), bins=bins, log=True)
+        ax.axvline(thresholds[label], color="red", linestyle=":")
+        ax.set(title=f"{label} code values (dotted: threshold {thresholds[label]})", xlabel="code value y",
+               ylabel="count")
     return fig
 
 
@@ -662,7 +683,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   title: str | None = None, xlabel: str | None = None, reference_errors: dict | None = None,
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
-                  extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7):
+                  extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7,
+                  label_offsets: dict | None = None, star_offsets: dict | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -689,7 +711,10 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     per line ("g", or ".1e" when a non-zero value is below 1e-3). xticks: the labelled x ticks (positive
     numbers; those inside the shown range are drawn), e.g. more labels on a zoom of the log axis; None
     (default) uses the standard log ticks. text_size: font size (points) of the legend and the point labels,
-    a positive number (default 7).
+    a positive number (default 7). label_offsets: {family: {(hyperparameter, value): (dx, dy)}}, points:
+    those line labels are placed at this offset from their point instead, joined to it by a thin line, and
+    are never hidden or moved. star_offsets: {family: (dx, dy)}, points: the same for the "KL ref." names
+    of annotate_stars (default (9, 5), without a line).
     """
     from .families import FAMILIES
 
@@ -698,6 +723,12 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     if xticks is not None:
         xticks = [check_number("xticks", t, low=0, low_open=True) for t in xticks]
     text_size = check_number("text_size", text_size, low=0, low_open=True)
+    offsets = [(f"label_offsets[{f!r}][{k!r}]", o) for f, d in (label_offsets or {}).items() for k, o in d.items()]
+    for where, pair in offsets + [(f"star_offsets[{f!r}]", o) for f, o in (star_offsets or {}).items()]:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(f"{where} must be a pair (dx, dy) of offsets in points, got {pair!r}")
+        for part in pair:
+            check_number(where, part)
 
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for f_index, (name, points) in enumerate(records.items()):
@@ -729,6 +760,14 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 falls = (neighbours[-1]["metrics"][y_key] - neighbours[0]["metrics"][y_key]) * \
                         (neighbours[-1]["metrics"][x_key] - neighbours[0]["metrics"][x_key]) < 0
                 offset = (4 if right else -4, 6 if falls == right else -10)
+                placed = (label_offsets or {}).get(name, {}).get((moving, value))
+                if placed is not None:  # an offset asked for: a thin line to the point, never moved
+                    note = ax.annotate(text, (x, y), textcoords="offset points", xytext=placed, fontsize=text_size,
+                                       color=line.get_color(), ha="left" if placed[0] >= 0 else "right",
+                                       va="center", arrowprops=dict(arrowstyle="-", color=line.get_color(), lw=0.7,
+                                                                    shrinkA=1, shrinkB=4))
+                    note.set_gid("star")
+                    continue
                 note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=text_size,
                                    color=line.get_color(), ha="left" if right else "right")
                 note.set_gid("asked for" if wanted is not None else None)  # kept even where it overlaps
@@ -749,8 +788,12 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
             ax.scatter([x], [y], marker="*", s=star_size, color=colour, edgecolor="black", zorder=5, alpha=star_alpha,
                        label=f"{name.upper()} reference")
             if annotate_stars:
-                ax.annotate(f"{name.upper()} ref.", (x, y), textcoords="offset points", xytext=(9, 5), fontsize=8,
-                            fontweight="bold", color=colour, zorder=6).set_gid("star")
+                placed = (star_offsets or {}).get(name)
+                ax.annotate(f"{name.upper()} ref.", (x, y), textcoords="offset points", xytext=placed or (9, 5),
+                            fontsize=8, fontweight="bold", color=colour, zorder=6,
+                            ha="right" if placed is not None and placed[0] < 0 else "left",
+                            arrowprops=None if placed is None else dict(arrowstyle="-", color=colour, lw=0.7,
+                                                                        shrinkA=1, shrinkB=6)).set_gid("star")
             if name in (reference_errors or {}):
                 x_error, y_error = reference_errors[name]
                 ax.errorbar(x, y, xerr=x_error, yerr=y_error, color="black",

@@ -675,3 +675,29 @@ def test_miss_table_unit_spread_against_numpy():
     assert f"{sd:.4f}" in row
     low = np.percentile(means - 0.08, 5)
     assert f"{low:+.4f}" in row
+
+
+def test_spread_ratios_by_hand():
+    def spread(values):
+        return {"units_for_mass": {"values": list(values), "std": float(np.std(values, ddof=1))}}
+    spreads = {("kl", "a"): spread([0.0, 1.0, 2.0]), ("kl", "b"): spread([0.0, 3.0, 6.0]),
+               ("l1", "a"): spread([1.0, 2.0, 3.0]), ("l1", "b"): spread([0.0, 1.0, 2.0])}
+    kl, l1 = atlas.spread_ratios(spreads, keys=("units_for_mass",))
+    assert (kl["larger"], kl["smaller"], kl["fold"]) == ("b", "a", pytest.approx(3.0))
+    # F(2, 2) has P(F >= f) = 1 / (1 + f): f = 9 gives 0.1, two-sided 0.2
+    assert kl["p, two-sided"] == pytest.approx(0.2)
+    assert l1["fold"] == pytest.approx(1.0) and l1["p, two-sided"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least two settings"):
+        atlas.spread_ratios({("kl", "a"): spreads["kl", "a"]}, keys=("units_for_mass",))
+
+
+def test_reference_runs_tables_print_the_rows():
+    row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
+           "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,
+           "L1 BCE lead, largest s_i (tol.)": 3.36, "KL fall per epoch (BCE)": 4.5e-4, "KL still falling": "yes",
+           "L1 fall per epoch (BCE)": 1.8e-4, "L1 still falling": "no"}
+    leads, trends = atlas.reference_runs_tables([row])
+    assert leads.splitlines()[1].split() == ["r", "237.2", "84.1", "+19.03", "0.07005", "0.06730", "+4.80", "240"]
+    assert trends.splitlines()[1].split() == ["r", "+3.36", "4.5e-04", "yes", "1.8e-04", "no"]
+    with pytest.raises(ValueError, match="non-empty"):
+        atlas.reference_runs_tables([])

@@ -733,3 +733,43 @@ def test_plot_mass_curves_draws_the_mean_share_in_the_k_largest_values():
     assert ax.get_xscale() == "log" and ax.get_title() == "t"
     with pytest.raises(ValueError, match=r"codes\['negative'\] must have values in \[0, inf\]"):
         plots.plot_mass_curves({"negative": -code})
+
+
+def test_tradeoff_places_asked_labels_and_star_names_at_their_offsets():
+    def record(rho, beta, bce, mass):
+        return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.08, 0.0, 0.07, 300), record(0.08, 0.005, 0.072, 200), record(0.08, 0.05, 0.08, 250)]}
+    fig = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, annotate_stars=True,
+                              label_offsets={"kl": {("beta", 0.05): (-20, 15)}}, star_offsets={"kl": (-12, -14)})
+    texts = {t.get_text(): t for t in fig.axes[0].texts}
+    moved, star = texts["β=0.05"], texts["KL ref."]
+    assert moved.xyann == (-20, 15) and moved.get_ha() == "right" and moved.arrow_patch is not None
+    assert moved.xy == (250, 0.08) and moved.get_visible()
+    assert star.xyann == (-12, -14) and star.xy == (200, 0.072) and star.arrow_patch is not None
+    assert texts["β=0 (no penalty)"].xyann != (-20, 15)                     # the others keep their places
+    default = plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, annotate_stars=True)
+    assert {t.get_text(): t for t in default.axes[0].texts}["KL ref."].xyann == (9, 5)
+    with pytest.raises(ValueError, match="star_offsets"):
+        plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}, star_offsets={"kl": (1, 2, 3)})
+    plt.close("all")
+
+
+def test_mass_curves_take_an_x_label():
+    code = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    ax = plots.plot_mass_curves({"a": code}, xlabel="k (log scale)").axes[0]
+    assert ax.get_xlabel() == "k (log scale)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.75, 1.0, 1.0])   # shares (1 + 0.5) / 2, then all
+    assert plots.plot_mass_curves({"a": code}).axes[0].get_xlabel() == "k, the largest code values of an input"
+    plt.close("all")
+
+
+def test_code_value_histograms_count_every_value():
+    codes = {"KL": torch.tensor([[0.1, 0.2], [0.9, 0.3]]), "L1": torch.tensor([[0.0, 0.0], [0.0, 2.0]])}
+    fig = plots.plot_code_value_histograms(codes, {"KL": 0.5, "L1": 0.0}, bins=4)
+    for ax, (label, code) in zip(fig.axes, codes.items()):
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == list(np.histogram(code.flatten().numpy(), bins=4)[0]) and sum(heights) == 4
+        assert ax.get_yscale() == "log" and ax.lines[0].get_xdata()[0] == {"KL": 0.5, "L1": 0.0}[label]
+    with pytest.raises(ValueError, match="same non-empty labels"):
+        plots.plot_code_value_histograms(codes, {"KL": 0.5})
+    plt.close("all")
