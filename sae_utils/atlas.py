@@ -389,6 +389,27 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+def l0_per_living(l0, dead_fraction, n_hidden: int):
+    """The share of the living units that a digit switches on: L0 / (n_hidden * (1 - dead_fraction)).
+
+    l0: the mean number of non-zero code values per digit (``metrics["l0"]``); dead_fraction: the share of
+    the n_hidden units that are zero on every test digit (``metrics["dead_fraction"]``). Both may be numbers
+    or equal-length sequences (e.g. ``seed_spread(...)[key]["values"]``). Returns a float for numbers, else
+    a (S,) float64 array. A ReLU code's L0 counts only living units, so the result lies in [0, 1]."""
+    n_hidden = check_int("n_hidden", n_hidden, low=1)
+    l0_arr, dead_arr = np.asarray(l0, dtype=np.float64), np.asarray(dead_fraction, dtype=np.float64)
+    if l0_arr.shape != dead_arr.shape or l0_arr.ndim > 1:
+        raise ValueError(f"l0 and dead_fraction must be numbers or equal-length sequences, got shapes "
+                         f"{l0_arr.shape} and {dead_arr.shape}")
+    if not ((dead_arr >= 0) & (dead_arr < 1)).all():
+        raise ValueError(f"dead_fraction must lie in [0, 1), got {dead_fraction!r}")
+    if not ((l0_arr >= 0) & (l0_arr <= n_hidden * (1 - dead_arr) + 1e-9)).all():
+        raise ValueError(f"l0 must lie in [0, n_hidden * (1 - dead_fraction)] (only living units fire), "
+                         f"got {l0!r} with n_hidden {n_hidden} and dead_fraction {dead_fraction!r}")
+    share = l0_arr / (n_hidden * (1 - dead_arr))
+    return float(share) if share.ndim == 0 else share
+
+
 def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
     """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
     as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored

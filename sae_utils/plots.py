@@ -40,7 +40,7 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
                      from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None,
-                     points: dict | None = None, penalty_from_epoch: int = 1):
+                     points: dict | None = None, penalty_from_epoch: int = 1, ylabel: str = "nats per pixel"):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
     auxiliary loss), which is too small to see on the left's scale, from ``penalty_from_epoch`` (default 1).
@@ -52,8 +52,13 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     to show instead}, e.g. {"published test loss": "published test loss (first 1,200 test digits)"}.
     points: {legend text: (epoch, loss)}, single values drawn as black stars on the left panel (its limits
     grow to hold them), e.g. our test BCE on the digits of the published test loss.
+    ylabel: the left panel's y-axis label, a non-empty string (default "nats per pixel"), e.g. one that
+    says the objective's curve also holds the weighted penalty.
     """
     from .families import family as family_named
+
+    if not (isinstance(ylabel, str) and ylabel.strip()):
+        raise ValueError(f"ylabel must be a non-empty string, got {ylabel!r}")
 
     gap_label = "weight × penalty (objective − BCE)"
     if family is not None:
@@ -84,7 +89,7 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     for label, (epoch, loss) in (points or {}).items():
         ax.plot([epoch], [loss], "*", ms=12, color="k", label=label)
     # the objective's curve is BCE per pixel plus the weighted penalty, as its legend entry says
-    ax.set(xlabel="epoch", ylabel="nats per pixel", title=title, yscale=yscale)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title, yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
     if yscale == "log":
         ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # the 0.07-0.09 region needs its labels

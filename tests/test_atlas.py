@@ -701,3 +701,19 @@ def test_reference_runs_tables_print_the_rows():
     assert trends.splitlines()[1].split() == ["r", "+3.36", "4.5e-04", "yes", "1.8e-04", "no"]
     with pytest.raises(ValueError, match="non-empty"):
         atlas.reference_runs_tables([])
+
+
+def test_l0_per_living_divides_by_the_living_units_only():
+    # by hand: 512 units, a quarter dead -> 384 living; 96 of them on per digit -> 25 %
+    assert atlas.l0_per_living(96.0, 0.25, 512) == 0.25
+    np.testing.assert_allclose(atlas.l0_per_living([96.0, 192.0], [0.25, 0.5], 512), [0.25, 0.75])
+    entry = atlas.load_atlas("l1").entry(lam=4e-5)          # against the stored firing frequencies
+    living = entry.firing_frequency > 0
+    assert atlas.l0_per_living(entry.metrics["l0"], entry.metrics["dead_fraction"], 512) == pytest.approx(
+        entry.firing_frequency[living].mean(), rel=1e-4)  # L0 = sum of firing frequencies over living units
+    with pytest.raises(ValueError, match="dead_fraction must lie in \\[0, 1\\), got 1.0"):
+        atlas.l0_per_living(0.0, 1.0, 512)
+    with pytest.raises(ValueError, match="l0 must lie in"):
+        atlas.l0_per_living(400.0, 0.5, 512)
+    with pytest.raises(ValueError, match="equal-length"):
+        atlas.l0_per_living([1.0, 2.0], [0.1], 512)

@@ -197,6 +197,16 @@ def test_plot_loss_curves_draws_three_curves_the_published_losses_and_the_penalt
     assert len(plots.plot_loss_curves(history).axes[0].lines) == 3  # without published losses
 
 
+def test_plot_loss_curves_takes_a_left_axis_label():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    ax, gap = plots.plot_loss_curves(history, ylabel="loss per pixel (objective: BCE + λΩ)").axes
+    assert ax.get_ylabel() == "loss per pixel (objective: BCE + λΩ)"
+    assert gap.get_ylabel() == "weight × penalty (objective − BCE)"           # the right panel is unchanged
+    with pytest.raises(ValueError, match="ylabel must be a non-empty string, got ''"):
+        plots.plot_loss_curves(history, ylabel="")
+
+
 def test_plot_unit_statistics_counts_the_units_never_active():
     fig = plots.plot_unit_statistics(np.array([0.0, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]), rho=0.08)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
