@@ -247,6 +247,33 @@ class ExplorerApp:
         self.message.value = f"<span class='sae-message' style='color:{color}'>{html.escape(text)}</span>" if text else ""
 
 
+_PICTURE_APPS: dict = {}  # id(explorer) or None -> the hidden ExplorerApp that show_snapshot draws with
+
+
+def show_snapshot(dashboard_rank: int | None = None, explorer: Explorer | None = None, **setting) -> list[bytes]:
+    """Display the explorer as static pictures, for a notebook opened without a kernel: the full-colour
+    ``snapshot(colors=None)`` of the explorer at the reference with ``setting`` applied (keywords as in
+    ``ExplorerApp.set``: penalty, digits, rho, beta, lam, k; none: the KL reference), then, if
+    ``dashboard_rank`` is an integer, the dashboard of the unit at that rank among the 64 stored units
+    (0: the most often active). Draws with one hidden ``ExplorerApp`` per explorer, built on the first call and
+    reused; an app shown with ``explore()`` is not changed. Returns the PNG bytes displayed."""
+    from IPython.display import Image, display
+
+    key = None if explorer is None else id(explorer)
+    if key not in _PICTURE_APPS:
+        _PICTURE_APPS[key] = ExplorerApp(explorer)
+    app = _PICTURE_APPS[key]
+    app.set(penalty="kl", **{h.name: h.reference for fam in FAMILIES.values() for h in fam.hyperparameters})
+    if setting:
+        app.set(**setting)
+    pngs = [app.snapshot(colors=None)]
+    if dashboard_rank is not None:
+        pngs.append(app.explorer.dashboard_png(app.setting(), check_int("dashboard_rank", dashboard_rank, low=0)))
+    for png in pngs:
+        display(Image(png))
+    return pngs
+
+
 def explore(**kwargs) -> ExplorerApp:
     """Build the explorer and display it (in a notebook); returns the app for programmatic control."""
     from IPython.display import display

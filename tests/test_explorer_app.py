@@ -133,3 +133,21 @@ def test_snapshot_keeps_every_colour_when_asked(app):
     assert len(full.convert("RGB").getcolors(maxcolors=1 << 24)) > 256
     with pytest.raises(ValueError, match="colors"):
         app.snapshot(colors=1)
+
+
+def test_show_snapshot_displays_the_full_colour_snapshot_and_the_dashboard_asked_for(tiny_atlas, monkeypatch):
+    import IPython.display
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects: shown.extend(objects))
+    explorer = Explorer(tiny_atlas)
+    reference = ExplorerApp(explorer)
+    pngs = explorer_app.show_snapshot(dashboard_rank=0, explorer=explorer)
+    assert pngs == [reference.snapshot(colors=None), explorer.dashboard_png(make_setting("kl"), 0)]
+    assert [image.data for image in shown] == pngs
+    moved = ExplorerApp(explorer)
+    moved.set(penalty="kl", beta=0.015)
+    assert explorer_app.show_snapshot(explorer=explorer, beta=0.015) == [moved.snapshot(colors=None)]
+    again = explorer_app.show_snapshot(explorer=explorer)   # back at the reference: the setting does not stick
+    assert again == [pngs[0]]
+    with pytest.raises(ValueError, match="dashboard_rank"):
+        explorer_app.show_snapshot(dashboard_rank=-1, explorer=explorer)

@@ -679,6 +679,8 @@ def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
     default = plots.plot_kl_pull({0.01: 0.0076}).axes[1].get_title()
     titled = plots.plot_kl_pull({0.01: 0.0076}, right_title="signed miss term")
     assert "bound" in default and titled.axes[1].get_title() == "signed miss term"
+    assert plots.plot_kl_pull({0.01: 0.0076}).axes[0].get_ylabel() == "KL(ρ‖ρ̂)"
+    assert plots.plot_kl_pull({0.01: 0.0076}, left_ylabel="KL, nats").axes[0].get_ylabel() == "KL, nats"
     plt.close("all")
 
 
