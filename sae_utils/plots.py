@@ -832,6 +832,36 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     return fig
 
 
+TRADEOFF_VIEWS = {
+    "all points": {"ylim": (0.056, 0.108), "legend_loc": "upper right"},
+    "zoom": {"xlim": (70, 360), "ylim": (0.064, 0.092), "legend_loc": "upper left", "xticks": (80, 100, 150, 200, 300)},
+}
+
+
+def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom"), **kwargs) -> list:
+    """The MNIST atlas's trade-off figure (``plot_tradeoff``) once per view, with a fixed layout: the axis limits,
+    legend place and x ticks of ``TRADEOFF_VIEWS[view]``, stars of area 90 points² annotated "KL ref." / "L1 ref."
+    (offset (-14, -16) points for KL), text size 9, unpenalised points hollow squares, the x axis labelled
+    "$k_{90}$, mean over the test digits; log scale", and the KL label of (rho, 0.32) moved off the stars'
+    bars. Each figure's title is "Test BCE against $k_{90}$ (<view>); stars ± one KL − L1 tolerance".
+    records, lines: as ``plot_tradeoff``; views: names in ``TRADEOFF_VIEWS``, one figure each; kwargs: any
+    further ``plot_tradeoff`` argument (baselines, label_points, extra_points, reference_errors, ...), which
+    also overrides a layout default of the same name. Returns the list of figures, one per view, in order."""
+    views = (views,) if isinstance(views, str) else tuple(views)
+    unknown = [v for v in views if v not in TRADEOFF_VIEWS]
+    if not views or unknown:
+        raise ValueError(f"views must be a non-empty sequence of {sorted(TRADEOFF_VIEWS)}; got {views!r}")
+    layout = {"star_size": 90, "annotate_stars": True, "text_size": 9, "unpenalised_marker": "s",
+              "label_offsets": {"kl": {("rho", 0.32): (8, 16)}}, "star_offsets": {"kl": (-14, -16)},
+              "xlabel": "$k_{90}$, mean over the test digits; log scale"}
+    figures = []
+    for view in views:
+        options = {**layout, **TRADEOFF_VIEWS[view],
+                   "title": f"Test BCE against $k_{{90}}$ ({view}); stars ± one KL − L1 tolerance", **kwargs}
+        figures.append(plot_tradeoff(records, lines, **options))
+    return figures
+
+
 SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code mass", "bce": "test BCE\n(nats per pixel)",
                 "dead_fraction": "dead fraction", "active_units_per_digit": "active units per digit",
                 "probe_error": "linear-probe error", "l0": "L0 per digit"}

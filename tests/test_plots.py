@@ -262,6 +262,22 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     assert [star.get_alpha() for star in stars] == [0.5]
 
 
+def test_plot_tradeoff_views_draws_one_figure_per_view_with_its_layout():
+    def record(rho, beta, bce, mass):
+        return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.08, 0.0, 0.07, 300), record(0.08, 0.005, 0.072, 200), record(0.32, 0.005, 0.068, 330)]}
+    whole, zoom = plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]}, baselines={"floor": 0.058})
+    assert whole.axes[0].get_ylim() == (0.056, 0.108) and zoom.axes[0].get_xlim() == pytest.approx((70, 360))
+    assert zoom.axes[0].get_title() == "Test BCE against $k_{90}$ (zoom); stars ± one KL − L1 tolerance"
+    assert [l.get_ydata()[0] for l in whole.axes[0].lines if l.get_label() == "floor"] == [0.058]  # kwargs pass on
+    texts = [t.get_text() for t in whole.axes[0].texts]
+    assert "KL ref." in texts  # stars annotated
+    (only,) = plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]}, views="zoom", ylim=(0.06, 0.08))
+    assert only.axes[0].get_ylim() == (0.06, 0.08)  # a keyword overrides the layout
+    with pytest.raises(ValueError, match="views"):
+        plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]}, views=("sideways",))
+
+
 def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
     history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
                "test_bce": [0.26, 0.16, 0.095]}
