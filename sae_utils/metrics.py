@@ -593,6 +593,46 @@ def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, be
             "C": net.decoder.weight.detach().abs().mean(dim=0)}
 
 
+def ratio_root(beta: float, rho: float, c: float) -> float:
+    """q-dagger: the average below which the penalty's pull on a bias surely beats the BCE's.
+
+    The ratio bound |beta dOmega_KL/db_j| / |dBCE/db_j| >= beta (rho - q) / (c q (1 - q)) exceeds 1 for every
+    q in (0, q-dagger), where q-dagger is the smaller root of beta (rho - q) = c q (1 - q), i.e. of
+    c q^2 - (c + beta) q + beta rho = 0: q = ((c + beta) - sqrt((c + beta)^2 - 4 c beta rho)) / (2 c).
+    beta > 0, rho in (0, 1), c > 0 (e.g. max_j C_j of ``bias_pulls``). Returns a float in (0, rho)."""
+    beta = check_number("beta", beta, low=0, low_open=True)
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    c = check_number("c", c, low=0, low_open=True)
+    b = c + beta
+    return (b - math.sqrt(b * b - 4 * c * beta * rho)) / (2 * c)
+
+
+def pull_ratio_rows(pulls: dict, groups: dict, rho: float, beta: float) -> list:
+    """Rows of a table of the two pulls on groups of (dying) units' biases, from one ``bias_pulls`` dict.
+
+    pulls: a ``bias_pulls`` result ((H,) tensors "rho_hat" q_j, "S", "bce", "penalty", "C"); groups: {name:
+    unit indices (a range, list or slice)}. Per unit, the pull ratio is |penalty_j| / |bce_j| and its bound
+    beta (rho - q_j) / (C_j q_j (1 - q_j)). Each row, over the group's units: "units" (the name), "rho_hat"
+    (largest q_j), "S / q" (smallest S_j / q_j), "beta dOmega/db" (largest penalty_j, the weakest upward
+    pull when all are negative), "pull ratio" (smallest) and "its bound" (smallest), as floats."""
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    beta = check_number("beta", beta, low=0)
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError(f"groups must be a non-empty dict of unit indices, got {groups!r}")
+    q, S, bce, penalty, C = (pulls[key].double() for key in ("rho_hat", "S", "bce", "penalty", "C"))
+    ratio = (penalty / bce).abs()
+    bound = beta * (rho - q) / (C * q * (1 - q))
+    rows = []
+    for name, units in groups.items():
+        u = torch.arange(len(q))[units] if isinstance(units, slice) else torch.as_tensor(list(units), dtype=torch.long)
+        if len(u) == 0 or u.min() < 0 or u.max() >= len(q):
+            raise ValueError(f"groups[{name!r}] must name units in 0..{len(q) - 1}, got {units!r}")
+        rows.append({"units": name, "rho_hat": q[u].max().item(), "S / q": (S[u] / q[u]).min().item(),
+                     "beta dOmega/db": penalty[u].max().item(), "pull ratio": ratio[u].min().item(),
+                     "its bound": bound[u].min().item()})
+    return rows
+
+
 def bias_balance(model: SparseAutoencoder, x, rho: float, beta: float, batch_size: int = 1200,
                  n_batches: int = 3, seed: int = 0) -> dict:
     """Whether a KL model's encoder biases sit at a resting point of J = BCE + beta * Omega_KL: ``bias_pulls`` on
@@ -639,6 +679,30 @@ def net_pull_z(pulls, threshold: float = 4.0) -> dict:
     z = net.mean(dim=0) / (net.std(dim=0) / math.sqrt(n))
     return {"z": z, "share_beyond": (z.abs() > threshold).double().mean().item(),
             "share_at_rest": noise_pass_rate(n, threshold), "n": n}
+
+
+def balance_summary(pulls, rho: float, threshold: float = 4.0) -> dict:
+    """One row that says whether a KL model's encoder biases sit at a balance of BCE and penalty.
+
+    pulls: a list of n >= 2 ``bias_pulls`` dicts, one per minibatch (e.g. ``bias_balance(...)["pulls"]``), each
+    with (H,) tensors "bce" (d BCE / d b_j), "penalty" (beta * d Omega_KL / d b_j) and "rho_hat". Averages over
+    the minibatches are unweighted. Returns floats:
+      "rho_hat_j / rho, min" and "max": the range over units of the mean rho_hat_j divided by rho;
+      "BCE opposes penalty": the share of units whose mean BCE gradient has the opposite sign of the mean
+        penalty gradient (at a balance every unit has opposite signs, or both are 0);
+      "beyond noise": ``net_pull_z(pulls, threshold)["share_beyond"]``, the share of units whose net pull
+        (bce + penalty) differs from 0 by more than ``threshold`` standard errors over the minibatches;
+      "noise alone": the share that pure minibatch noise would give (``net_pull_z``'s "share_at_rest")."""
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    z = net_pull_z(pulls, threshold)
+    try:
+        bce, penalty, rho_hat = (torch.stack([torch.as_tensor(p[key], dtype=torch.float64) for p in pulls]).mean(dim=0)
+                                 for key in ("bce", "penalty", "rho_hat"))
+    except KeyError as error:
+        raise ValueError(f"each pull must have 'bce', 'penalty' and 'rho_hat', missing {error}") from None
+    return {"rho_hat_j / rho, min": (rho_hat.min() / rho).item(), "max": (rho_hat.max() / rho).item(),
+            "BCE opposes penalty": (bce * penalty < 0).double().mean().item(),
+            "beyond noise": z["share_beyond"], "noise alone": z["share_at_rest"]}
 
 
 def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,

@@ -844,6 +844,53 @@ def test_net_pull_z_is_a_one_sample_t_statistic_by_hand():
         net_pull_z(pulls, threshold=0)
 
 
+def test_ratio_root_solves_the_quadratic_and_bounds_the_ratio():
+    from sae_utils.metrics import ratio_root
+    beta, rho, c = 0.005, 0.08, 0.4
+    q = ratio_root(beta, rho, c)
+    assert abs(beta * (rho - q) - c * q * (1 - q)) < 1e-15 and 0 < q < rho
+    below, above = 0.5 * q, 2 * q                      # the ratio bound is above 1 below q, under 1 above
+    assert beta * (rho - below) / (c * below * (1 - below)) > 1 > beta * (rho - above) / (c * above * (1 - above))
+    assert ratio_root(1.0, 0.5, 1.0) == pytest.approx((2 - math.sqrt(2)) / 2)   # q^2 - 2q + 1/2 = 0 by hand
+    with pytest.raises(ValueError, match="c"):
+        ratio_root(beta, rho, 0.0)
+
+
+def test_pull_ratio_rows_by_hand():
+    from sae_utils.metrics import pull_ratio_rows
+    pulls = {"rho_hat": torch.tensor([0.01, 0.02, 0.5]), "S": torch.tensor([0.005, 0.02, 0.2]),
+             "bce": torch.tensor([1e-3, -2e-3, 1.0]), "penalty": torch.tensor([-4e-3, -1e-3, 1.0]),
+             "C": torch.tensor([0.5, 0.25, 1.0])}
+    rows = pull_ratio_rows(pulls, {"a": range(0, 2), "b": [2]}, rho=0.1, beta=0.01)
+    a = rows[0]
+    assert a["units"] == "a" and a["rho_hat"] == pytest.approx(0.02) and a["S / q"] == pytest.approx(0.5)
+    assert a["beta dOmega/db"] == pytest.approx(-1e-3) and a["pull ratio"] == pytest.approx(0.5)   # ratios 4, 0.5
+    # bounds: 0.01 * 0.09 / (0.5 * 0.01 * 0.99) = 0.18182; 0.01 * 0.08 / (0.25 * 0.02 * 0.98) = 0.16327
+    assert a["its bound"] == pytest.approx(0.0008 / (0.25 * 0.02 * 0.98))
+    assert rows[1]["its bound"] == pytest.approx(0.01 * (0.1 - 0.5) / (1.0 * 0.5 * 0.5))
+    with pytest.raises(ValueError, match="groups"):
+        pull_ratio_rows(pulls, {"c": [5]}, rho=0.1, beta=0.01)
+
+
+def test_balance_summary_by_hand():
+    from sae_utils.metrics import balance_summary, noise_pass_rate
+    # mean bce (1, -1, 2), mean penalty (-1, -1, 1): only unit 0 has opposite signs -> 1/3;
+    # mean rho_hat (0.1, 0.2, 0.3) over rho 0.1 -> 1 to 3; nets (0, -2, 3) and (0, -2, 3) +- 1 as below
+    pulls = [{"bce": torch.tensor([2.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, -2.0, 2.0]),
+              "rho_hat": torch.tensor([0.1, 0.1, 0.2])},
+             {"bce": torch.tensor([0.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, 0.0, 0.0]),
+              "rho_hat": torch.tensor([0.1, 0.3, 0.4])}]
+    result = balance_summary(pulls, rho=0.1, threshold=3.5)
+    assert result["rho_hat_j / rho, min"] == pytest.approx(1.0) and result["max"] == pytest.approx(3.0)
+    assert result["BCE opposes penalty"] == pytest.approx(1 / 3)
+    # nets: unit 0 (1, -1) z = 0; unit 1 (-3, -1) mean -2, sd sqrt 2, z = -2; unit 2 (4, 2) mean 3, sd sqrt 2, z = 3
+    assert result["beyond noise"] == 0.0 and result["noise alone"] == pytest.approx(noise_pass_rate(2, 3.5))
+    with pytest.raises(ValueError, match="rho"):
+        balance_summary(pulls, rho=1.0)
+    with pytest.raises(ValueError, match="rho_hat"):
+        balance_summary([{k: v for k, v in p.items() if k != "rho_hat"} for p in pulls], rho=0.1)
+
+
 def test_net_pull_z_at_rest_passes_at_the_t_rate():
     from sae_utils.metrics import net_pull_z
     generator = torch.Generator().manual_seed(0)
