@@ -33,7 +33,7 @@ def numbers_rows(view: View) -> list[tuple[str, str]]:
         (f"active units per digit (code > {active:g})", f"{m['active_units_per_digit']:.1f}"),
         (f"units never active (code > {active:g})", f"{100 * m['dead_fraction']:.1f} %"),
         ("mean activation", f"{m['mean_activation']:.4f}"),
-        ("pixel variance unexplained", f"{100 * m['fraction_variance_unexplained']:.1f} %"),
+        ("pixel variance unexplained (FVU)", f"{100 * m['fraction_variance_unexplained']:.1f} %"),
         ("model", view.source),
     ]
 
