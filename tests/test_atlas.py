@@ -299,6 +299,14 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
     named = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, step_label="step (z)")
     assert "k90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
+    plain = atlas.series_table(by_beta, "beta", None).splitlines()   # no step columns: the values only
+    assert len(plain) == 1 + len(by_beta) and "change" not in plain[0] and "step" not in plain[0]
+    for line, (beta, row) in zip(plain[1:], by_beta.items()):   # beta, k90, BCE, active, dead, as formatted by hand
+        m = row["metrics"]
+        assert line.split() == [f"{beta:g}", f"{m['units_for_mass']:.1f}", f"{m['bce']:.5f}",
+                                f"{m['active_units_per_digit']:.1f}", f"{m['dead_fraction']:.1%}"]
+    with pytest.raises(ValueError, match="unit must be None or a dict"):
+        atlas.series_table(by_beta, "beta", {"bce": 0.001})
 
 
 
