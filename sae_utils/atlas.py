@@ -896,6 +896,26 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
     return rows
 
 
+def best_rate_lead(rows: list, tolerance: dict, families=("kl", "l1")) -> dict:
+    """Each family at its own best run, the second family's leads. rows: ``reference_runs`` rows (the runs to
+    choose from, e.g. the learning rates); tolerance: {"units_for_mass": ..., "bce": ...}, the cross-family
+    tolerance. Each family's best run is the row of lowest "F test BCE" (F its upper-case name; the first row
+    on ties). Returns {"F run": run label for each family, "test BCE": (first's best test BCE - second's best
+    test BCE) / tolerance["bce"], "k90": (first's k90 - second's k90, each at its best run) /
+    tolerance["units_for_mass"]}: the second family's leads in tolerances (positive: it is ahead)."""
+    first, second = (f.upper() for f in families)
+    columns = [f"{f} {c}" for f in (first, second) for c in ("test BCE", "k90")]
+    if not rows or any(not isinstance(row, dict) or "run" not in row or any(c not in row for c in columns)
+                       for row in rows):
+        raise ValueError(f"rows must be a non-empty list of reference_runs rows, each with 'run' and {columns}")
+    if any(not (isinstance(tolerance.get(k), (int, float)) and tolerance[k] > 0) for k in ("bce", "units_for_mass")):
+        raise ValueError(f"tolerance must give positive 'bce' and 'units_for_mass'; got {tolerance!r}")
+    best = {f: min(rows, key=lambda row: row[f"{f} test BCE"]) for f in (first, second)}
+    return {f"{first} run": best[first]["run"], f"{second} run": best[second]["run"],
+            "test BCE": (best[first][f"{first} test BCE"] - best[second][f"{second} test BCE"]) / tolerance["bce"],
+            "k90": (best[first][f"{first} k90"] - best[second][f"{second} k90"]) / tolerance["units_for_mass"]}
+
+
 def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
     """The two plain-text tables of ``reference_runs`` rows (``table``), one row per run:
     the leads (each family's k90 and test BCE, the second family's leads in tolerances, its living units)

@@ -914,13 +914,17 @@ def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float
     return ((x - x_hat).pow(2).sum() / spread).item()
 
 
-def noise_pass_rate(n_seeds: int, threshold: float = 3.0) -> float:
+def noise_pass_rate(n_seeds: int | None, threshold: float = 3.0) -> float:
     """The chance that pure seed noise passes the rule "a difference of two runs exceeds threshold * sqrt(2)
     * sigma", with sigma the sample standard deviation of ``n_seeds`` other runs: P(|T| > threshold) for
     Student's t with n_seeds - 1 degrees of freedom (the difference over sqrt(2) * sigma is t-distributed
     when the runs are normal and independent). Computed as the regularised incomplete beta
     I_{nu / (nu + threshold^2)}(nu / 2, 1 / 2), nu = n_seeds - 1 (the t tail; the same function as
-    ``variance_ratio_p``)."""
+    ``variance_ratio_p``). n_seeds=None: sigma known exactly, P(|Z| > threshold) for a standard normal Z,
+    erfc(threshold / sqrt(2)) (the limit of many seeds)."""
+    if n_seeds is None:
+        threshold = check_number("threshold", threshold, low=0)
+        return math.erfc(threshold / math.sqrt(2))
     n_seeds = check_int("n_seeds", n_seeds, low=2)
     threshold = check_number("threshold", threshold, low=0)
     nu = n_seeds - 1

@@ -838,7 +838,8 @@ TRADEOFF_VIEWS = {
 }
 
 
-def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom"), **kwargs) -> list:
+def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom"), view_options: dict | None = None,
+                        **kwargs) -> list:
     """The MNIST atlas's trade-off figure (``plot_tradeoff``) once per view, with a fixed layout: the axis limits,
     legend place and x ticks of ``TRADEOFF_VIEWS[view]``, stars of area 90 points² annotated "KL ref." / "L1 ref."
     (offset (-14, -16) points for KL), text size 9, unpenalised points hollow squares, the x axis labelled
@@ -846,18 +847,25 @@ def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom")
     bars. Each figure's title is "Test BCE against $k_{90}$ (<view>); stars ± one KL − L1 tolerance".
     records, lines: as ``plot_tradeoff``; views: names in ``TRADEOFF_VIEWS``, one figure each; kwargs: any
     further ``plot_tradeoff`` argument (baselines, label_points, extra_points, reference_errors, ...), which
-    also overrides a layout default of the same name. Returns the list of figures, one per view, in order."""
+    also overrides a layout default of the same name; view_options: {view: {argument: value}}, overrides for that
+    view's figure alone (e.g. {"zoom": {"ylim": (0.064, 0.104)}}), applied last. Returns the list of figures,
+    one per view, in order."""
     views = (views,) if isinstance(views, str) else tuple(views)
     unknown = [v for v in views if v not in TRADEOFF_VIEWS]
     if not views or unknown:
         raise ValueError(f"views must be a non-empty sequence of {sorted(TRADEOFF_VIEWS)}; got {views!r}")
+    view_options = {} if view_options is None else view_options
+    if not isinstance(view_options, dict) or any(v not in views or not isinstance(o, dict) for v, o in view_options.items()):
+        raise ValueError(f"view_options must be a dict {{view: {{argument: value}}}} over the views drawn {views}; "
+                         f"got {view_options!r}")
     layout = {"star_size": 90, "annotate_stars": True, "text_size": 9, "unpenalised_marker": "s",
               "label_offsets": {"kl": {("rho", 0.32): (8, 16)}}, "star_offsets": {"kl": (-14, -16)},
               "xlabel": "$k_{90}$, mean over the test digits; log scale"}
     figures = []
     for view in views:
         options = {**layout, **TRADEOFF_VIEWS[view],
-                   "title": f"Test BCE against $k_{{90}}$ ({view}); stars ± one KL − L1 tolerance", **kwargs}
+                   "title": f"Test BCE against $k_{{90}}$ ({view}); stars ± one KL − L1 tolerance", **kwargs,
+                   **view_options.get(view, {})}
         figures.append(plot_tradeoff(records, lines, **options))
     return figures
 

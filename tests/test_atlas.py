@@ -725,3 +725,16 @@ def test_l0_per_living_divides_by_the_living_units_only():
         atlas.l0_per_living(400.0, 0.5, 512)
     with pytest.raises(ValueError, match="equal-length"):
         atlas.l0_per_living([1.0, 2.0], [0.1], 512)
+
+
+def test_best_rate_lead_by_hand():
+    # KL is best in run "b" (0.070), L1 in run "a" (0.066): leads (0.070 - 0.066) / 0.001 = 4 and (200 - 80) / 10 = 12
+    rows = [{"run": "a", "KL test BCE": 0.072, "KL k90": 250.0, "L1 test BCE": 0.066, "L1 k90": 80.0},
+            {"run": "b", "KL test BCE": 0.070, "KL k90": 200.0, "L1 test BCE": 0.068, "L1 k90": 60.0}]
+    lead = atlas.best_rate_lead(rows, {"bce": 0.001, "units_for_mass": 10.0})
+    assert lead["KL run"] == "b" and lead["L1 run"] == "a"
+    assert lead["test BCE"] == pytest.approx(4.0) and lead["k90"] == pytest.approx(12.0)
+    with pytest.raises(ValueError, match="rows"):
+        atlas.best_rate_lead([], {"bce": 0.001, "units_for_mass": 10.0})
+    with pytest.raises(ValueError, match="tolerance"):
+        atlas.best_rate_lead(rows, {"bce": 0.0, "units_for_mass": 10.0})

@@ -321,6 +321,17 @@ def test_noise_pass_rate_is_the_two_sided_t_tail():
         sae_utils.metrics.noise_pass_rate(1)
 
 
+def test_noise_pass_rate_with_sigma_known_is_the_normal_tail():
+    # known two-sided normal tails: 1.959964 -> 0.05, 3 -> 0.0026998, 0 -> 1; and the t tail's large-n limit
+    assert sae_utils.metrics.noise_pass_rate(None, 1.959964) == pytest.approx(0.05, abs=1e-7)
+    assert sae_utils.metrics.noise_pass_rate(None, 3.0) == pytest.approx(0.0026998, abs=1e-7)
+    assert sae_utils.metrics.noise_pass_rate(None, 0.0) == pytest.approx(1.0)
+    assert sae_utils.metrics.noise_pass_rate(None, 2.12) == pytest.approx(
+        sae_utils.metrics.noise_pass_rate(10_000_000, 2.12), abs=1e-6)
+    with pytest.raises(ValueError, match="threshold"):
+        sae_utils.metrics.noise_pass_rate(None, -1.0)
+
+
 # truncate_code: 3 digits x 3 units, k = 1 keeps the diagonal; the fills computed by hand.
 TRUNCATION_CODE = torch.tensor([[0.9, 0.2, 0.1], [0.3, 0.8, 0.4], [0.5, 0.6, 0.7]], dtype=torch.float64)
 

@@ -276,6 +276,11 @@ def test_plot_tradeoff_views_draws_one_figure_per_view_with_its_layout():
     assert only.axes[0].get_ylim() == (0.06, 0.08)  # a keyword overrides the layout
     with pytest.raises(ValueError, match="views"):
         plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]}, views=("sideways",))
+    whole, zoom = plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]},
+                                            view_options={"zoom": {"ylim": (0.064, 0.104)}})
+    assert zoom.axes[0].get_ylim() == (0.064, 0.104) and whole.axes[0].get_ylim() == (0.056, 0.108)  # that view only
+    with pytest.raises(ValueError, match="view_options"):
+        plots.plot_tradeoff_views(records, {"kl": [("beta", {"rho": 0.08})]}, views="zoom", view_options={"all points": {}})
 
 
 def test_plot_loss_curves_from_a_later_epoch_on_a_linear_axis():
