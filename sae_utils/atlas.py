@@ -410,6 +410,30 @@ def l0_per_living(l0, dead_fraction, n_hidden: int):
     return float(share) if share.ndim == 0 else share
 
 
+SPARSITY_FORMATS = {"dead units": ".1%", "L0 per digit": ".1f", "L0 / living units": ".1%", "test BCE": ".5f"}
+
+
+def sparsity_rows(runs: dict, n_hidden: int, first: str = "setting") -> list:
+    """Table rows of how sparse each stored ReLU run's test code is, with the share due to dead units apart.
+
+    runs: {row label: AtlasEntry, or a metrics dict with "dead_fraction", "l0" and "bce"} (the test-set
+    values of ``entry.metrics``); n_hidden: the runs' number of hidden units; first: the first column's name.
+    Returns [{first: label, "dead units": dead_fraction, "L0 per digit": l0, "L0 / living units":
+    ``l0_per_living(l0, dead_fraction, n_hidden)``, "test BCE": bce}, ...] in the order of ``runs``; print
+    with ``table(rows, formats=SPARSITY_FORMATS)``."""
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError(f"runs must be a non-empty dict {{label: AtlasEntry or metrics dict}}, got {runs!r}")
+    rows = []
+    for name, run in runs.items():
+        m = run.metrics if isinstance(run, AtlasEntry) else run
+        missing = [key for key in ("dead_fraction", "l0", "bce") if key not in m]
+        if missing:
+            raise ValueError(f"run {name!r} lacks the metrics {missing}")
+        rows.append({first: name, "dead units": m["dead_fraction"], "L0 per digit": m["l0"],
+                     "L0 / living units": l0_per_living(m["l0"], m["dead_fraction"], n_hidden), "test BCE": m["bce"]})
+    return rows
+
+
 def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
     """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
     as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored

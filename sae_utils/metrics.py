@@ -388,6 +388,21 @@ def auc(score, label) -> float:
     return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def auc_standard_error(auc_value: float, n_pos: int, n_neg: int) -> float:
+    """The standard error of an AUC estimated from n_pos positives and n_neg negatives (Hanley and McNeil
+    1982, Radiology 143, 29-36): with Q1 = A/(2 - A) and Q2 = 2A^2/(1 + A),
+    SE^2 = [A(1 - A) + (n_pos - 1)(Q1 - A^2) + (n_neg - 1)(Q2 - A^2)] / (n_pos n_neg).
+    At A = 1/2 this is the exact null variance of the Mann-Whitney AUC, (n_pos + n_neg + 1)/(12 n_pos n_neg).
+    auc_value: in [0, 1]; n_pos, n_neg: integers >= 1. Returns a float."""
+    a = check_number("auc_value", auc_value, low=0, high=1)
+    for name, n in (("n_pos", n_pos), ("n_neg", n_neg)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    return math.sqrt(max(variance, 0.0))
+
+
 def auc_table(scores: dict, outcomes: dict, within=None) -> list:
     """AUCs of several candidate scores for several outcomes, as table rows (one row per outcome).
 

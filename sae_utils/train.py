@@ -313,6 +313,41 @@ def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: fl
 
 
 @torch.no_grad()
+def first_step_rows(start, afters: dict, x_train: torch.Tensor, batch: torch.Tensor, z_start=None,
+                    value_format=None) -> tuple:
+    """``first_step`` for several replayed runs that share one start, as table rows.
+
+    start: the common start model; afters: {(lr, lam): the model after step 1 of the run with that
+    learning rate and L1 weight}; x_train, batch, z_start: as in ``first_step``. Per run, the row holds
+    "setting" (text), "weight step / η" (median over the encoder weights that moved of |change| / lr),
+    "median |Δz_j|" (median over units of |shift|), "η(ink + 1)" (lr times (1 + the mean over x_train of
+    sum_p x_p), the shift a step of lr on every weight of a lit pixel and on the bias gives),
+    "pushed down", "dead after step 1" and "dead, not pushed down" (counts of units). value_format: a
+    function number -> text for lr and lam in "setting" (e.g. ``atlas.label``); default format "g".
+    Returns (rows, reports) with reports {(lr, lam): first_step's dict}."""
+    if not isinstance(afters, dict) or not afters:
+        raise ValueError(f"afters must be a non-empty dict {{(lr, lam): model after step 1}}, got {afters!r}")
+    z_start = start.encoder(x_train) if z_start is None else z_start
+    if value_format is not None and not callable(value_format):
+        raise ValueError(f"value_format must be a function number -> text or None, got {value_format!r}")
+    show = value_format or (lambda value: f"{value:g}")
+    ink = x_train.sum(dim=1).mean().item()
+    rows, reports = [], {}
+    for key, after in afters.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"afters' keys must be (lr, lam) pairs, got {key!r}")
+        lr = check_number("lr", key[0], low=0, low_open=True)
+        report = reports[key] = first_step(start, after, x_train, batch, key[1], z_start=z_start)
+        change, dead, down = report["encoder_change"], report["dead"], report["pushed_down"]
+        rows.append({"setting": f"lr {show(key[0])}, λ = {show(key[1])}",
+                     "weight step / η": (change[change != 0].abs() / lr).median().item(),
+                     "median |Δz_j|": report["shift"].abs().median().item(), "η(ink + 1)": lr * (ink + 1),
+                     "pushed down": int(down.sum()), "dead after step 1": int(dead.sum()),
+                     "dead, not pushed down": int((dead & ~down).sum())})
+    return rows, reports
+
+
+@torch.no_grad()
 def _mean_input(x_train) -> torch.Tensor:
     """(D,) the mean training input in [0, 1], summed in float64 a slice at a time."""
     return sum(pixels(part).double().sum(dim=0) for part in x_train.split(10_000)).float().cpu() / len(x_train)

@@ -738,3 +738,21 @@ def test_best_rate_lead_by_hand():
         atlas.best_rate_lead([], {"bce": 0.001, "units_for_mass": 10.0})
     with pytest.raises(ValueError, match="tolerance"):
         atlas.best_rate_lead(rows, {"bce": 0.0, "units_for_mass": 10.0})
+
+
+def test_sparsity_rows_divide_l0_by_the_living_units_of_each_run():
+    # by hand: 512 units, a quarter dead -> 384 living; 96 of them on per digit -> 25 %
+    rows = atlas.sparsity_rows({"a": {"dead_fraction": 0.25, "l0": 96.0, "bce": 0.07},
+                                "b": {"dead_fraction": 0.5, "l0": 192.0, "bce": 0.06}}, 512, first="run")
+    assert rows == [{"run": "a", "dead units": 0.25, "L0 per digit": 96.0, "L0 / living units": 0.25, "test BCE": 0.07},
+                    {"run": "b", "dead units": 0.5, "L0 per digit": 192.0, "L0 / living units": 0.75, "test BCE": 0.06}]
+    entry = atlas.load_atlas("l1").entry(lam=4e-5)          # an entry: against its stored firing frequencies
+    (row,) = atlas.sparsity_rows({"ref": entry}, 512)
+    assert row["setting"] == "ref" and row["test BCE"] == entry.metrics["bce"]
+    living = entry.firing_frequency > 0
+    assert row["L0 / living units"] == pytest.approx(entry.firing_frequency[living].mean(), rel=1e-4)
+    assert set(atlas.SPARSITY_FORMATS) == set(row) - {"setting"}
+    with pytest.raises(ValueError, match="lacks the metrics \\['bce'\\]"):
+        atlas.sparsity_rows({"x": {"dead_fraction": 0.1, "l0": 1.0}}, 512)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        atlas.sparsity_rows({}, 512)

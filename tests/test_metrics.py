@@ -909,3 +909,24 @@ def test_net_pull_z_at_rest_passes_at_the_t_rate():
              for _ in range(5)]
     result = net_pull_z(pulls, threshold=2.0)
     assert abs(result["share_beyond"] - result["share_at_rest"]) < 0.01   # pure noise: the t rate
+
+
+def test_auc_standard_error_is_hanley_mcneil_and_the_exact_null_variance_at_one_half():
+    from sae_utils.metrics import auc, auc_standard_error
+
+    for m, n in ((5, 7), (192, 94)):   # at A = 1/2: the Mann-Whitney null variance (m + n + 1) / (12 m n)
+        assert auc_standard_error(0.5, m, n) == pytest.approx(math.sqrt((m + n + 1) / (12 * m * n)), rel=1e-12)
+    # by hand, A = 0.8, 10 and 20: Q1 = 0.8/1.2, Q2 = 1.28/1.8
+    q1, q2 = 0.8 / 1.2, 1.28 / 1.8
+    by_hand = math.sqrt((0.16 + 9 * (q1 - 0.64) + 19 * (q2 - 0.64)) / 200)
+    assert auc_standard_error(0.8, 10, 20) == pytest.approx(by_hand, rel=1e-12)
+    assert auc_standard_error(1.0, 10, 20) == 0.0
+    # against simulation: normal scores with a shift, sd of the AUC over 2000 draws
+    rng = np.random.default_rng(0)
+    draws = [auc(np.concatenate([rng.normal(1, 1, 40), rng.normal(0, 1, 60)]), np.arange(100) < 40)
+             for _ in range(2000)]
+    assert auc_standard_error(float(np.mean(draws)), 40, 60) == pytest.approx(np.std(draws), rel=0.1)
+    with pytest.raises(ValueError, match="auc_value must lie in"):
+        auc_standard_error(1.2, 10, 20)
+    with pytest.raises(ValueError, match="n_neg must be an integer >= 1, got 0"):
+        auc_standard_error(0.7, 10, 0)

@@ -355,3 +355,32 @@ def test_first_step_reports_each_units_gradient_push_and_death_as_autograd_and_a
         first_step(SparseAutoencoder(32, "sigmoid"), copies[1], x, batch, config.lam)
     with pytest.raises(ValueError, match="lam"):
         first_step(copies[0], copies[1], x, batch, -1.0)
+
+
+def test_first_step_rows_count_each_runs_units_and_measure_adams_first_step_as_eta(train_digits):
+    from sae_utils import prepare_images
+    from sae_utils.train import first_step, first_step_rows
+
+    config = TrainConfig(penalty="l1", lam=1e-4, n_hidden=32, batch_size=100, lr=0.05)
+    x = prepare_images(train_digits)
+    batch = first_batch(config, len(x))
+    afters = {(0.05, 1e-4): replay(config, (1,), train_digits)[1],
+              (0.01, 0.0): replay(dataclasses.replace(config, lr=0.01, lam=0.0), (1,), train_digits)[1]}
+    start = replay(config, (1,), train_digits)[0]
+    rows, reports = first_step_rows(start, afters, x, batch)
+    assert [row["setting"] for row in rows] == ["lr 0.05, λ = 0.0001", "lr 0.01, λ = 0"]
+    for row, ((lr, lam), after) in zip(rows, afters.items()):
+        direct = first_step(start, after, x, batch, lam)                 # the per-unit report, computed alone
+        assert row["pushed down"] == int(direct["pushed_down"].sum())
+        assert row["dead after step 1"] == int(direct["dead"].sum())
+        assert row["dead, not pushed down"] == int((direct["dead"] & ~direct["pushed_down"]).sum())
+        assert row["weight step / η"] == pytest.approx(1.0, abs=1e-3)   # Adam's first step: lr * g / (|g| + eps)
+        ink = sum(float(image.sum()) for image in x) / len(x)             # mean sum of pixels, by a loop
+        assert row["η(ink + 1)"] == pytest.approx(lr * (ink + 1), rel=1e-6)
+        assert row["median |Δz_j|"] == pytest.approx(float(direct["shift"].abs().median()), rel=1e-6)
+        assert torch.equal(reports[(lr, lam)]["dead"], direct["dead"])
+    assert first_step_rows(start, afters, x, batch, value_format=lambda v: "v")[0][0]["setting"] == "lr v, λ = v"
+    with pytest.raises(ValueError, match="afters must be a non-empty dict"):
+        first_step_rows(start, {}, x, batch)
+    with pytest.raises(ValueError, match="lr must lie in"):
+        first_step_rows(start, {(0.0, 0.0): start}, x, batch)
