@@ -739,6 +739,50 @@ def series(family: str, moving: str, directory=None, **fixed) -> dict:
     return {row["params"][moving]: row for row in sorted(rows, key=lambda r: r["params"][moving])}
 
 
+def metric_rows(family: str, moving: str, values, keys, names: dict | None = None, floor: float | None = None,
+                seeds: bool = False, directory=None, **fixed) -> list:
+    """One table row per value of ``moving`` (the other hyperparameters at ``fixed``), for ``table``.
+
+    values: the values of ``moving`` (e.g. betas); keys: metrics of the atlas (``AtlasEntry.metrics``);
+    names: {key: column header} (default: the key). seeds False: each cell is the seed-0 run's metric.
+    seeds True: each cell is the text "mean ± std" over the stored seeds (``seed_spread``; std with n - 1,
+    both printed with the digits of ``digits_of``), plus a "seeds" column. floor: if given (e.g. the test
+    BCE floor ``metrics.bce_floor(x).mean()``), an "above floor" column, the (mean) test BCE minus it.
+    Returns [{moving: value, ("seeds": n,) header: cell, ..., ("above floor": float)}], in the order of values."""
+    if not isinstance(moving, str) or moving not in grid_values(family):
+        raise ValueError(f"moving must be a hyperparameter of {family} ({', '.join(grid_values(family))}), got {moving!r}")
+    keys, names = tuple(keys), dict(names or {})
+    if not keys or any(not isinstance(k, str) for k in keys):
+        raise ValueError(f"keys must be a non-empty sequence of metric names, got {keys!r}")
+    if floor is not None:
+        floor = check_number("floor", floor, low=0)
+    rows = []
+    for value in values:
+        params = {**fixed, moving: value}
+        row = {moving: value}
+        if seeds:
+            spread = seed_spread(family, keys=tuple(dict.fromkeys(keys + ("bce",))), directory=directory, **params)
+            row["seeds"] = len(spread[keys[0]]["seeds"])
+            for key in keys:
+                d = digits_of(key)
+                row[names.get(key, key)] = f"{spread[key]['mean']:.{d}f} ± {spread[key]['std']:.{d}f}"
+            bce = spread["bce"]["mean"]
+        else:
+            metrics_ = load_atlas(family, directory).entry(**params).metrics
+            row |= {names.get(key, key): metrics_[key] for key in keys}
+            bce = metrics_["bce"]
+        if floor is not None:
+            row["above floor"] = bce - floor
+        rows.append(row)
+    return rows
+
+
+def digits_of(key: str) -> int:
+    """Decimals ``metric_rows`` prints a metric with: 5 for "bce", 4 for "mean_activation" and other shares, 1 for
+    unit counts ("active_units_per_digit", "units_for_mass", "l0")."""
+    return {"bce": 5, "active_units_per_digit": 1, "units_for_mass": 1, "l0": 1}.get(key, 4)
+
+
 def mass_rows(beta: float = 0.005, free_beta: float = 0.0, directory=None) -> list:
     """The KL rho series at ``beta`` beside the one at ``free_beta`` (default 0, no penalty), one dict per rho:
     "ρ" (text), "mean ÷ ρ" = ybar / rho, "code per digit H·ȳ" = H * ybar (the mean code mass of a digit, H the

@@ -218,6 +218,26 @@ def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
     return (code[code <= threshold].sum() / code.sum()).item()
 
 
+def subset_penalty_prediction(code: torch.Tensor, rho: float, n: int) -> float:
+    """The KL penalty expected on a random subset of ``n`` of the N rows of ``code``, drawn without replacement,
+    to second order (Jensen's excess): sum over units j of KL(rho || q_j) + KL''(q_j) / 2 * s_j^2 / n * (1 - n / N),
+    with q_j the unit's mean over all N rows, KL''(q) = rho / q^2 + (1 - rho) / (1 - q)^2 and s_j^2 its variance
+    over the N rows (divisor N - 1; Cochran's variance of a sample mean). code: (N, H) in [0, 1], N >= 2;
+    rho in (0, 1); n in 1..N. Returns a float (float64 arithmetic); n = N gives the penalty on all rows."""
+    code = check_code("code", code).double()
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    total = code.shape[0]
+    if total < 2:
+        raise ValueError(f"code must have at least 2 rows for a variance, got {total}")
+    n = check_int("n", n, low=1)
+    if n > total:
+        raise ValueError(f"n must be at most the number of rows of code ({total}), got {n}")
+    q = code.mean(dim=0)
+    curvature = rho / q**2 + (1 - rho) / (1 - q) ** 2
+    variance_of_mean = code.var(dim=0) / n * (1 - n / total)
+    return (kl_divergence(rho, q) + 0.5 * curvature * variance_of_mean).sum().item()
+
+
 TRUNCATION_FILLS = ("mean", "min", "zero")
 
 

@@ -756,3 +756,25 @@ def test_sparsity_rows_divide_l0_by_the_living_units_of_each_run():
         atlas.sparsity_rows({"x": {"dead_fraction": 0.1, "l0": 1.0}}, 512)
     with pytest.raises(ValueError, match="non-empty dict"):
         atlas.sparsity_rows({}, 512)
+
+
+def test_metric_rows_match_the_stored_runs_and_their_seeds():
+    import statistics
+
+    stored = atlas.load_atlas("kl")
+    rows = atlas.metric_rows("kl", "beta", (0.0, 0.15), ("bce", "units_for_mass"), names={"bce": "test BCE"},
+                             floor=0.05, rho=0.08)
+    for row, beta in zip(rows, (0.0, 0.15)):
+        m = stored.entry(rho=0.08, beta=beta).metrics
+        assert row == {"beta": beta, "test BCE": m["bce"], "units_for_mass": m["units_for_mass"],
+                       "above floor": m["bce"] - 0.05}
+    (seeded,) = atlas.metric_rows("kl", "beta", (0.005,), ("bce",), seeds=True, floor=0.05, rho=0.08)
+    bces = [r["metrics"]["bce"] for r in stored.records(variants=True)
+            if {k: v for k, v in r["params"].items() if k != "seed"} == {"rho": 0.08, "beta": 0.005}]
+    assert seeded["seeds"] == len(bces) >= 3
+    assert seeded["bce"] == f"{statistics.mean(bces):.5f} ± {statistics.stdev(bces):.5f}"
+    assert seeded["above floor"] == pytest.approx(statistics.mean(bces) - 0.05, abs=1e-12)
+    with pytest.raises(ValueError, match="moving must be"):
+        atlas.metric_rows("kl", "lam", (0.0,), ("bce",), rho=0.08)
+    with pytest.raises(ValueError, match="keys must be"):
+        atlas.metric_rows("kl", "beta", (0.0,), (), rho=0.08)

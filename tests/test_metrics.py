@@ -930,3 +930,25 @@ def test_auc_standard_error_is_hanley_mcneil_and_the_exact_null_variance_at_one_
         auc_standard_error(1.2, 10, 20)
     with pytest.raises(ValueError, match="n_neg must be an integer >= 1, got 0"):
         auc_standard_error(0.7, 10, 0)
+
+
+def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():
+    from sae_utils.metrics import subset_penalty_prediction
+
+    gen = torch.Generator().manual_seed(0)
+    code = 0.2 + 0.6 * torch.rand(400, 6, generator=gen, dtype=torch.float64)   # (N, H) in [0.2, 0.8]
+    c = code.numpy()
+    q, s2, rho, n, N = c.mean(axis=0), c.var(axis=0, ddof=1), 0.5, 50, 400   # rho near q: a visible excess
+    kl = rho * np.log(rho / q) + (1 - rho) * np.log((1 - rho) / (1 - q))
+    by_hand = (kl + 0.5 * (rho / q**2 + (1 - rho) / (1 - q) ** 2) * s2 / n * (1 - n / N)).sum()
+    assert subset_penalty_prediction(code, rho, n) == pytest.approx(by_hand, rel=1e-12)
+    assert subset_penalty_prediction(code, rho, N) == pytest.approx(kl.sum(), rel=1e-12)   # n = N: no excess
+    rows = torch.stack([torch.randperm(N, generator=gen)[:n] for _ in range(4000)])        # Monte Carlo subsets
+    sampled = [((rho * np.log(rho / m) + (1 - rho) * np.log((1 - rho) / (1 - m))).sum()) for m in c[rows.numpy()].mean(axis=1)]
+    se = np.std(sampled, ddof=1) / np.sqrt(len(sampled))
+    assert abs(np.mean(sampled) - by_hand) < 0.05 * (by_hand - kl.sum()) + 3 * se        # the excess, to second order
+    assert by_hand - kl.sum() > 10 * se                                                      # an excess the test can see
+    with pytest.raises(ValueError, match="n must be at most"):
+        subset_penalty_prediction(code, rho, N + 1)
+    with pytest.raises(ValueError, match="rho"):
+        subset_penalty_prediction(code, 1.0, n)
