@@ -627,14 +627,19 @@ def miss_table(rho: float, directory=None, borrow_from: dict | None = None, unit
                                 "β × miss step (z)": "+.1f", "unit miss sd": ".4f"})
 
 
-def describe_compare(result: dict, label: str, digits: int = 4) -> str:
+def describe_compare(result: dict, label: str, digits: int = 4, decimals: int | None = None,
+                     change_decimals: int = 0) -> str:
     """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
-    ``digits`` significant digits; the relative change is left out when a is 0."""
+    ``digits`` significant digits, or, if ``decimals`` is an integer, to that many decimals (one fixed format
+    for a and b); the relative change b / a - 1 as a percentage with ``change_decimals`` decimals, left out
+    when a is 0."""
     digits = check_int("digits", digits)
+    change_decimals = check_int("change_decimals", change_decimals, low=0)
+    value = f".{digits}g" if decimals is None else f".{check_int('decimals', decimals, low=0)}f"
     a, b = result["a"], result["b"]
-    change = f"{b / a - 1:+.0%}, " if a else ""
+    change = f"{b / a - 1:+.{change_decimals}%}, " if a else ""
     borrowed = ", borrowed σ" if result.get("borrowed") else ""
-    return f"{label}: {a:.{digits}g} → {b:.{digits}g} ({change}z = {result['z']:+.1f}, {result['verdict']}{borrowed})"
+    return f"{label}: {a:{value}} → {b:{value}} ({change}z = {result['z']:+.1f}, {result['verdict']}{borrowed})"
 
 
 def pooled_sd(spreads: list, key: str) -> float:

@@ -307,13 +307,14 @@ def plot_kl_curves(targets=(0.02, 0.08, 0.2, 0.5), n_points: int = 1000, zoom=(1
 
 
 def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300, right_title: str | None = None,
-                 left_ylabel: str | None = None):
+                 left_ylabel: str | None = None, right_ylabel: str | None = None):
     """Why the KL term's steepness at small rho does not raise the bound on its pull, for each target rho.
     Left: KL(rho || rho_hat) against the miss rho_hat - rho over ``span``. Right: rho_hat * dKL/drho_hat =
     (rho_hat - rho) / (1 - rho_hat), the bound on the pull on an encoder bias divided by beta (see
     ``metrics.bias_pulls``), with a dot at each model's miss. misses: {rho: a model's ybar - rho}, e.g.
     {0.01: 0.0076, 0.08: 0.0018}. ``right_title``: the right panel's title (None: the default title).
-    ``left_ylabel``: the left panel's y label (None: the default "KL(ρ‖ρ̂)"). Returns the figure."""
+    ``left_ylabel``: the left panel's y label (None: the default "KL(ρ‖ρ̂)"); ``right_ylabel``: the right
+    panel's (None: the default "ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)"). Returns the figure."""
     if not misses:
         raise ValueError("misses must name at least one target rho, got none")
     low, high = (check_number("span", v) for v in span)
@@ -330,7 +331,7 @@ def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300, right_t
         axes[1].plot(gap, gap / (1 - rho_hat), colour, label=f"ρ = {rho:g}")
         axes[1].scatter(miss, miss / (1 - rho - miss), color=colour, zorder=3)
     axes[0].set(xlabel="miss ρ̂ − ρ", ylabel="KL(ρ‖ρ̂)" if left_ylabel is None else left_ylabel, title="the KL term")
-    axes[1].set(xlabel="miss ρ̂ − ρ", ylabel="ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)",
+    axes[1].set(xlabel="miss ρ̂ − ρ", ylabel="ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)" if right_ylabel is None else right_ylabel,
                 title="the bound on the pull on $b_j$, ÷ β\ndots: each model's ȳ − ρ" if right_title is None
                 else right_title)
     axes[0].legend(loc="upper center")
@@ -1179,7 +1180,7 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
         frequency = 100 * float(dashboards["firing_frequency"][row])
         hist_ax.set_title(f"active on {frequency:.1f}% of inputs", fontsize=8)
         hist_ax.set_xlabel("activation when active", fontsize=8)
-        hist_ax.set_ylabel("inputs", fontsize=8)
+        hist_ax.set_ylabel("inputs (log scale)", fontsize=8)
         hist_ax.tick_params(labelsize=7)
     height = 2.1 * len(units)
     if title:

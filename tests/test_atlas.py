@@ -449,6 +449,12 @@ def test_describe_compare_writes_one_line_from_a_compare_result():
     assert atlas.describe_compare(own, "dead", digits=3) == "dead: 0 → 0.0123 (z = -1.2, within seed noise)"
     real = atlas.compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, "bce")
     assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
+    small = {"a": 0.06607, "b": 0.0673, "z": 3.8, "verdict": "borderline", "borrowed": True}
+    assert atlas.describe_compare(small, "BCE", decimals=5, change_decimals=1) == \
+        "BCE: 0.06607 → 0.06730 (+1.9%, z = +3.8, borderline, borrowed σ)"   # 0.0673 / 0.06607 - 1 = 0.0186
+    assert atlas.describe_compare({**small, "b": 0.0661}, "BCE", change_decimals=1).startswith("BCE: 0.06607 → 0.0661 (+0.0%")
+    with pytest.raises(ValueError, match="decimals"):
+        atlas.describe_compare(small, "BCE", decimals=-1)
 
 
 def test_label_prints_hyperparameters_short():

@@ -313,6 +313,7 @@ def test_feature_dashboards_draw_the_top_digits_and_say_when_a_unit_is_dead(test
     np.testing.assert_allclose(top[:28, :28], expected)  # the largest value first: the last digit
     assert fig.axes[2].get_title() == f"active on {100 * (len(test_digits) - 1) / len(test_digits):.1f}% of inputs"
     assert "never active" in fig.axes[5].texts[0].get_text()
+    assert fig.axes[2].get_yscale() == "log" and fig.axes[2].get_ylabel() == "inputs (log scale)"
 
 
 def test_unit_labels_give_one_decimal_and_mark_rare_units():
@@ -702,6 +703,8 @@ def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
     assert "bound" in default and titled.axes[1].get_title() == "signed miss term"
     assert plots.plot_kl_pull({0.01: 0.0076}).axes[0].get_ylabel() == "KL(ρ‖ρ̂)"
     assert plots.plot_kl_pull({0.01: 0.0076}, left_ylabel="KL, nats").axes[0].get_ylabel() == "KL, nats"
+    assert plots.plot_kl_pull({0.01: 0.0076}).axes[1].get_ylabel() == "ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)"
+    assert plots.plot_kl_pull({0.01: 0.0076}, right_ylabel="signed").axes[1].get_ylabel() == "signed"
     plt.close("all")
 
 
