@@ -806,6 +806,19 @@ def mass_rows(beta: float = 0.005, free_beta: float = 0.0, directory=None) -> li
     return rows
 
 
+def pull_rows(beta: float = 0.005, directory=None) -> list:
+    """The KL rho series at ``beta``, one dict per rho: "ρ" (text), "miss ȳ − ρ" (ybar - rho, ybar the mean over
+    the H units of each unit's stored mean code value on the test digits) and "pull bound ÷ β" = |ybar - rho| /
+    (1 - ybar), the bound on |d beta KL / d b_j| / beta of a unit whose minibatch mean equals ybar (the
+    derivation: notebook 04, Appendix A5). Floats; ``beta`` >= 0."""
+    beta = check_number("beta", beta, low=0)
+    rows = []
+    for rho, row in series("kl", "rho", directory, beta=beta).items():
+        ybar = row["metrics"]["mean_activation"]
+        rows.append({"ρ": f"{rho:g}", "miss ȳ − ρ": ybar - rho, "pull bound ÷ β": abs(ybar - rho) / (1 - ybar)})
+    return rows
+
+
 def live_unit_rows(directory=None) -> list:
     """The L1 lambda series, one dict per lambda: "λ" (text), "live units" (units active on at least one test
     digit: round(H * (1 - dead_fraction))), "active/digit" (units above 0 per digit, a mean over digits) and

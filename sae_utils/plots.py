@@ -609,7 +609,7 @@ def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = No
 
 
 def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features: int = 8,
-                       shared_scale: bool = False):
+                       shared_scale: bool = False, text_scale: float = 1.0):
     """Atlas entries side by side, one row each: the reconstructions of the first test digit of ``n_digits``
     classes, then the decoder images of the entry's ``n_features`` most often active units.
 
@@ -619,7 +619,9 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     states and a narrow colour bar at the row's end draws; with ``shared_scale`` every row uses one scale
     (the largest of the rows' percentiles), drawn as one colour bar. Each feature tile names its unit and
     how often it is active ("unit 17, 6.3%"); each row's label gives the entry's test BCE and k90.
+    text_scale (> 0) multiplies the font sizes of the tile titles and row labels (default 1: 7.5 and 8 pt).
     """
+    text_scale = check_number("text_scale", text_scale, low=0, low_open=True)
     first = next(iter(entries.values()))
     scales = {label: float(np.quantile(np.abs(entry.features), 0.995)) or 1.0  # the explorer's scale
               for label, entry in entries.items()}
@@ -645,10 +647,11 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
         limit = scales[label]
         for ax, unit, image in zip(row[n_digits + 1:], entry.feature_units, features):
             shown = ax.imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-            ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=7.5, pad=1)
+            ax.set_title(unit_labels([unit], entry.firing_frequency)[0].replace(", ", "\n"), fontsize=7.5 * text_scale,
+                         pad=1)
         scores = f"test BCE {entry.metrics['bce']:.4f}, $k_{{90}}$ {entry.metrics['units_for_mass']:.0f}"
         row[0].set_ylabel(f"{label}\n{scores}" + ("" if shared_scale else f"\n(colours saturate at ±{limit:.2f})"),
-                          fontsize=8, rotation=0, ha="right", va="center")
+                          fontsize=8 * text_scale, rotation=0, ha="right", va="center")
     height = fig.get_figheight()
     left = 0.12 if shared_scale else 0.2  # room for the row labels (longer when they state each row's scale)
     fig.subplots_adjust(left=left, right=0.92, top=1 - 0.65 / height, bottom=0.01, wspace=0.05, hspace=0.5)

@@ -645,6 +645,16 @@ def test_mass_rows_match_the_stored_entries_by_hand():
         atlas.mass_rows(beta=-1.0)
 
 
+def test_pull_rows_match_the_stored_means_by_hand():
+    rows = atlas.pull_rows(beta=0.005)
+    assert [row["ρ"] for row in rows] == ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32"]
+    ybar = float(np.mean(atlas.load_atlas("kl").entry(rho=0.01, beta=0.005).mean_activation, dtype=np.float64))
+    assert rows[0]["miss ȳ − ρ"] == pytest.approx(ybar - 0.01, rel=1e-4)   # from the per-unit means
+    assert rows[0]["pull bound ÷ β"] == pytest.approx(abs(ybar - 0.01) / (1 - ybar), rel=1e-4)
+    with pytest.raises(ValueError, match="beta"):
+        atlas.pull_rows(beta=-1.0)
+
+
 def test_live_unit_rows_count_live_units_from_the_firing_frequencies():
     rows = atlas.live_unit_rows()
     last = atlas.load_atlas("l1").entry(lam=6.4e-4)

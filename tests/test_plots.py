@@ -443,6 +443,13 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
     assert len([ax for ax in shared.axes if ax.get_ylabel().startswith("decoder weight")]) == 1
     row_label = [ax for ax in own.axes if ax.get_ylabel().startswith("a\n")][0].get_ylabel()
     assert f"test BCE {entries['a'].metrics['bce']:.4f}, $k_{{90}}$ {entries['a'].metrics['units_for_mass']:.0f}" in row_label
+    big = plots.plot_atlas_gallery(entries, test_digits, n_digits=2, n_features=2, text_scale=1.5)
+    big_tiles = [ax for ax in big.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
+    assert big_tiles[0].title.get_fontsize() == pytest.approx(1.5 * tiles[0].title.get_fontsize())
+    big_label = [ax for ax in big.axes if ax.get_ylabel().startswith("a\n")][0].yaxis.label.get_fontsize()
+    assert big_label == pytest.approx(1.5 * 8)
+    with pytest.raises(ValueError, match="text_scale"):
+        plots.plot_atlas_gallery(entries, test_digits, n_digits=2, n_features=2, text_scale=0)
 
 
 def test_plot_code_values_draws_every_value_and_each_units_average():
