@@ -716,7 +716,7 @@ def net_pull_z(pulls, threshold: float = 4.0) -> dict:
             "share_at_rest": noise_pass_rate(n, threshold), "n": n}
 
 
-def balance_summary(pulls, rho: float, threshold: float = 4.0) -> dict:
+def balance_summary(pulls, rho: float, threshold: float = 4.0, units=None) -> dict:
     """One row that says whether a KL model's encoder biases sit at a balance of BCE and penalty.
 
     pulls: a list of n >= 2 ``bias_pulls`` dicts, one per minibatch (e.g. ``bias_balance(...)["pulls"]``), each
@@ -727,8 +727,25 @@ def balance_summary(pulls, rho: float, threshold: float = 4.0) -> dict:
         penalty gradient (at a balance every unit has opposite signs, or both are 0);
       "beyond noise": ``net_pull_z(pulls, threshold)["share_beyond"]``, the share of units whose net pull
         (bce + penalty) differs from 0 by more than ``threshold`` standard errors over the minibatches;
-      "noise alone": the share that pure minibatch noise would give (``net_pull_z``'s "share_at_rest")."""
+      "noise alone": the share that pure minibatch noise would give (``net_pull_z``'s "share_at_rest").
+    units: None (all units) or the units to summarise, a boolean mask (H,) or a sequence of unit indices
+    (e.g. the units whose mean rho_hat_j lies above rho); every share is then over those units only."""
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    if units is not None:
+        try:
+            width = len(pulls[0]["bce"])
+            index = torch.as_tensor(units)
+            if index.dtype == torch.bool:
+                if index.shape != (width,):
+                    raise ValueError(f"a boolean mask of shape ({width},)")
+                index = index.nonzero().flatten()
+            index = index.long().flatten()
+            if len(index) == 0 or index.min() < 0 or index.max() >= width:
+                raise ValueError(f"at least one index in [0, {width})")
+        except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
+            raise ValueError(f"units must be None, a boolean mask (H,) or unit indices; needed {error}") from None
+        pulls = [{key: torch.as_tensor(p[key])[index] for key in ("bce", "penalty", "rho_hat") if key in p}
+                 for p in pulls]
     z = net_pull_z(pulls, threshold)
     try:
         bce, penalty, rho_hat = (torch.stack([torch.as_tensor(p[key], dtype=torch.float64) for p in pulls]).mean(dim=0)

@@ -40,7 +40,8 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
                      from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None,
-                     points: dict | None = None, penalty_from_epoch: int = 1, ylabel: str = "nats per pixel"):
+                     points: dict | None = None, penalty_from_epoch: int = 1, ylabel: str = "nats per pixel",
+                     penalty_points: dict | None = None, penalty_title: str | None = None):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
     auxiliary loss), which is too small to see on the left's scale, from ``penalty_from_epoch`` (default 1).
@@ -54,6 +55,9 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     grow to hold them), e.g. our test BCE on the digits of the published test loss.
     ylabel: the left panel's y-axis label, a non-empty string (default "nats per pixel"), e.g. one that
     says the objective's curve also holds the weighted penalty.
+    penalty_points: {legend text: (epoch, value)}, single values drawn as black stars on the right panel, with
+    a legend (e.g. the weighted penalty on all training digits at once); the panel's limits grow to hold them.
+    penalty_title: the right panel's title (default "objective − BCE (train, epoch mean)").
     """
     from .families import family as family_named
 
@@ -97,8 +101,15 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     penalty = since(penalty_from_epoch)
     weighted = [o - b for o, b in zip(penalty["train_objective"], penalty["train_bce"])]
     gap.plot(penalty["epoch"], weighted, "o-", color="C3")
-    gap.set(xlabel="epoch", ylabel=gap_label, title="objective − BCE (train, epoch mean)",
-            ylim=(0, 1.15 * max(weighted, default=0) or None))
+    if penalty_title is not None and not (isinstance(penalty_title, str) and penalty_title.strip()):
+        raise ValueError(f"penalty_title must be a non-empty string, got {penalty_title!r}")
+    marked = [float(value) for _, value in (penalty_points or {}).values()]
+    gap.set(xlabel="epoch", ylabel=gap_label, title=penalty_title or "objective − BCE (train, epoch mean)",
+            ylim=(0, 1.15 * max(weighted + marked, default=0) or None))
+    for label, (epoch, value) in (penalty_points or {}).items():
+        gap.plot([epoch], [value], "*", ms=10, color="k", label=label)
+    if penalty_points:
+        gap.legend(fontsize=8)
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if last / s <= 6 or s == 1000)
     ticks = sorted({1, *range(step, last + 1, step)})  # the same on both panels, each from its first epoch
     for axis, first in ((ax, from_epoch), (gap, penalty_from_epoch)):
@@ -202,12 +213,18 @@ def plot_features(model, n: int = 64, title: str | None = None, units=None, whic
     return fig
 
 
-def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: float = 0.5, title: str | None = None):
+def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: float = 0.5, title: str | None = None,
+                     *, labels: dict | None = None, ylabel: str | None = None):
     """What a code's values look like, beside what its units' averages say. Left: the distribution of all
     code values (B * H of them) on a log axis, as a share of the values and as a share of their sum, with
     the median, the target ``rho`` and the "on" ``threshold`` marked (values below 1e-5 are not drawn; the
     title says how many). Right: each unit's mean value (rho_hat_j) against the share of inputs on which it
-    exceeds ``threshold``, with the line where the two would be equal. code: (B, H), values in (0, 1]."""
+    exceeds ``threshold``, with the line where the two would be equal. code: (B, H), values in (0, 1].
+    labels: {default legend text: text to show instead} for either panel, e.g. {"on for a share $\\hat\\rho_j$
+    of the inputs": "$f_j = \\hat\\rho_j$ (a 0/1 code)"}; ylabel: the right panel's y-axis label (default
+    "share of inputs with $y_j > threshold$")."""
+    if ylabel is not None and not (isinstance(ylabel, str) and ylabel.strip()):
+        raise ValueError(f"ylabel must be a non-empty string, got {ylabel!r}")
     values = check_code("code", code).detach().cpu()
     flat = values.flatten().double().numpy()
     shown = flat >= 1e-5
@@ -224,7 +241,6 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     left.set_xticks(range(-5, 1), [f"$10^{{{k}}}$" for k in range(-5, 1)])
     left.set(xlabel="code value $y^{(i)}_j$ (log scale)", ylabel="share per bin (bins of 0.1 decade)",
              title=f"All {len(flat):,} code values ({1 - shown.mean():.2%} below $10^{{-5}}$, not drawn)")
-    left.legend(fontsize=8, loc="upper left", framealpha=0.6)
     rho_hat = values.double().mean(dim=0).numpy()
     on = firing_frequency(values, threshold).numpy()
     top = 1.1 * max(rho_hat.max(), on.max(), rho or 0)
@@ -233,7 +249,10 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     if rho is not None:
         right.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
     right.set(xlim=(0, top), ylim=(0, top), xlabel=r"$\hat\rho_j$: mean code value of unit $j$",
-              ylabel=f"share of inputs with $y_j > {threshold:g}$", title="Each unit: its average and how often it is on")
+              ylabel=ylabel or f"share of inputs with $y_j > {threshold:g}$", title="Each unit: its average and how often it is on")
+    for artist in (*left.get_lines(), *left.patches, *right.get_lines(), *right.collections):
+        artist.set_label((labels or {}).get(artist.get_label(), artist.get_label()))
+    left.legend(fontsize=8, loc="upper left", framealpha=0.6)
     right.legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
@@ -241,12 +260,16 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     return fig
 
 
-def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None):
+def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None,
+                     legend_loc: str = "center right"):
     """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
     (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
     title adds its k90 and, when it has any, its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
-    codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none."""
+    codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none.
+    legend_loc: where each panel's legend goes, a matplotlib location string (default "center right")."""
+    if not (isinstance(legend_loc, str) and legend_loc.strip()):
+        raise ValueError(f"legend_loc must be a matplotlib location string, got {legend_loc!r}")
     fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
     for ax, (label, code) in zip(axes[0], codes.items()):
         y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values
@@ -267,7 +290,7 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
         if threshold is not None:
             on_line = ax.axhline(threshold, color="C3", lw=0.8, label=f"on (y > {threshold:g})")
             handles, labels = handles + [on_line], labels + [on_line.get_label()]
-        cumulative.legend(handles, labels, fontsize=7, loc="center right")
+        cumulative.legend(handles, labels, fontsize=7, loc=legend_loc)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -902,6 +902,24 @@ def test_balance_summary_by_hand():
         balance_summary([{k: v for k, v in p.items() if k != "rho_hat"} for p in pulls], rho=0.1)
 
 
+def test_balance_summary_of_some_units_equals_the_summary_of_those_units_alone():
+    from sae_utils.metrics import balance_summary
+    pulls = [{"bce": torch.tensor([2.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, -2.0, 2.0]),
+              "rho_hat": torch.tensor([0.1, 0.1, 0.2])},
+             {"bce": torch.tensor([0.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, 0.0, 0.0]),
+              "rho_hat": torch.tensor([0.1, 0.3, 0.4])}]
+    # units 0 and 2: mean bce (1, 2), penalty (-1, 1): one of two opposed; rho_hat (0.1, 0.3) -> 1 to 3
+    for units in ([0, 2], torch.tensor([True, False, True])):
+        part = balance_summary(pulls, rho=0.1, threshold=3.5, units=units)
+        assert part["BCE opposes penalty"] == pytest.approx(1 / 2)
+        assert part["rho_hat_j / rho, min"] == pytest.approx(1.0) and part["max"] == pytest.approx(3.0)
+    only_1 = balance_summary(pulls, rho=0.1, units=[1])          # unit 1: bce -1, penalty -1, same sign
+    assert only_1["BCE opposes penalty"] == 0.0 and only_1["max"] == pytest.approx(2.0)
+    for bad in ([3], [], torch.tensor([True, False])):
+        with pytest.raises(ValueError, match="units must be None"):
+            balance_summary(pulls, rho=0.1, units=bad)
+
+
 def test_net_pull_z_at_rest_passes_at_the_t_rate():
     from sae_utils.metrics import net_pull_z
     generator = torch.Generator().manual_seed(0)

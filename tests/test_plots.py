@@ -207,6 +207,20 @@ def test_plot_loss_curves_takes_a_left_axis_label():
         plots.plot_loss_curves(history, ylabel="")
 
 
+def test_plot_loss_curves_marks_penalty_points_and_titles_the_right_panel():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    _, gap = plots.plot_loss_curves(history, penalty_points={"on all digits": (3, 0.08)}, penalty_title="weighted").axes
+    star = gap.lines[1]
+    assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.08] and star.get_marker() == "*"
+    assert [t.get_text() for t in gap.get_legend().get_texts()] == ["on all digits"] and gap.get_title() == "weighted"
+    assert gap.get_ylim()[1] == pytest.approx(1.15 * 0.08)       # the star (0.08) is above every epoch (0.05)
+    _, plain = plots.plot_loss_curves(history).axes
+    assert plain.get_legend() is None and plain.get_title() == "objective − BCE (train, epoch mean)"
+    with pytest.raises(ValueError, match="penalty_title must be a non-empty string, got ''"):
+        plots.plot_loss_curves(history, penalty_title="")
+
+
 def test_plot_unit_statistics_counts_the_units_never_active():
     fig = plots.plot_unit_statistics(np.array([0.0, 0.1, 0.3, 0.9]), np.array([0.0, 0.01, 0.5, 1.0]), rho=0.08)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
@@ -463,6 +477,21 @@ def test_plot_code_values_draws_every_value_and_each_units_average():
         plots.plot_code_values(torch.tensor([[0.0, 2.0]]))
 
 
+def test_plot_code_values_renames_legend_entries_and_the_right_axis_label():
+    code = torch.tensor([[0.9, 0.01], [0.1, 0.03]])
+    default = plots.plot_code_values(code, rho=0.05).axes[1]
+    assert default.get_ylabel() == "share of inputs with $y_j > 0.5$"
+    old = r"on for a share $\hat\rho_j$ of the inputs"
+    assert old in [t.get_text() for t in default.get_legend().get_texts()]
+    left, right = plots.plot_code_values(code, rho=0.05, labels={old: "a 0/1 code", "ρ = 0.05": "target"},
+                                         ylabel="f_j").axes
+    right_texts = [t.get_text() for t in right.get_legend().get_texts()]
+    assert "a 0/1 code" in right_texts and old not in right_texts and right.get_ylabel() == "f_j"
+    assert "target" in [t.get_text() for t in left.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="ylabel must be a non-empty string, got ' '"):
+        plots.plot_code_values(code, ylabel=" ")
+
+
 def test_tradeoff_says_log_scale_or_takes_the_callers_x_label():
     records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
                       for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 200))]}
@@ -536,6 +565,11 @@ def test_plot_sorted_code_sorts_one_code_and_marks_where_its_mass_reaches_the_sh
     assert [p.get_height() for p in bars.patches] == [6.0, 3.0, 1.0, 0.0, 0.0]
     assert line_ax.lines[0].get_ydata() == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
     assert line_ax.lines[2].get_xdata()[0] == 2                 # k90 = 2 units
+    assert line_ax.get_legend()._loc == 7                        # "center right", the default
+    moved = plots.plot_sorted_code({"ReLU": code}, legend_loc="lower right").axes[1].get_legend()
+    assert moved._loc == 4                                       # matplotlib's code for "lower right"
+    with pytest.raises(ValueError, match="legend_loc must be a matplotlib location string, got ''"):
+        plots.plot_sorted_code({"ReLU": code}, legend_loc="")
     assert bars.get_title() == "ReLU: k90 = 2, 2 exact zeros"
 
 
