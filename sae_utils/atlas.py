@@ -172,7 +172,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
     mean_activation float32 (H,).
     """
-    metrics = evaluate(model, test_images, **config.hyperparameters())
+    metrics = evaluate(model, test_images, family=config.penalty, **config.hyperparameters())
     x = prepare_images(test_images)
     model.eval()
     logits, code = model(x)
