@@ -23,10 +23,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS, check_device, check_int, check_number, check_type
+from .checks import (CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS, check_device, check_int,
+                     check_number, check_type)
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
-from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family, family_of_activation
+from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family,
+                       family_of_activation)
 from .model import check_topk_k
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
