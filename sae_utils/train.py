@@ -391,8 +391,9 @@ def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
     test_bce: mean over inputs and pixels, a batch at a time (no 30 MB temporaries every epoch). From the
     code of all N test inputs, (N, H): test_penalty, the family's unweighted penalty as ``evaluate``
     reports it (TopK: 0); test_active_per_digit, the mean number of units above the active threshold of
-    the code's activation (L1: L0; sigmoid codes, also L1's on them: 0.5); test_living_units, the units active on at least one input; decoder_norm_median,
-    the median length ||d_j|| of the living units' decoder columns (None when none lives).
+    the code's activation (L1: L0; sigmoid codes, also L1's on them: above 0.5); test_living_units, the
+    units active on at least one input; decoder_norm_median, the median length ||d_j|| of the living
+    units' decoder columns (None when none lives).
     """
     model.eval()
     fam = FAMILIES[config.penalty]
