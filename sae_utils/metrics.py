@@ -61,7 +61,7 @@ def _family_hyperparameters(model, hyperparameters: dict, caller: str, family_na
 
 
 @torch.no_grad()
-def evaluate(model, images, family: str | None = None, **hyperparameters) -> dict:
+def evaluate(model, images, *, family: str | None = None, **hyperparameters) -> dict:
     """Metrics of ``model`` on ``images`` (uint8 or floats in [0, 1], (N, D) or image-shaped), as floats.
 
     bce: mean over inputs and pixels, through the same definition as training (``fast_bce.training_bce``).
