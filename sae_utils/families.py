@@ -197,7 +197,8 @@ FAMILIES = {
                                  # default start, as L1 has no start of its own); lam = 0 is the unpenalised control.
                                  {"lam": 0.0, "activation": "sigmoid"}, {"lam": 1e-3, "activation": "sigmoid"},
                                  {"lam": 4e-3, "activation": "sigmoid"},
-                                 {"lam": 1.6e-2, "activation": "sigmoid"})),
+                                 {"lam": 1.6e-2, "activation": "sigmoid"}, {"lam": 1e-4, "activation": "sigmoid"},
+                                 {"lam": 2.5e-4, "activation": "sigmoid"}, {"lam": 5e-4, "activation": "sigmoid"})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,

@@ -169,15 +169,13 @@ def test_an_l1_on_sigmoid_variant_is_built_stored_and_found(tiny, tmp_path, monk
         book.entry(lam=1e-3, activation="relu")
 
 
-NEW_SIGMOID_POINTS = [{"lam": lam, "activation": "sigmoid"} for lam in (0.0, 1e-3, 4e-3, 1.6e-2)]
+NEW_SIGMOID_POINTS = [{"lam": lam, "activation": "sigmoid"} for lam in (0.0, 1e-4, 2.5e-4, 5e-4, 1e-3, 4e-3, 1.6e-2)]
 
 
 def test_the_shipped_l1_on_sigmoid_points_load_with_their_own_penalty():
     book = atlas.load_atlas("l1")
-    stored = [p for p in NEW_SIGMOID_POINTS if p in book.points()]
-    if len(stored) < len(NEW_SIGMOID_POINTS):
-        pytest.skip("the L1-on-sigmoid points are not all built yet (python -m sae_utils.atlas --family l1)")
-    for params in stored:
+    assert [p for p in NEW_SIGMOID_POINTS if p not in book.points()] == []  # all shipped
+    for params in NEW_SIGMOID_POINTS:
         entry = book.entry(**params)
         assert entry.config == TrainConfig(penalty="l1", **params) and entry.config.start == "family"
         assert entry.metrics["penalty"] == pytest.approx(entry.mean_activation.astype(np.float64).sum(), rel=1e-4)
