@@ -2,7 +2,8 @@
 
 ``GRID`` is family -> hyperparameter -> values, read from the table of families (each hyperparameter's
 ``grid``); a family's points are the cartesian product of its values, plus a few recipe ``VARIANTS``
-(the reference recipe with one more field changed). Each point is trained as ``TrainConfig(penalty=family, **point)`` with
+(the reference recipe with one more field changed, e.g. ``activation="sigmoid"``: L1 on sigmoid codes, measured
+with its own penalty, ``evaluate(..., family="l1")``). Each point is trained as ``TrainConfig(penalty=family, **point)`` with
 every other field at its default: 20 epochs on all 60,000 training digits, batch 1200, Adam lr 9e-3,
 512 hidden units, seed 0 (TopK's recipe also lets the learning rate fall to 0 over the last 30 % of the
 steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per point (never the
@@ -16,7 +17,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 5 MB for the 87 points of the three families).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 5 MB for the 94 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -30,8 +31,8 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 87 points (50 of the grid, 37 recipe variants, two of them 60-epoch runs) take
-about 2.4 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
+core (80-100 s with the linear probe), so the 94 points (50 of the grid, 44 recipe variants, two of them 60-epoch runs) take
+about 2.5 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
 from __future__ import annotations
@@ -172,7 +173,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     (64,) the units, most often firing first (ties: higher mean activation first); firing_frequency and
     mean_activation float32 (H,).
     """
-    metrics = evaluate(model, test_images, **config.hyperparameters())
+    metrics = evaluate(model, test_images, family=config.penalty, **config.hyperparameters())
     x = prepare_images(test_images)
     model.eval()
     logits, code = model(x)

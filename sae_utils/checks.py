@@ -170,6 +170,7 @@ def check_type(name: str, value, expected: type):
 # The allowed values of TrainConfig's text fields (the command line offers the same choices).
 DEVICES = ("cpu", "cuda", "auto")
 STARTS = ("family", "default")
+ACTIVATION_CHOICES = ("family", "sigmoid", "relu")  # the family's own code activation, or the ablation's
 
 # The checks of TrainConfig's recipe fields, each ``(name, value) -> value``.
 CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0, low_open=True),
@@ -178,5 +179,6 @@ CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0
                  "non-negative": lambda name, value: check_number(name, value, low=0),
                  "fraction": lambda name, value: check_number(name, value, low=0, high=1),
                  "device": lambda name, value: check_choice(name, value, DEVICES),
-                 "start": lambda name, value: check_choice(name, value, STARTS)}
+                 "start": lambda name, value: check_choice(name, value, STARTS),
+                 "activation": lambda name, value: check_choice(name, value, ACTIVATION_CHOICES)}
 

@@ -178,7 +178,7 @@ def make_card(model, config: TrainConfig, history: dict, train_images, test_imag
     """The run's record: config, data, history, and fresh metrics on the training and test sets;
     on MNIST, the published losses of the reference run beside them."""
     hyperparameters = config.hyperparameters()
-    metrics = {split: evaluate(model, images, **hyperparameters)
+    metrics = {split: evaluate(model, images, family=config.penalty, **hyperparameters)
                for split, images in (("train", train_images), ("test", test_images))}
     published = PUBLISHED_LOSSES.get(config.penalty) if data["data"] == "MNIST" else None  # none for TopK
     return {"config": config.as_dict(), **data, "history": history, "metrics": metrics, "published": published}

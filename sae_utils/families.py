@@ -71,6 +71,10 @@ class Family:
     auxiliary: Callable | None = None
     auxiliary_weight: float = 0.0
     after_step: Callable | None = None
+    # The ablation of the code activation (TrainConfig.activation): the other activations its penalty
+    # accepts, and, when it accepts none, why its penalty needs its own codes.
+    other_activations: tuple[str, ...] = ()
+    own_activation_only: str = ""
 
     def reference(self) -> dict:
         """The reference value of each hyperparameter."""
@@ -164,6 +168,7 @@ FAMILIES = {
     # after kl_divergence took its logs apart (a float-rounding change: 5e-8 in two epochs at the reference).
     "kl": Family("kl", "KL divergence", "sigmoid", kl_sparsity_penalty, ("rho",), "beta", (RHO, BETA),
                  active_threshold=0.5, start=start_codes_at_rho, published={"train": 0.0862, "test": 0.0771},
+                 own_activation_only="the KL penalty needs sigmoid codes, as each unit's mean rho_hat_j must lie in (0, 1)",
                  atlas_variants=({"rho": 0.08, "beta": 0.005, "seed": 1}, {"rho": 0.08, "beta": 0.005, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr_decay": 0.3},
                                  {"rho": 0.08, "beta": 0.005, "seed": 3}, {"rho": 0.08, "beta": 0.005, "seed": 4},
@@ -181,17 +186,25 @@ FAMILIES = {
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
+    # Its penalty also takes sigmoid codes (activation="sigmoid", the ablation notebook 03 needs).
     "l1": Family("l1", "L1", "relu", l1_penalty, (), "lam", (LAM,), active_threshold=0.0,
-                 published={"train": 0.0809, "test": 0.07757},
+                 published={"train": 0.0809, "test": 0.07757}, other_activations=("sigmoid",),
                  atlas_variants=({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3},
                                  {"lam": 4e-5, "seed": 1}, {"lam": 4e-5, "seed": 2}, {"lam": 4e-5, "lr_decay": 0.3},
                                  {"lam": 4e-5, "seed": 3}, {"lam": 4e-5, "seed": 4}, {"lam": 4e-5, "lr": 2e-2},
-                                 {"lam": 0.0, "seed": 1}, {"lam": 0.0, "seed": 2}, {"lam": 4e-5, "epochs": 60})),
+                                 {"lam": 0.0, "seed": 1}, {"lam": 0.0, "seed": 2}, {"lam": 4e-5, "epochs": 60},
+                                 # Is it the activation or the penalty? The L1 penalty on sigmoid codes (PyTorch's
+                                 # default start, as L1 has no start of its own); lam = 0 is the unpenalised control.
+                                 {"lam": 0.0, "activation": "sigmoid"}, {"lam": 1e-3, "activation": "sigmoid"},
+                                 {"lam": 4e-3, "activation": "sigmoid"},
+                                 {"lam": 1.6e-2, "activation": "sigmoid"}, {"lam": 1e-4, "activation": "sigmoid"},
+                                 {"lam": 2.5e-4, "activation": "sigmoid"}, {"lam": 5e-4, "activation": "sigmoid"})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
                    recipe={"lr_decay": 0.3}, auxiliary=topk_dead_unit_loss, auxiliary_weight=1 / 32,
                    after_step=normalise_decoder,
+                   own_activation_only="a TopK code's sparsity is its activation, which no ablation replaces",
                    atlas_variants=({"k": 25, "seed": 1}, {"k": 25, "seed": 2}, {"k": 25, "lr_decay": 0.0})),
 }
 DEFAULT = "kl"  # the family used when none is named
@@ -212,19 +225,42 @@ def family_of_activation(activation: str) -> Family:
                      f"{', '.join(repr(f.activation) for f in FAMILIES.values())}")
 
 
+ABLATION_ACTIVATIONS = ("sigmoid", "relu")  # the code activations TrainConfig.activation may swap in
+
+
+def code_activation(name: str, activation: str | None = None) -> str:
+    """The code activation of a model of the family ``name`` whose activation is ``activation``: the family's
+    own for None or "family" (or its own name), else one its penalty accepts (``other_activations``: L1 takes
+    sigmoid codes); a ValueError naming the family and why otherwise (KL needs sigmoid codes, TopK its own)."""
+    fam = family(name)
+    if activation is None or activation in ("family", fam.activation):
+        return fam.activation
+    check_choice("activation", activation, ("family", *ABLATION_ACTIVATIONS))
+    if activation not in fam.other_activations:
+        why = fam.own_activation_only or f"its penalty takes {fam.activation} codes only"
+        raise ValueError(f"activation={activation!r} does not go with penalty={fam.name!r}: {why}; the {fam.name} "
+                         f"family takes activation 'family' ({fam.activation})"
+                         f"{''.join(f' or {a!r}' for a in fam.other_activations)}")
+    return activation
+
+
 def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, family_start: bool = True,
-                **hyperparameters):
+                activation: str | None = None, **hyperparameters):
     """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
     family says (``start``) with the given hyperparameters (the others at their reference values), or
     with PyTorch's default initialisation when ``family_start`` is False (the ablation of the start).
-    mean_input: (D,) the mean training input, which TopK's start uses (``train`` passes it)."""
+    mean_input: (D,) the mean training input, which TopK's start uses (``train`` passes it).
+    activation: None or "family" (the family's own codes), or another that its penalty accepts ("sigmoid"
+    for L1: the ablation of the activation, see ``code_activation``); a family's start is for its own codes
+    and is left out when the activation is swapped (PyTorch's default initialisation)."""
     from .model import SparseAutoencoder
 
     fam = family(name)
+    activation = code_activation(name, activation)
     values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
     values = {h.name: h.check(values[h.name]) for h in fam.hyperparameters}
-    model = SparseAutoencoder(n_hidden, fam.activation, n_input, k=values.get("k"))
-    if fam.start is not None and family_start:
+    model = SparseAutoencoder(n_hidden, activation, n_input, k=values.get("k"))
+    if fam.start is not None and family_start and activation == fam.activation:
         fam.start(model, mean_input=mean_input, **values)
     return model
 

@@ -14,7 +14,7 @@ import torch
 
 from .data import prepare_images
 from .fast_bce import training_bce
-from .families import FAMILIES, family_of_activation
+from .families import FAMILIES, code_activation, family, family_of_activation
 from .model import SparseAutoencoder
 from .checks import check_code
 from .penalties import kl_divergence, l1_penalty, reconstruction_bce
@@ -31,12 +31,18 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _family_hyperparameters(model, hyperparameters: dict, caller: str) -> tuple:
+def _family_hyperparameters(model, hyperparameters: dict, caller: str, family_name: str | None = None) -> tuple:
     """(family, hyperparameters): the model's family and its hyperparameters, each checked and defaulting to
-    the reference value; a model's own architecture (TopK's k) may be repeated but not changed."""
+    the reference value; a model's own architecture (TopK's k) may be repeated but not changed.
+    family_name: the family whose penalty the model was trained with (a ``FAMILIES`` key, which must take
+    the model's codes: "l1" for an L1-on-sigmoid model); None: the family of the model's activation."""
     if not isinstance(model, SparseAutoencoder):
         raise TypeError(f"model must be a sae_utils.SparseAutoencoder, got {type(model).__name__}")
-    fam = family_of_activation(model.activation)
+    if family_name is None:
+        fam = family_of_activation(model.activation)
+    else:
+        fam = family(family_name)
+        code_activation(fam.name, model.activation)  # a ValueError when its penalty cannot take these codes
     hyperparameters = dict(hyperparameters)  # the caller's keyword arguments stay as they were
     own = model.architecture()  # TopK's k is the model's: evaluate(model, x, **config.hyperparameters()) may repeat it
     for name in sorted(set(hyperparameters) & set(own)):
@@ -55,7 +61,7 @@ def _family_hyperparameters(model, hyperparameters: dict, caller: str) -> tuple:
 
 
 @torch.no_grad()
-def evaluate(model, images, **hyperparameters) -> dict:
+def evaluate(model, images, *, family: str | None = None, **hyperparameters) -> dict:
     """Metrics of ``model`` on ``images`` (uint8 or floats in [0, 1], (N, D) or image-shaped), as floats.
 
     bce: mean over inputs and pixels, through the same definition as training (``fast_bce.training_bce``).
@@ -65,8 +71,11 @@ def evaluate(model, images, **hyperparameters) -> dict:
     dead_fraction: fraction of units active on no input. ``hyperparameters``: the family's (KL: rho,
     beta; L1: lam), each defaulting to its reference value. A TopK model takes none (its k is the
     model's own: ``model.with_k`` encodes with another) and has penalty 0, objective = bce.
+    family: the family whose penalty (and hyperparameters) to use, a ``FAMILIES`` key; None (the default):
+    the family of the model's activation. Needed for an ablated model: ``family="l1"`` for L1 on sigmoid
+    codes (else it would be taken for KL). "Active" follows the code's activation either way.
     """
-    fam, hp = _family_hyperparameters(model, hyperparameters, "evaluate")
+    fam, hp = _family_hyperparameters(model, hyperparameters, "evaluate", family)
     x = prepare_images(images, n_input=model.n_input).to(_device(model))
     model.eval()
     logits, code = model(x)
@@ -81,7 +90,7 @@ def evaluate(model, images, **hyperparameters) -> dict:
         "mean_activation": code.mean().item(),
         "active_fraction_per_digit": active.float().mean().item(),
         "active_units_per_digit": active.sum(dim=1).float().mean().item(),
-        "dead_fraction": dead_fraction(code, fam.active_threshold),
+        "dead_fraction": dead_fraction(code, ACTIVE_THRESHOLD[model.activation]),
         "n_images": len(x),
     }
 

@@ -23,10 +23,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .checks import CONFIG_CHECKS as CHECK, DEVICES, STARTS, check_device, check_int, check_number, check_type
+from .checks import (CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS, check_device, check_int,
+                     check_number, check_type)
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
-from .families import DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, family
+from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family,
+                       family_of_activation)
 from .model import check_topk_k
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
@@ -57,6 +59,12 @@ class TrainConfig:
     against the table; another family's must stay at their reference values (``TrainConfig(penalty="topk",
     beta=0.01)`` is refused: TopK has no penalty weight). lr_decay left at None takes the family's
     recipe (TopK: 0.3; KL and L1: 0, the reference run's constant learning rate).
+    activation: an ablation that swaps the code activation while keeping the family's penalty: "family"
+    (the family's own codes, the default), "sigmoid" or "relu". Only combinations that make sense are
+    accepted: L1 on sigmoid codes (notebook 03's question: the activation or the penalty?); KL needs
+    sigmoid codes (rho_hat_j must lie in (0, 1)) and TopK its own, so they refuse any other. Naming the
+    family's own activation is the same as "family" (stored as "family"). A swapped activation starts
+    from PyTorch's default initialisation (the family's start is for its own codes).
     device: "cpu", "cuda" or "auto" (CUDA when available). Frozen: change a field with
     ``dataclasses.replace(config, beta=0.01)``, which builds (and checks) a new config.
     """
@@ -81,6 +89,9 @@ class TrainConfig:
     start: str = _field("family", CHECK["start"], "the model's initialisation: 'family' (the family's start, e.g. "
                         "the KL encoder bias at logit(rho)) or 'default' (PyTorch's, the ablation)",
                         choices=STARTS)
+    activation: str = _field("family", CHECK["activation"], "the code activation: 'family' (the family's own: "
+                             "KL sigmoid, L1 ReLU, TopK TopK) or 'sigmoid' / 'relu' (the ablation, which keeps "
+                             "the family's penalty; L1 takes 'sigmoid')", choices=ACTIVATION_CHOICES)
     device: str = _field("cpu", CHECK["device"], "where to train", choices=DEVICES)
 
     def __post_init__(self):
@@ -94,7 +105,7 @@ class TrainConfig:
 
     def _check_family_fields(self):
         """Another family's hyperparameter set away from its reference is a mistake (TopK with a beta);
-        TopK's k must fit the hidden layer."""
+        TopK's k must fit the hidden layer; an activation the family's penalty cannot take is refused."""
         fam = family(self.penalty)
         for h in HYPERPARAMETERS.values():
             if h not in fam.hyperparameters and getattr(self, h.name) != h.reference:
@@ -105,6 +116,13 @@ class TrainConfig:
                                  f"{'; it has no penalty weight' if fam.weight is None else ''})")
         if "k" in self.hyperparameters():
             check_topk_k(self.k, self.n_hidden)
+        if code_activation(self.penalty, self.activation) == fam.activation:  # refuses what makes no sense
+            object.__setattr__(self, "activation", "family")  # the family's own, named: the same config
+
+    @property
+    def code_activation(self) -> str:
+        """The model's code activation: the family's own, or the ablation's ("sigmoid" for L1 on sigmoid codes)."""
+        return code_activation(self.penalty, self.activation)
 
     def hyperparameters(self) -> dict:
         """The values of this config's family's hyperparameters, e.g. {"rho": 0.08, "beta": 0.005}."""
@@ -234,7 +252,8 @@ def _start(config: TrainConfig, train_images, test_images):
     x_train, x_test = x_train.to(device), x_test.to(device)
     torch.manual_seed(config.seed)
     model = build_model(config.penalty, config.n_hidden, x_train.shape[1], mean_input=_mean_input(x_train),
-                        family_start=config.start == "family", **config.hyperparameters()).to(device)
+                        family_start=config.start == "family", activation=config.activation,
+                        **config.hyperparameters()).to(device)
     optimizer = _new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     return model, optimizer, shuffler, x_train, x_test, training_bce(device)
@@ -371,9 +390,10 @@ def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
 
     test_bce: mean over inputs and pixels, a batch at a time (no 30 MB temporaries every epoch). From the
     code of all N test inputs, (N, H): test_penalty, the family's unweighted penalty as ``evaluate``
-    reports it (TopK: 0); test_active_per_digit, the mean number of units above the family's active
-    threshold (L1: L0); test_living_units, the units active on at least one input; decoder_norm_median,
-    the median length ||d_j|| of the living units' decoder columns (None when none lives).
+    reports it (TopK: 0); test_active_per_digit, the mean number of units above the active threshold of
+    the code's activation (L1: L0; sigmoid codes, also L1's on them: above 0.5); test_living_units, the
+    units active on at least one input; decoder_norm_median, the median length ||d_j|| of the living
+    units' decoder columns (None when none lives).
     """
     model.eval()
     fam = FAMILIES[config.penalty]
@@ -383,7 +403,7 @@ def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
         total = total + bce(logits, x) * len(x)
         codes.append(code)
     code = torch.cat(codes)
-    active = code > fam.active_threshold
+    active = code > family_of_activation(model.activation).active_threshold  # the code's own rule
     living = active.any(dim=0)
     penalty = 0.0 if fam.penalty is None else \
         fam.penalty.unchecked(code, **fam.penalty_arguments(config.hyperparameters())).item()

@@ -144,6 +144,44 @@ def test_entry_matches_the_trained_model(tiny, tmp_path, monkeypatch, test_digit
     assert np.all(np.diff(chosen) <= 0) and chosen[0] == frequency.max()  # the most often firing, in order
 
 
+def test_an_l1_on_sigmoid_variant_is_built_stored_and_found(tiny, tmp_path, monkeypatch):
+    """The ablation of L1's activation as a recipe variant: its text field round-trips through the point's
+    name, the file, records(variants=True) and entry(); it is measured with its own penalty (the L1 penalty
+    of a sigmoid code: the sum of the units' means) and the sigmoid rule of "active"."""
+    variant = {"lam": 1e-3, "activation": "sigmoid"}
+    monkeypatch.setattr(atlas, "VARIANTS", {"l1": (variant,)})
+    assert atlas.grid_point("l1", {"activation": "sigmoid", "lam": 0.001}) == variant
+    assert atlas.point_id(variant) == "lam=0.001,activation=sigmoid"
+    assert atlas.parse_point("lam=0.001,activation=sigmoid") == ("l1", variant)
+    atlas.build("l1", [variant], tmp_path, progress=False, log=lambda *_: None)
+    book = atlas.load_atlas("l1", tmp_path)
+    assert book.points() == [variant] and book.records() == []
+    assert [r["params"] for r in book.records(variants=True)] == [variant]
+    entry = book.entry(lam=1e-3, activation="sigmoid")
+    assert entry.config.activation == "sigmoid" and entry.config.code_activation == "sigmoid"
+    assert tiny[-1] == entry.config
+    assert entry.metrics["l0"] is None  # sigmoid codes: no exact zeros
+    assert np.all((entry.mean_activation > 0) & (entry.mean_activation < 1))
+    assert entry.metrics["penalty"] == pytest.approx(entry.mean_activation.astype(np.float64).sum(), rel=1e-5)
+    assert entry.metrics["objective"] == pytest.approx(entry.metrics["bce"] + 1e-3 * entry.metrics["penalty"])
+    assert entry.metrics["dead_fraction"] == pytest.approx(np.mean(entry.firing_frequency == 0))  # y > 0.5 rule
+    with pytest.raises(atlas.MissingSettingError, match="has no setting lam=0.001,activation=relu"):
+        book.entry(lam=1e-3, activation="relu")
+
+
+NEW_SIGMOID_POINTS = [{"lam": lam, "activation": "sigmoid"} for lam in (0.0, 1e-4, 2.5e-4, 5e-4, 1e-3, 4e-3, 1.6e-2)]
+
+
+def test_the_shipped_l1_on_sigmoid_points_load_with_their_own_penalty():
+    book = atlas.load_atlas("l1")
+    assert [p for p in NEW_SIGMOID_POINTS if p not in book.points()] == []  # all shipped
+    for params in NEW_SIGMOID_POINTS:
+        entry = book.entry(**params)
+        assert entry.config == TrainConfig(penalty="l1", **params) and entry.config.start == "family"
+        assert entry.metrics["penalty"] == pytest.approx(entry.mean_activation.astype(np.float64).sum(), rel=1e-4)
+        assert entry.metrics["l0"] is None
+
+
 def test_unknown_settings_and_missing_files_have_clear_errors(tiny, tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m sae_utils.atlas --family l1"):
         atlas.load_atlas("l1", tmp_path)

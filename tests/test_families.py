@@ -9,7 +9,7 @@ import torch
 
 from sae_utils import SparseAutoencoder, TrainConfig, kl_sparsity_penalty, l1_penalty, sparsity_penalty
 from sae_utils.cli import build_parser, train_config
-from sae_utils.families import (FAMILIES, HYPERPARAMETERS, build_model, family, family_of_activation,
+from sae_utils.families import (FAMILIES, HYPERPARAMETERS, build_model, code_activation, family, family_of_activation,
                                 normalise_decoder, topk_dead_unit_loss)
 from sae_utils.metrics import ACTIVE_THRESHOLD
 from sae_utils.model import ACTIVATIONS
@@ -199,3 +199,18 @@ def test_command_line_has_a_flag_for_every_hyperparameter(fam, h):
     args = parser.parse_args(["train", "--penalty", fam.name, f"--{h.name.replace('_', '-')}", f"{h.grid[1]!r}"])
     assert getattr(args, h.name) == h.grid[1] and args.penalty == fam.name
     assert getattr(train_config(args), h.name) == h.grid[1]
+
+
+def test_build_model_swaps_the_activation_only_where_the_penalty_takes_it():
+    """The ablation of the activation: None or "family" is the family's own; L1 takes sigmoid codes."""
+    assert build_model("l1", 8).activation == "relu" == build_model("l1", 8, activation="family").activation
+    assert build_model("l1", 8, activation="sigmoid").activation == "sigmoid"
+    assert build_model("kl", 8, activation="sigmoid").activation == "sigmoid"
+    assert code_activation("topk") == "topk" and code_activation("l1", "sigmoid") == "sigmoid"
+    with pytest.raises(ValueError, match="activation='relu' does not go with penalty='kl'"):
+        build_model("kl", 8, activation="relu")
+    with pytest.raises(ValueError, match="activation='sigmoid' does not go with penalty='topk'"):
+        build_model("topk", 8, activation="sigmoid")
+    for fam in FAMILIES.values():
+        assert all(a in ACTIVATIONS and a != fam.activation for a in fam.other_activations)
+        assert fam.other_activations or fam.own_activation_only  # a family that takes no other says why

@@ -161,6 +161,31 @@ def test_evaluate_sigmoid_model_by_hand():
     assert metrics["dead_fraction"] == pytest.approx(1 / 3)
 
 
+def test_evaluate_with_the_l1_family_on_a_sigmoid_model_by_hand():
+    """L1 on sigmoid codes (TrainConfig(activation="sigmoid")): family="l1" scores the L1 penalty, the sum
+    of the units' mean code values, with lam; "active" stays the sigmoid rule (> 0.5). Without family the
+    model is taken for KL, as before."""
+    x, decoder_bias = hand_images(), torch.zeros(784)
+    model = hand_model("sigmoid", 8.0, [-4.0, 0.0, 3.0], decoder_bias)  # as in the test above
+    s = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    rho_hat = np.array([(2 * s(4) + 2 * s(-4)) / 4, 0.5, s(3)])
+    metrics = evaluate(model, x, family="l1", lam=0.01)
+    assert metrics["penalty"] == pytest.approx(rho_hat.sum(), rel=1e-6)
+    assert metrics["objective"] == pytest.approx(math.log(2) + 0.01 * rho_hat.sum(), rel=1e-6)
+    assert metrics["active_units_per_digit"] == pytest.approx(1.5) and metrics["dead_fraction"] == pytest.approx(1 / 3)
+    assert evaluate(model, x, family="l1")["penalty"] == metrics["penalty"]  # lam at its reference
+    default = evaluate(model, x)
+    assert default == evaluate(model, x, family="kl") and default["penalty"] != pytest.approx(rho_hat.sum())
+    with pytest.raises(ValueError, match="evaluate got 'lam', which the KL family .sigmoid codes. does not use"):
+        evaluate(model, x, lam=0.01)
+    with pytest.raises(ValueError, match="activation='relu' does not go with penalty='kl'"):
+        evaluate(hand_model("relu", 1.0, [0.0, 0.0, 0.0], decoder_bias), x, family="kl")
+    with pytest.raises(ValueError, match="activation='sigmoid' does not go with penalty='topk'"):
+        evaluate(model, x, family="topk")
+    with pytest.raises(ValueError, match="penalty must be one of 'kl', 'l1', 'topk', got 'l2'"):
+        evaluate(model, x, family="l2")
+
+
 def test_evaluate_accepts_uint8_digits(test_digits):
     model = SparseAutoencoder(16)
     assert evaluate(model, test_digits) == evaluate(model, sae_utils.prepare_images(test_digits))

@@ -277,6 +277,54 @@ def test_start_default_leaves_the_family_start_out():
         TrainConfig(start="zeros")
 
 
+def test_activation_is_checked_and_refuses_what_makes_no_sense():
+    """The ablation of the code activation: L1 takes sigmoid codes; KL needs sigmoid codes and TopK its own."""
+    assert TrainConfig().activation == "family" and TrainConfig().code_activation == "sigmoid"
+    ablated = TrainConfig(penalty="l1", activation="sigmoid")
+    assert ablated.activation == "sigmoid" and ablated.code_activation == "sigmoid"
+    assert ablated.hyperparameters() == {"lam": 4e-5}
+    # the family's own activation, named, is the same config as "family"
+    assert TrainConfig(penalty="l1", activation="relu") == TrainConfig(penalty="l1")
+    assert TrainConfig(penalty="kl", activation="sigmoid").activation == "family"
+    with pytest.raises(ValueError, match="activation must be one of 'family', 'sigmoid', 'relu', got 'tanh'"):
+        TrainConfig(penalty="l1", activation="tanh")
+    with pytest.raises(ValueError, match=re.escape("activation='relu' does not go with penalty='kl': the KL "
+                                                   "penalty needs sigmoid codes, as each unit's mean rho_hat_j "
+                                                   "must lie in (0, 1)")):
+        TrainConfig(penalty="kl", activation="relu")
+    for activation in ("sigmoid", "relu"):
+        with pytest.raises(ValueError, match=f"activation='{activation}' does not go with penalty='topk': a "
+                                             "TopK code's sparsity is its activation"):
+            TrainConfig(penalty="topk", activation=activation)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        TrainConfig(penalty="topk", activation="topk")
+
+
+def test_l1_on_sigmoid_codes_trains_with_the_l1_penalty_of_its_sigmoid_code():
+    """A few steps of L1 on sigmoid codes: the model starts as PyTorch's default (L1 has no start), its code
+    lies in (0, 1), and each step's penalty is sum_j mean_b y_bj (weighted by lam), by hand in float64."""
+    config = TrainConfig(**{**TINY, "n_hidden": 8}, penalty="l1", lam=1e-3, activation="sigmoid")
+    copies = replay(config, range(1, 6), RANDOM_DIGITS)  # the model before each of the epoch's 5 steps
+    torch.manual_seed(config.seed)
+    assert_same_state(copies[0], SparseAutoencoder(8, "sigmoid"))
+    model, history = tiny_run(config)
+    assert model.activation == "sigmoid"
+    assert_same_state(model, copies[5])
+    x = prepare_images(RANDOM_DIGITS).double()
+    code = model.encode(x.float())
+    assert bool((code > 0).all()) and bool((code < 1).all())
+    order = first_batch(dataclasses.replace(config, batch_size=50), 50)  # the epoch's shuffle
+    hand = []
+    for step in range(5):
+        before, batch = copies[step], x[order[10 * step:10 * (step + 1)]]
+        y = torch.sigmoid(batch @ before.encoder.weight.double().T + before.encoder.bias.double())  # (B, H)
+        hand.append(sum(y[:, j].mean().item() for j in range(8)))                                    # sum_j mean_b y_bj
+    assert history["train_penalty"][0] == pytest.approx(sum(hand) / 5, rel=1e-6)
+    assert history["train_objective"][0] - history["train_bce"][0] == pytest.approx(1e-3 * sum(hand) / 5, rel=1e-4)
+    y_test = torch.sigmoid(x @ model.encoder.weight.double().T + model.encoder.bias.double())
+    assert history["test_penalty"][-1] == pytest.approx(y_test.mean(dim=0).sum().item(), rel=1e-6)
+
+
 def test_a_checkpoint_written_before_a_config_field_existed_still_resumes(tmp_path):
     checkpoint = tmp_path / "checkpoint.pt"
     tiny_run(checkpoint=checkpoint)
