@@ -41,7 +41,8 @@ def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
 def plot_loss_curves(history: dict, published: dict | None = None, title: str = "Loss per epoch", *,
                      from_epoch: int = 1, yscale: str = "log", family: str | None = None, labels: dict | None = None,
                      points: dict | None = None, penalty_from_epoch: int = 1, ylabel: str = "nats per pixel",
-                     penalty_points: dict | None = None, penalty_title: str | None = None):
+                     penalty_points: dict | None = None, penalty_title: str | None = None,
+                     hlines: dict | None = None):
     """Two panels against the epoch. Left: training objective, training BCE and test BCE (published
     losses dashed). Right: their gap, the weighted penalty (objective - BCE; for TopK the weighted
     auxiliary loss), which is too small to see on the left's scale, from ``penalty_from_epoch`` (default 1).
@@ -58,6 +59,8 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     penalty_points: {legend text: (epoch, value)}, single values drawn as black stars on the right panel, with
     a legend (e.g. the weighted penalty on all training digits at once); the panel's limits grow to hold them.
     penalty_title: the right panel's title (default "objective − BCE (train, epoch mean)").
+    hlines: {legend text: value}, horizontal grey dotted lines on the left panel (its limits grow to hold
+    them), e.g. the BCE floor no model can beat; None (default) draws none.
     """
     from .families import family as family_named
 
@@ -92,6 +95,10 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
             ax.axhline(published[split], color=style, ls="--", lw=1, label=f"published {split} loss")
     for label, (epoch, loss) in (points or {}).items():
         ax.plot([epoch], [loss], "*", ms=12, color="k", label=label)
+    for label, value in (hlines or {}).items():
+        if not np.isfinite(value) or (yscale == "log" and value <= 0):
+            raise ValueError(f"hlines[{label!r}] must be a finite number (positive on a log axis), got {value!r}")
+        ax.axhline(float(value), color="grey", ls=":", lw=1.2, label=label)
     # the objective's curve is BCE per pixel plus the weighted penalty, as its legend entry says
     ax.set(xlabel="epoch", ylabel=ylabel, title=title, yscale=yscale)
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f" if yscale == "linear" else "%.2f"))
@@ -165,7 +172,7 @@ def _chosen_features(model, n, units, which, image_shape=None):
     return images[:n] if units is None else images[list(units)[:n]]
 
 
-def _feature_grid(fig, features, labels, title, colorbar_label=None):
+def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None):
     """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
 
     The scale ends at the 99.5th percentile of the absolute weights (beyond it colours saturate, and the
@@ -173,7 +180,8 @@ def _feature_grid(fig, features, labels, title, colorbar_label=None):
     cols = math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
     axes = fig.subplots(rows, cols, squeeze=False)
-    limit = torch.quantile(features.abs().flatten().float(), 0.995).item() or features.abs().max().item() or 1.0
+    if limit is None:
+        limit = _scale_limit(features)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, features, labels):
@@ -183,6 +191,11 @@ def _feature_grid(fig, features, labels, title, colorbar_label=None):
                  label=colorbar_label or f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
     fig.suptitle(title)
     return axes
+
+
+def _scale_limit(features) -> float:
+    """The colour scale's end: the 99.5th percentile of the absolute weights (else their maximum, else 1)."""
+    return torch.quantile(features.abs().flatten().float(), 0.995).item() or features.abs().max().item() or 1.0
 
 
 def unit_labels(units, firing_frequency=None) -> list[str]:
@@ -261,15 +274,19 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
 
 
 def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None,
-                     legend_loc: str = "center right"):
+                     legend_loc: str = "center right", ylim: tuple | None = None):
     """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
     the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
     (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
     title adds its k90 and, when it has any, its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
     codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none.
-    legend_loc: where each panel's legend goes, a matplotlib location string (default "center right")."""
+    legend_loc: where each panel's legend goes, a matplotlib location string (default "center right").
+    ylim: (low, high) limits of both y axes, the bars' and the cumulative share's, e.g. (0, 1.05) to put them on
+    one scale; None (default) keeps today's limits."""
     if not (isinstance(legend_loc, str) and legend_loc.strip()):
         raise ValueError(f"legend_loc must be a matplotlib location string, got {legend_loc!r}")
+    if ylim is not None and not (len(ylim) == 2 and float(ylim[0]) < float(ylim[1])):
+        raise ValueError(f"ylim must be None or (low, high) with low < high, got {ylim!r}")
     fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
     for ax, (label, code) in zip(axes[0], codes.items()):
         y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values
@@ -279,11 +296,13 @@ def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, 
         zeros = (y == 0).sum().item()  # only a code with exact zeros (ReLU, TopK) says how many
         ax.set(title=f"{label}: k{round(100 * share)} = {k}" + (f", {zeros} exact zeros" if zeros else ""),
                xlabel="units, sorted by value", ylabel="code value y (bars)")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         cumulative = ax.twinx()   # the mass and its share line on the right axis, in the curve's colour
         cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1", label="cumulative share of the mass")
         cumulative.axhline(share, color="C1", ls="--", lw=0.8, label=f"{share:.0%} of the mass")
         cumulative.axvline(k, color="grey", ls=":", lw=0.8, label=f"$k_{{{round(100 * share)}}}$ = {k}")
-        cumulative.set(ylim=(0, 1.02))
+        cumulative.set(ylim=(0, 1.02) if ylim is None else ylim)
         cumulative.set_ylabel("cumulative share of the mass (right axis)", color="C1")
         cumulative.tick_params(axis="y", colors="C1")
         handles, labels = cumulative.get_legend_handles_labels()
@@ -473,28 +492,35 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
     return _feature_blocks(blocks, n, title, colorbar_label)
 
 
-def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str | None = None):
+def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str | None = None,
+                    shared_scale: bool = False):
     """Side by side, one ``_feature_grid`` per block: {label: (features (N, h, w), tile labels)}, each
-    block laid out for ``n`` tiles on its own colour scale."""
+    block laid out for ``n`` tiles on its own colour scale, or with ``shared_scale`` on one scale for all
+    blocks (the 99.5th percentile of all their absolute weights)."""
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(blocks), 1.2 * rows + 0.8), layout="constrained")
+    limit = _scale_limit(torch.cat([f.reshape(len(f), -1) for f, _ in blocks.values()])) if shared_scale else None
     for block, (label, (features, labels)) in zip(fig.subfigures(1, len(blocks), squeeze=False)[0], blocks.items()):
-        _feature_grid(block, features, labels, label, colorbar_label)
+        _feature_grid(block, features, labels, label, colorbar_label, limit=limit)
     if title:
         fig.suptitle(title, y=1.04)
     return fig
 
 
-def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None):
+def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None, shared_scale: bool = False):
     """The stored decoder columns of atlas entries, one block per entry, side by side, each block on its
     own shared colour scale with a colour bar, as ``plot_feature_comparison`` draws models. entries:
     {label: ``atlas.AtlasEntry``}; each shows its first ``n`` stored units (the atlas keeps the 64 most
-    often active, most often first), tiles labelled with unit and firing frequency."""
+    often active, most often first), tiles labelled with unit and firing frequency. shared_scale: True puts
+    all blocks on one colour scale (the 99.5th percentile of all their absolute weights), so that they can be
+    compared tile by tile; False (default) gives each block its own."""
+    if not isinstance(shared_scale, bool):
+        raise ValueError(f"shared_scale must be True or False, got {shared_scale!r}")
     blocks = {label: (torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32)),
                       unit_labels(entry.feature_units[:n], entry.firing_frequency))
               for label, entry in entries.items()}
-    return _feature_blocks(blocks, n, title)
+    return _feature_blocks(blocks, n, title, shared_scale=shared_scale)
 
 
 def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None,

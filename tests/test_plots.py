@@ -850,3 +850,39 @@ def test_code_value_histograms_count_every_value():
     with pytest.raises(ValueError, match="same non-empty labels"):
         plots.plot_code_value_histograms(codes, {"KL": 0.5})
     plt.close("all")
+
+
+def test_plot_loss_curves_draws_horizontal_lines_such_as_the_floor():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    ax, _ = plots.plot_loss_curves(history, yscale="linear", hlines={"BCE floor": 0.05}).axes
+    floor = [line for line in ax.lines if line.get_label() == "BCE floor"]
+    assert len(floor) == 1 and list(floor[0].get_ydata()) == [0.05, 0.05] and ax.get_ylim()[0] <= 0.05
+    assert len(plots.plot_loss_curves(history).axes[0].lines) == 3                 # default: none
+    with pytest.raises(ValueError, match="hlines"):
+        plots.plot_loss_curves(history, hlines={"floor": 0.0})                      # 0 on a log axis
+
+
+def test_plot_sorted_code_sets_the_bars_axis_limits():
+    code = torch.tensor([0.9, 0.6, 0.2, 0.1])
+    bars, share = plots.plot_sorted_code({"a digit": code}, ylim=(0, 1.05)).axes
+    assert bars.get_ylim() == pytest.approx((0, 1.05)) and share.get_ylim() == pytest.approx((0, 1.05))
+    assert plots.plot_sorted_code({"a digit": code}).axes[0].get_ylim()[1] < 1.0     # default: matplotlib's choice
+    with pytest.raises(ValueError, match="ylim"):
+        plots.plot_sorted_code({"a digit": code}, ylim=(1, 0))
+
+
+def test_atlas_features_on_one_shared_scale_use_the_percentile_of_all_blocks():
+    from sae_utils.atlas import load_atlas
+
+    kl = load_atlas("kl")
+    entries = {"β = 0.005": kl.entry(rho=0.08, beta=0.005), "β = 0": kl.entry(rho=0.08, beta=0.0)}
+    weights = np.concatenate([np.abs(np.asarray(e.features[:4], dtype=np.float64)).ravel() for e in entries.values()])
+    expected = np.quantile(weights, 0.995)                                          # independent: numpy, float64
+    shared = [ax.images[0].get_clim() for ax in plots.plot_atlas_features(entries, n=4, shared_scale=True).axes
+              if ax.images]
+    assert len(shared) == 8 and all(c == pytest.approx((-expected, expected), rel=1e-5) for c in shared)
+    own = {ax.images[0].get_clim() for ax in plots.plot_atlas_features(entries, n=4).axes if ax.images}
+    assert len(own) == 2                                                            # default: one scale per block
+    with pytest.raises(ValueError, match="shared_scale"):
+        plots.plot_atlas_features(entries, n=4, shared_scale="yes")
