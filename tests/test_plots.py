@@ -850,3 +850,15 @@ def test_code_value_histograms_count_every_value():
     with pytest.raises(ValueError, match="same non-empty labels"):
         plots.plot_code_value_histograms(codes, {"KL": 0.5})
     plt.close("all")
+
+
+def test_plot_along_draws_log_keys_rows_on_a_log_y_axis_only():
+    from sae_utils.atlas import load_atlas
+
+    records = {"kl": load_atlas("kl").records()}
+    fig = plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, keys=("bce", "active_units_per_digit"),
+                           log_keys=("active_units_per_digit",))
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]
+    with pytest.raises(ValueError, match="log_keys"):
+        plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, log_keys=("l0",))
+    plt.close(fig)
