@@ -506,6 +506,34 @@ def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -
     return steps_
 
 
+def step_verdicts(family: str, moving: str, key: str, sigma: float, values=None, directory=None,
+                  **fixed) -> list:
+    """Each step of a ``series`` judged on ONE stated seed std ``sigma`` for both settings: one dict per pair of
+    neighbouring values of ``moving`` (the others at ``fixed``), both in ``values`` when it is given, with "from",
+    "to", "a", "b" (seed-0 values of metric ``key``), "change" (b - a), "z" (change / (sqrt(2) sigma)) and
+    "verdict" (``noise_verdict(z)``). sigma: a positive float, e.g. the largest std that seeds measure."""
+    sigma = float(sigma)
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be a positive finite float, got {sigma!r}")
+    rows = series(family, moving, directory, **fixed)
+    points = [v for v in rows if values is None or v in values]
+    result = []
+    for a, b in zip(points[:-1], points[1:]):
+        va, vb = rows[a]["metrics"][key], rows[b]["metrics"][key]
+        z = (vb - va) / (math.sqrt(2) * sigma)
+        result.append({"from": a, "to": b, "a": va, "b": vb, "change": vb - va, "z": z, "verdict": noise_verdict(z)})
+    return result
+
+
+def largest_sd(family: str, key: str, settings, directory=None) -> float:
+    """The largest seed std of metric ``key`` over ``settings`` (parameter dicts of ``family``, each with two or
+    more stored seeds; a setting without them raises MissingSettingError rather than borrowing)."""
+    settings = list(settings)
+    if not settings:
+        raise ValueError("settings must name at least one setting")
+    return max(float(seed_spread(family, (key,), directory, **params)[key]["std"]) for params in settings)
+
+
 def stored_roughness(family: str, directory=None, max_firing: float | None = None, **params) -> list:
     """The texture of a setting's stored decoder columns, per stored seed (seed 0 first): the median over the
     atlas's feature units (the 64 units most often on, ``AtlasEntry.feature_units``) of
@@ -811,7 +839,7 @@ def pull_rows(beta: float = 0.005, directory=None) -> list:
     """The KL rho series at ``beta``, one dict per rho: "ρ" (text), "miss ȳ − ρ" (ybar - rho, ybar the mean over
     the H units of each unit's stored mean code value on the test digits) and "pull bound ÷ β" = |ybar - rho| /
     (1 - ybar), the bound on |d beta KL / d b_j| / beta of a unit whose minibatch mean equals ybar (the
-    derivation: notebook 04, Appendix A5). Floats; ``beta`` >= 0."""
+    derivation: notebook 04, section "KL, lower ρ"). Floats; ``beta`` >= 0."""
     beta = check_number("beta", beta, low=0)
     rows = []
     for rho, row in series("kl", "rho", directory, beta=beta).items():

@@ -13,7 +13,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
-from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter
 import torch
 
 from .checks import check_choice, check_code, check_int, check_number
@@ -929,7 +929,8 @@ SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code m
 
 
 def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), spread: dict | None = None,
-               n_spreads: float = 3.0, band_label: str | None = None, ylims: dict | None = None):
+               n_spreads: float = 3.0, band_label: str | None = None, ylims: dict | None = None,
+               log_keys=()):
     """How test metrics move along each slider: one column per line (a hyperparameter that moves, the others
     fixed, as in ``plot_tradeoff``), one row per metric in ``keys``; the x axis is the moving value on a log
     scale, with 0 (no penalty) drawn as a hollow marker left of a break. records: {family:
@@ -937,8 +938,13 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
     (e.g. from ``atlas.seed_spread``) draws a band of ± ``n_spreads`` std around the family's reference;
     band_label: how the title names the band (default "reference ± {n_spreads:.3g} seed std"); ylims: {key:
     (low, high)}, that row's y range: a point outside it is drawn as a triangle on the panel's edge (pointing
-    the way it lies) with its value written beside it."""
+    the way it lies) with its value written beside it; log_keys: metrics (of ``keys``, positive) whose rows get
+    a log y axis."""
     from .families import FAMILIES
+
+    unknown = [key for key in log_keys if key not in keys]
+    if isinstance(log_keys, str) or unknown:
+        raise ValueError(f"log_keys must be a sequence of names from keys {tuple(keys)}, got {log_keys!r}")
 
     columns = [(name, moving, fixed) for name, family_lines in lines.items() for moving, fixed in family_lines]
     fig, axes = plt.subplots(len(keys), len(columns), figsize=(3.3 * len(columns), 2.4 * len(keys) + 0.3),
@@ -968,6 +974,11 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
             if key in (ylims or {}):
                 _mark_off_scale(ax, xs, ys, ylims[key], f"C{c}")
             ax.set_xscale("log")
+            if key in log_keys:
+                ax.set_yscale("log")
+                for axis_set in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+                    axis_set(LogFormatter(labelOnlyBase=False))
+                ax.tick_params(axis="y", which="both", labelsize=7)
             if positive and zero_at in xs:
                 ax.axvline(zero_at * 2, color="0.6", lw=0.8, ls=":")
             ax.set_ylabel(SHORT_LABELS.get(key, key.replace("_", " ")) if c == 0 else "", fontsize=8)
@@ -976,7 +987,8 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
         axes[0, c].set_title(f"{fam.title}: {symbols[moving]} varies" + (f" ({where})" if where else ""), fontsize=9)
         has_zero = any(p["params"][moving] == 0 for p in chosen)
         axes[-1, c].set_xlabel(f"{symbols[moving]} (log scale" + (
-            f";\nhollow: {symbols[moving]} = 0, drawn at a nominal x)" if has_zero else ")"), fontsize=8)
+            f";\nhollow: {symbols[moving]} = 0 at a nominal x, left of the dotted break)" if has_zero else ")"),
+            fontsize=8)
     band = f"; grey band: {band_label or f'reference ± {n_spreads:.3g} seed std'}" if spread else ""
     fig.suptitle(f"test metrics along each slider (star: the reference{band})", fontsize=10)
     fig.tight_layout()
@@ -1219,7 +1231,7 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
         top = x[dashboards["top_digits"][row]].reshape(-1, *shape)
         top_ax.imshow(tile(top, cols=3), cmap="gray", vmin=0, vmax=1)
         values = dashboards["top_values"][row]
-        top_ax.set_title(f"top {len(top)} inputs ({_value_range(values.min(), values.max())})", fontsize=8)
+        top_ax.set_title(f"top {len(top)} inputs (activations {_value_range(values.min(), values.max())})", fontsize=8)
         for ax in (decoder_ax, top_ax):
             ax.set_xticks([]), ax.set_yticks([])
         edges, counts = dashboards["edges"][row], dashboards["histogram"][row]

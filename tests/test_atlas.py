@@ -832,3 +832,24 @@ def test_metric_rows_match_the_stored_runs_and_their_seeds():
         atlas.metric_rows("kl", "lam", (0.0,), ("bce",), rho=0.08)
     with pytest.raises(ValueError, match="keys must be"):
         atlas.metric_rows("kl", "beta", (0.0,), (), rho=0.08)
+
+
+def test_step_verdicts_divides_each_neighbouring_change_by_root_two_sigma():
+    rows = atlas.series("kl", "beta", rho=0.08)
+    got = atlas.step_verdicts("kl", "beta", "bce", 1e-4, values=(0.0015, 0.005, 0.015), rho=0.08)
+    assert [(r["from"], r["to"]) for r in got] == [(0.0015, 0.005), (0.005, 0.015)]
+    for r in got:   # independent: float64 by hand
+        change = float(rows[r["to"]]["metrics"]["bce"]) - float(rows[r["from"]]["metrics"]["bce"])
+        assert abs(r["z"] - change / (1e-4 * 2 ** 0.5)) < 1e-9
+        assert r["verdict"] == atlas.noise_verdict(r["z"])
+    with pytest.raises(ValueError, match="sigma"):
+        atlas.step_verdicts("kl", "beta", "bce", 0.0, rho=0.08)
+
+
+def test_largest_sd_is_the_max_of_the_settings_sample_stds():
+    settings = ({"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.15})
+    expected = max(np.std(atlas.seed_spread("kl", ("units_for_mass",), **p)["units_for_mass"]["values"], ddof=1)
+                   for p in settings)
+    assert abs(atlas.largest_sd("kl", "units_for_mass", settings) - expected) < 1e-12
+    with pytest.raises(atlas.MissingSettingError):
+        atlas.largest_sd("kl", "bce", [{"rho": 0.16, "beta": 0.005}])

@@ -886,3 +886,15 @@ def test_atlas_features_on_one_shared_scale_use_the_percentile_of_all_blocks():
     assert len(own) == 2                                                            # default: one scale per block
     with pytest.raises(ValueError, match="shared_scale"):
         plots.plot_atlas_features(entries, n=4, shared_scale="yes")
+
+
+def test_plot_along_draws_log_keys_rows_on_a_log_y_axis_only():
+    from sae_utils.atlas import load_atlas
+
+    records = {"kl": load_atlas("kl").records()}
+    fig = plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, keys=("bce", "active_units_per_digit"),
+                           log_keys=("active_units_per_digit",))
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]
+    with pytest.raises(ValueError, match="log_keys"):
+        plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, log_keys=("l0",))
+    plt.close(fig)
