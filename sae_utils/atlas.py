@@ -882,12 +882,17 @@ def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:
     return np.diff([row["metrics"][key] for row in rows.values()]) / unit
 
 
-def series_table(rows: dict, moving: str, unit: dict | None, step_label: str = "change") -> str:
+def series_table(rows: dict, moving: str, unit: dict | None, step_label: str = "change",
+                 raw_changes: bool = False) -> str:
     """A ``series`` as a plain-text table, one row per point: the moving value, k90, test BCE, active units
     per digit and the dead (or never-active) share, with the change of k90 and of the BCE from the row
     above in units of ``unit`` ({"units_for_mass": ..., "bce": ...}, e.g. seed tolerances), in columns
     headed "k90 <step_label>" and "BCE <step_label>" (e.g. step_label="step (z)"). With ``unit=None`` the
-    two step columns are left out (the plain table a reader scans for the trend)."""
+    two step columns are left out (the plain table a reader scans for the trend). raw_changes: also give the
+    plain change from the row above (units of k90; nats per pixel), in columns "k90 raw change" and
+    "BCE raw change" before the scaled ones, comparable across families (default False: left out)."""
+    if not isinstance(raw_changes, bool):
+        raise ValueError(f"raw_changes must be True or False, got {raw_changes!r}")
     if unit is not None and not (isinstance(unit, dict) and {"units_for_mass", "bce"} <= set(unit)):
         raise ValueError(f"unit must be None or a dict with keys 'units_for_mass' and 'bce', got {unit!r}")
     k90_step_name, bce_step_name = f"k90 {step_label}", f"BCE {step_label}"
@@ -897,15 +902,20 @@ def series_table(rows: dict, moving: str, unit: dict | None, step_label: str = "
     table_rows = []
     for (value, row), k90_step, bce_step in zip(rows.items(), k90_steps, bce_steps):
         m = row["metrics"]
-        cells = {moving: value, "k90": m["units_for_mass"], k90_step_name: k90_step, "test BCE": m["bce"],
+        raw = {key: None if not table_rows else m[key] - previous[key] for key in ("units_for_mass", "bce")}
+        previous = m
+        cells = {moving: value, "k90": m["units_for_mass"], "k90 raw change": raw["units_for_mass"],
+                 k90_step_name: k90_step, "test BCE": m["bce"], "BCE raw change": raw["bce"],
                  bce_step_name: bce_step, "active units per digit": m["active_units_per_digit"],
                  "dead or never-active units": m["dead_fraction"]}
         if unit is None:
             del cells[k90_step_name], cells[bce_step_name]
+        if not raw_changes:
+            del cells["k90 raw change"], cells["BCE raw change"]
         table_rows.append(cells)
-    return table(table_rows, formats={moving: "g", "k90": ".1f", k90_step_name: "+.1f", "test BCE": ".5f",
-                                      bce_step_name: "+.1f", "active units per digit": ".1f",
-                                      "dead or never-active units": ".1%"})
+    return table(table_rows, formats={moving: "g", "k90": ".1f", "k90 raw change": "+.1f", k90_step_name: "+.1f",
+                                      "test BCE": ".5f", "BCE raw change": "+.5f", bce_step_name: "+.1f",
+                                      "active units per digit": ".1f", "dead or never-active units": ".1%"})
 
 
 def best_rivals(records: list, rivals: list, unit: dict) -> dict:

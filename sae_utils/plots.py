@@ -743,7 +743,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   legend_loc: str = "best", star_alpha: float = 1.0, star_size: float = 220,
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
                   extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7,
-                  label_offsets: dict | None = None, star_offsets: dict | None = None):
+                  label_offsets: dict | None = None, star_offsets: dict | None = None,
+                  extra_lines: dict | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -773,7 +774,9 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     a positive number (default 7). label_offsets: {family: {(hyperparameter, value): (dx, dy)}}, points:
     those line labels are placed at this offset from their point instead, joined to it by a thin line, and
     are never hidden or moved. star_offsets: {family: (dx, dy)}, points: the same for the "KL ref." names
-    of annotate_stars (default (9, 5), without a line).
+    of annotate_stars (default (9, 5), without a line). extra_lines: {legend label: [(x, y, point label), ...]},
+    lines that are not one family's grid line (e.g. a penalty on another activation), each drawn in the next
+    free colour with plus markers, joined in the order given, each point labelled with its text (below right).
     """
     from .families import FAMILIES
 
@@ -857,6 +860,15 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                 x_error, y_error = reference_errors[name]
                 ax.errorbar(x, y, xerr=x_error, yerr=y_error, color="black",
                             capsize=3, lw=1, zorder=4)
+    for l_index, (label, points) in enumerate((extra_lines or {}).items()):
+        if not isinstance(points, (list, tuple)) or not points or any(
+                not isinstance(p, (list, tuple)) or len(p) != 3 for p in points):
+            raise ValueError(f"extra_lines[{label!r}] must be a non-empty list of (x, y, point label), got {points!r}")
+        colour = f"C{len(records) + l_index}"
+        xs, ys = [check_number("extra_lines x", p[0]) for p in points], [check_number("extra_lines y", p[1]) for p in points]
+        ax.plot(xs, ys, "P-", color=colour, label=label, zorder=3)
+        for x, y, text in points:
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=text_size, color=colour)
     for label, point in (extra_points or {}).items():
         x, y, *errors = point
         if errors:
@@ -1155,6 +1167,57 @@ def features_png(features: np.ndarray, never_active=None) -> tuple[bytes, float]
 def _percent_label(share: float, _position=None) -> str:
     """A share on a log axis as a percentage: 0.001 -> "0.1%", 0.01 -> "1%", 1 -> "100%"."""
     return f"{100 * share:.10g}%"
+
+
+def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None = None):
+    """The KL and the L1 penalty per unit of weight against one unit's mean code value rho_hat_j (left), and their
+    slopes d(penalty / weight) / d rho_hat_j (right), on a log x axis. KL: KL(rho || rho_hat), slope
+    (1 - rho) / (1 - rho_hat) - rho / rho_hat, zero at rho (a dotted line); L1: rho_hat itself, slope 1 (for
+    non-negative codes the L1 penalty is the sum of the unit means). rho: the KL target, in (0, 1).
+    unit_means: {"kl": (H,) sigmoid unit means, "l1": (H,) ReLU unit means} (tensors or arrays, e.g.
+    ``code.mean(dim=0)`` over the test digits); each family's living means (> 0) are drawn as ticks in a strip
+    of their own below the left panel's curves, with a legend entry, and the L1 curve spans the living L1
+    means. weight_ratio: beta / lambda, named in the title (the heights are per unit of weight and not
+    comparable), or None. Returns the figure."""
+    from .penalties import kl_divergence
+
+    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
+    if not isinstance(unit_means, dict) or set(unit_means) != {"kl", "l1"}:
+        raise ValueError(f"unit_means must be a dict with keys 'kl' and 'l1', got {unit_means!r}")
+    means = {}
+    for name, values in unit_means.items():
+        values = torch.as_tensor(np.asarray(values), dtype=torch.float64).reshape(-1)
+        if values.numel() == 0 or not torch.isfinite(values).all() or (values < 0).any():
+            raise ValueError(f"unit_means[{name!r}] must be finite non-negative unit means, got {values}")
+        means[name] = values[values > 0]
+    if means["l1"].numel() == 0 or (means["kl"] >= 1).any():
+        raise ValueError("unit_means['l1'] needs a living unit and unit_means['kl'] values below 1")
+    if weight_ratio is not None:
+        weight_ratio = check_number("weight_ratio", weight_ratio, low=0, low_open=True)
+    q_kl = torch.logspace(-3, -0.005, 400, dtype=torch.float64)           # a sigmoid unit's mean lies in (0, 1)
+    q_l1 = torch.logspace(means["l1"].min().log10().item(), means["l1"].max().log10().item(), 400, dtype=torch.float64)
+    panels = {"penalty / weight": (kl_divergence(rho, q_kl), q_l1),
+              "d(penalty / weight) / d$\\hat\\rho_j$": ((1 - rho) / (1 - q_kl) - rho / q_kl, torch.ones_like(q_l1))}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, (what, (kl_curve, l1_curve)) in zip(axes, panels.items()):
+        ax.plot(q_kl.numpy(), kl_curve.numpy(), color="C0", label=rf"KL: $\mathrm{{KL}}(\rho\,\|\,\hat\rho_j)$, $\rho$ = {rho:g}")
+        ax.plot(q_l1.numpy(), l1_curve.numpy(), color="C1", label=r"L1: $\hat\rho_j$")
+        ax.axvline(rho, color="grey", linestyle=":")
+        ax.set(xscale="log", xlabel=r"unit mean $\hat\rho_j$ (log scale)", ylabel=what, title=what)
+    for name, y, colour in (("kl", -0.1, "C0"), ("l1", -0.22, "C1")):   # the ticks' strip, below zero
+        living = means[name].numpy()
+        axes[0].plot(living, np.full(len(living), y), "|", color=colour, alpha=0.4,
+                     label=f"ticks: the {name.upper()} reference's unit means")
+    axes[0].axhspan(-0.3, -0.03, color="0.93", zorder=0)
+    axes[0].set_ylim(-0.3, 1.5)
+    axes[1].set(ylim=(-2, 2), xlim=axes[0].get_xlim())
+    axes[1].axhline(0, color="black", linewidth=0.5)
+    axes[0].legend(fontsize=8)
+    ratio = "" if weight_ratio is None else f": $\\beta/\\lambda$ = {weight_ratio:.0f}"
+    fig.suptitle("KL has its minimum at $\\rho$ (dotted), L1 pushes down at one rate. Ticks (grey strip): the "
+                 f"reference models' unit means.\nHeights are per unit of weight and not comparable{ratio}")
+    fig.tight_layout()
+    return fig
 
 
 def plot_unit_statistics(mean_activation: np.ndarray, firing_frequency: np.ndarray, rho: float | None = None,

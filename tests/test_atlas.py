@@ -337,6 +337,14 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
     named = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, step_label="step (z)")
     assert "k90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
+    raw = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, raw_changes=True).splitlines()
+    header = raw[0]
+    assert "k90 raw change" in header and "BCE raw change" in header and "k90 raw change" not in lines[0]
+    k90_raw = second["metrics"]["units_for_mass"] - first["metrics"]["units_for_mass"]    # by hand, row 2 minus row 1
+    bce_raw = second["metrics"]["bce"] - first["metrics"]["bce"]
+    assert raw[2].split()[2] == f"{k90_raw:+.1f}" and raw[2].split()[5] == f"{bce_raw:+.5f}" and raw[1].split()[2] == "-"
+    with pytest.raises(ValueError, match="raw_changes"):
+        atlas.series_table(by_beta, "beta", None, raw_changes="yes")
     plain = atlas.series_table(by_beta, "beta", None).splitlines()   # no step columns: the values only
     assert len(plain) == 1 + len(by_beta) and "change" not in plain[0] and "step" not in plain[0]
     for line, (beta, row) in zip(plain[1:], by_beta.items()):   # beta, k90, BCE, active, dead, as formatted by hand

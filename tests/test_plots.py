@@ -276,6 +276,16 @@ def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     assert [star.get_alpha() for star in stars] == [0.5]
 
 
+def test_tradeoff_draws_extra_lines_in_their_order_with_their_labels():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": 0.005}, "metrics": {"bce": 0.07, "units_for_mass": 237}}]}
+    fig = plots.plot_tradeoff(records, {}, extra_lines={"sigmoid L1": [(150, 0.069, "a"), (100, 0.072, "b")]})
+    (line,) = [l for l in fig.axes[0].lines if l.get_label() == "sigmoid L1"]
+    assert list(line.get_xdata()) == [150, 100] and list(line.get_ydata()) == [0.069, 0.072]
+    assert line.get_color() == "C1" and {"a", "b"} <= {t.get_text() for t in fig.axes[0].texts}
+    with pytest.raises(ValueError, match="extra_lines"):
+        plots.plot_tradeoff(records, {}, extra_lines={"bad": [(150, 0.069)]})
+
+
 def test_plot_tradeoff_views_draws_one_figure_per_view_with_its_layout():
     def record(rho, beta, bce, mass):
         return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
@@ -898,3 +908,25 @@ def test_plot_along_draws_log_keys_rows_on_a_log_y_axis_only():
     with pytest.raises(ValueError, match="log_keys"):
         plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, log_keys=("l0",))
     plt.close(fig)
+
+
+def test_penalty_shapes_draws_the_kl_divergence_its_slope_and_the_living_means():
+    means = {"kl": torch.tensor([0.05, 0.08, 0.2]), "l1": torch.tensor([0.0, 0.01, 0.5])}
+    fig = plots.plot_penalty_shapes(0.08, means, weight_ratio=125)
+    left, right = fig.axes[:2]
+    by_label = {line.get_label(): line for line in left.lines}
+    kl_curve = next(line for label, line in by_label.items() if label.startswith("KL:"))
+    q = np.asarray(kl_curve.get_xdata(), dtype=np.float64)
+    np.testing.assert_allclose(kl_curve.get_ydata(), 0.08 * np.log(0.08 / q) + 0.92 * np.log(0.92 / (1 - q)), rtol=1e-9)
+    slope = np.asarray(next(l for l in right.lines if l.get_label().startswith("KL:")).get_ydata())
+    crossing = q[np.argmax(slope > 0)]                           # the slope changes sign at rho
+    assert slope[0] < 0 < slope[-1] and abs(crossing / 0.08 - 1) < 0.02
+    l1_curve = next(line for label, line in by_label.items() if label.startswith("L1:"))
+    assert np.isclose(min(l1_curve.get_xdata()), 0.01) and np.isclose(max(l1_curve.get_xdata()), 0.5)
+    np.testing.assert_allclose(l1_curve.get_ydata(), l1_curve.get_xdata())      # the L1 penalty is the mean itself
+    assert len(by_label["ticks: the L1 reference's unit means"].get_xdata()) == 2   # the dead unit left out
+    assert len(by_label["ticks: the KL reference's unit means"].get_xdata()) == 3 and "125" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="unit_means"):
+        plots.plot_penalty_shapes(0.08, {"kl": means["kl"]})
+    with pytest.raises(ValueError, match="rho"):
+        plots.plot_penalty_shapes(1.5, means)
