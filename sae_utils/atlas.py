@@ -454,6 +454,35 @@ def noise_verdict(z: float) -> str:
     return next(label for bound, label in NOISE_BINS if abs(z) <= bound)
 
 
+def noise_mark(z: float, threshold: float = 4.0) -> str:
+    """The one mark of the main-line noise rule: "beyond noise" when |z| > threshold, else "within noise".
+    z: a float, not nan (a difference in units of its yardstick); threshold: a positive finite float."""
+    z, threshold = float(z), float(threshold)
+    if math.isnan(z):
+        raise ValueError(f"z must not be nan, got {z!r}")
+    if not math.isfinite(threshold) or threshold <= 0:
+        raise ValueError(f"threshold must be a positive finite float, got {threshold!r}")
+    return "beyond noise" if abs(z) > threshold else "within noise"
+
+
+def judge(family: str, a: dict, b: dict, key: str, seeded, directory=None) -> dict:
+    """One metric of two settings (seed 0 each) on the ONE noise rule: when both settings have stored seeds,
+    s = sqrt(sd_a^2 + sd_b^2) from their own seeds ("own σs"); otherwise s = sqrt(2) * ``largest_sd(family, key,
+    seeded)`` ("√2 σ_max"). Returns {"a", "b", "change" (b - a), "s", "z" (change / s), "mark"
+    (``noise_mark(z)``), "yardstick"}. seeded: the family's settings with seeds (parameter dicts)."""
+    atlas = load_atlas(family, directory)
+    values = [atlas.entry(**params).metrics[key] for params in (a, b)]
+    (sd_a, borrowed_a), (sd_b, borrowed_b) = (setting_sd(family, key, directory, **params) for params in (a, b))
+    if borrowed_a or borrowed_b:
+        s, yardstick = math.sqrt(2) * largest_sd(family, key, seeded, directory), "√2 σ_max"
+    else:
+        s, yardstick = math.hypot(sd_a, sd_b), "own σs"
+    change = values[1] - values[0]
+    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
+    return {"a": values[0], "b": values[1], "change": change, "s": s, "z": z, "mark": noise_mark(z),
+            "yardstick": yardstick}
+
+
 def setting_sd(family: str, key: str, directory=None, **params) -> tuple[float, bool]:
     """The seed standard deviation of metric ``key`` at a setting: from its own stored seeds when it has
     two or more, else the family's reference setting's (borrowed). Returns (sd, borrowed)."""
@@ -839,7 +868,8 @@ def pull_rows(beta: float = 0.005, directory=None) -> list:
     """The KL rho series at ``beta``, one dict per rho: "ρ" (text), "miss ȳ − ρ" (ybar - rho, ybar the mean over
     the H units of each unit's stored mean code value on the test digits) and "pull bound ÷ β" = |ybar - rho| /
     (1 - ybar), the bound on |d beta KL / d b_j| / beta of a unit whose minibatch mean equals ybar (the
-    derivation: notebook 04, section "KL, lower ρ"). Floats; ``beta`` >= 0."""
+    derivation: dKL(ρ‖q)/dq = (q − ρ)/(q(1 − q)) and dq/db_j = mean of y(1 − y) ≤ q, with q = ybar).
+    Floats; ``beta`` >= 0."""
     beta = check_number("beta", beta, low=0)
     rows = []
     for rho, row in series("kl", "rho", directory, beta=beta).items():

@@ -861,3 +861,24 @@ def test_largest_sd_is_the_max_of_the_settings_sample_stds():
     assert abs(atlas.largest_sd("kl", "units_for_mass", settings) - expected) < 1e-12
     with pytest.raises(atlas.MissingSettingError):
         atlas.largest_sd("kl", "bce", [{"rho": 0.16, "beta": 0.005}])
+
+
+def test_noise_mark_has_two_words_and_checks_its_inputs():
+    assert atlas.noise_mark(4.01) == "beyond noise" and atlas.noise_mark(-4.01) == "beyond noise"
+    assert atlas.noise_mark(4.0) == "within noise" and atlas.noise_mark(-1.0) == "within noise"
+    assert atlas.noise_mark(2.5, threshold=2.0) == "beyond noise"
+    with pytest.raises(ValueError, match="z"):
+        atlas.noise_mark(float("nan"))
+    with pytest.raises(ValueError, match="threshold"):
+        atlas.noise_mark(1.0, threshold=0)
+
+
+def test_judge_uses_own_sigmas_when_both_have_seeds_else_sqrt2_sigma_max():
+    seeded = ({"lam": 4e-5}, {"lam": 0.0})
+    both = atlas.judge("l1", {"lam": 0.0}, {"lam": 4e-5}, "units_for_mass", seeded)
+    sds = [float(np.std(atlas.seed_spread("l1", ("units_for_mass",), **p)["units_for_mass"]["values"], ddof=1))
+           for p in seeded]   # float64 sample std of the stored seed values
+    assert both["yardstick"] == "own σs" and math.isclose(both["s"], math.hypot(*sds), rel_tol=1e-9)
+    one = atlas.judge("l1", {"lam": 1e-5}, {"lam": 4e-5}, "units_for_mass", seeded)
+    assert one["yardstick"] == "√2 σ_max" and math.isclose(one["s"], math.sqrt(2) * max(sds), rel_tol=1e-9)
+    assert math.isclose(one["z"], (one["b"] - one["a"]) / one["s"]) and one["mark"] == atlas.noise_mark(one["z"])
