@@ -60,7 +60,8 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, small_value_share_bound, unit_dashboards, units_by_use, units_for_mass)
+                      l0, mass_below_bound, small_value_share_bound, unit_dashboards, units_by_use,
+                      units_for_mass)
 from .probe import linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -467,20 +468,22 @@ def noise_mark(z: float, threshold: float = 4.0) -> str:
 
 def judge(family: str, a: dict, b: dict, key: str, seeded, directory=None) -> dict:
     """One metric of two settings (seed 0 each) on the ONE noise rule: when both settings have stored seeds,
-    s = sqrt(sd_a^2 + sd_b^2) from their own seeds ("own σs"); otherwise s = sqrt(2) * ``largest_sd(family, key,
-    seeded)`` ("√2 σ_max"). Returns {"a", "b", "change" (b - a), "s", "z" (change / s), "mark"
-    (``noise_mark(z)``), "yardstick"}. seeded: the family's settings with seeds (parameter dicts)."""
-    atlas = load_atlas(family, directory)
-    values = [atlas.entry(**params).metrics[key] for params in (a, b)]
-    (sd_a, borrowed_a), (sd_b, borrowed_b) = (setting_sd(family, key, directory, **params) for params in (a, b))
-    if borrowed_a or borrowed_b:
+    s = sqrt(sd_a^2 + sd_b^2) from their own seeds ("own σs", as ``compare``); otherwise s = sqrt(2) *
+    ``largest_sd(family, key, seeded)`` ("√2 σ_max"). Returns {"a", "b", "change" (b - a), "s", "z" (change / s),
+    "mark" (``noise_mark(z)``), "yardstick"}. seeded: the family's settings with seeds (parameter dicts)."""
+    result = compare(family, a, b, key, directory)
+    if result["borrowed"]:
         s, yardstick = math.sqrt(2) * largest_sd(family, key, seeded, directory), "√2 σ_max"
     else:
-        s, yardstick = math.hypot(sd_a, sd_b), "own σs"
-    change = values[1] - values[0]
-    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
-    return {"a": values[0], "b": values[1], "change": change, "s": s, "z": z, "mark": noise_mark(z),
+        s, yardstick = result["s"], "own σs"
+    z = _z(result["change"], s)
+    return {"a": result["a"], "b": result["b"], "change": result["change"], "s": s, "z": z, "mark": noise_mark(z),
             "yardstick": yardstick}
+
+
+def _z(change: float, s: float) -> float:
+    """A difference in units of its yardstick s; ±inf (or 0 for no change) when s is 0."""
+    return change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
 
 
 def setting_sd(family: str, key: str, directory=None, **params) -> tuple[float, bool]:
@@ -503,7 +506,7 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
     (sd_a, borrowed_a), (sd_b, borrowed_b) = (setting_sd(family, key, directory, **params) for params in (a, b))
     s = math.hypot(sd_a, sd_b)
     change = values[1] - values[0]
-    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
+    z = _z(change, s)
     return {"a": values[0], "b": values[1], "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
             "borrowed": borrowed_a or borrowed_b}
 
@@ -544,13 +547,12 @@ def step_verdicts(family: str, moving: str, key: str, sigma: float, values=None,
     sigma = float(sigma)
     if not math.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"sigma must be a positive finite float, got {sigma!r}")
-    rows = series(family, moving, directory, **fixed)
-    points = [v for v in rows if values is None or v in values]
+    rows = {v: row for v, row in series(family, moving, directory, **fixed).items() if values is None or v in values}
+    points, zs = list(rows), steps(rows, key, math.sqrt(2) * sigma)
     result = []
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b, z in zip(points[:-1], points[1:], zs):
         va, vb = rows[a]["metrics"][key], rows[b]["metrics"][key]
-        z = (vb - va) / (math.sqrt(2) * sigma)
-        result.append({"from": a, "to": b, "a": va, "b": vb, "change": vb - va, "z": z, "verdict": noise_verdict(z)})
+        result.append({"from": a, "to": b, "a": va, "b": vb, "change": vb - va, "z": float(z), "verdict": noise_verdict(z)})
     return result
 
 
@@ -1229,7 +1231,8 @@ def code_mass_along(family: str, moving: str, directory=None, small_values: bool
         if small_values:
             active = float(np.asarray(entry.firing_frequency, dtype=np.float64).sum())    # sum_j f_j
             rows[-1]["active units per digit"] = active
-            rows[-1]["mass from values <= 0.5, at least"] = max(0.0, 1 - active / float(means.sum()))
+            floor = mass_below_bound(active, float(means.mean()), len(means))
+            rows[-1]["mass from values <= 0.5, at least"] = max(0.0, floor)
     return rows
 
 

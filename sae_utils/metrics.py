@@ -241,10 +241,8 @@ def subset_penalty_prediction(code: torch.Tensor, rho: float, n: int) -> float:
     n = check_int("n", n, low=1)
     if n > total:
         raise ValueError(f"n must be at most the number of rows of code ({total}), got {n}")
-    q = code.mean(dim=0)
-    curvature = rho / q**2 + (1 - rho) / (1 - q) ** 2
-    variance_of_mean = code.var(dim=0) / n * (1 - n / total)
-    return (kl_divergence(rho, q) + 0.5 * curvature * variance_of_mean).sum().item()
+    # Cochran's s_j^2 / n * (1 - n / N) equals kl_jensen_gap's v_j / n * (N - n) / (N - 1): its excess at beta = 1
+    return kl_divergence(rho, code.mean(dim=0)).sum().item() + kl_jensen_gap(code, rho, 1.0, batch_size=n)
 
 
 TRUNCATION_FILLS = ("mean", "min", "zero")
