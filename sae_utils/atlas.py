@@ -481,6 +481,49 @@ def judge(family: str, a: dict, b: dict, key: str, seeded, directory=None) -> di
             "yardstick": yardstick}
 
 
+def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -> list:
+    """The headline moves of the sliders judged on the ONE noise rule (``judge``), as rows for ``table``.
+    moves: a list of (family, a, b, keys): two parameter dicts of ``family`` and a tuple of metric keys;
+    seeded: {family: its settings with stored seeds (parameter dicts)}. One dict per (move, key), in order:
+    "move" ("<family> <point_id(a)> → <point_id(b)>"), "metric" (the key), "from", "to" (seed-0 values, floats),
+    "z" (change in units of the yardstick) and "mark" ("beyond seed noise" when |z| > 4, else
+    "within seed noise"). names: optional {key: label} for the "metric" column (default: the key itself)."""
+    if names is not None and not isinstance(names, dict):
+        raise ValueError(f"names must be None or a dict, got {names!r}")
+    rows = []
+    for move in moves:
+        if not (isinstance(move, (tuple, list)) and len(move) == 4):
+            raise ValueError(f"each move must be (family, a, b, keys), got {move!r}")
+        family, a, b, keys = move
+        if family not in seeded:
+            raise ValueError(f"seeded has no settings for family {family!r}")
+        if isinstance(keys, str) or not keys:
+            raise ValueError(f"keys must be a non-empty tuple of metric names, got {keys!r}")
+        for key in keys:
+            c = judge(family, a, b, key, seeded[family], directory)
+            rows.append({"move": f"{family.upper()} {point_id(a)} → {point_id(b)}", "metric": (names or {}).get(key, key),
+                         "from": float(c["a"]), "to": float(c["b"]), "z": float(c["z"]),
+                         "mark": "beyond seed noise" if abs(c["z"]) > 4 else "within seed noise"})
+    return rows
+
+
+def penalty_scale_rows(directory=None) -> list:
+    """Why beta and lambda look small: one dict per family's reference (seed 0), for ``table``: "family",
+    "weight" (beta or lambda), "784 × weight" (the weight against a pixel-summed error; 784 pixels),
+    "code sum per digit" (H * ybar, the mean over test digits of sum_j y_j; None for KL, whose penalty is not a
+    code sum) and "penalty ÷ test BCE" ((objective - bce) / bce on the test digits; for KL rho_hat_j is the mean
+    over all test digits). Floats."""
+    rows = []
+    for family, name in (("kl", "beta"), ("l1", "lam")):
+        entry = load_atlas(family, directory).entry(**FAMILIES[family].reference())
+        m, weight = entry.metrics, float(entry.params[name])
+        rows.append({"family": family.upper(), "weight": weight, "784 × weight": 784 * weight,
+                     "code sum per digit": (float(entry.config.n_hidden * m["mean_activation"])
+                                            if family == "l1" else None),
+                     "penalty ÷ test BCE": (m["objective"] - m["bce"]) / m["bce"]})
+    return rows
+
+
 def _z(change: float, s: float) -> float:
     """A difference in units of its yardstick s; ±inf (or 0 for no change) when s is 0."""
     return change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0

@@ -882,3 +882,48 @@ def test_judge_uses_own_sigmas_when_both_have_seeds_else_sqrt2_sigma_max():
     one = atlas.judge("l1", {"lam": 1e-5}, {"lam": 4e-5}, "units_for_mass", seeded)
     assert one["yardstick"] == "√2 σ_max" and math.isclose(one["s"], math.sqrt(2) * max(sds), rel_tol=1e-9)
     assert math.isclose(one["z"], (one["b"] - one["a"]) / one["s"]) and one["mark"] == atlas.noise_mark(one["z"])
+
+
+def test_judge_rows_matches_the_seed_stds_by_hand():
+    """Each row's z against an independent reference: the sample stds of the stored seed values, hypot of both
+    settings' when both have seeds, else sqrt(2) times the largest over the seeded settings."""
+    seeded = {"l1": ({"lam": 4e-5}, {"lam": 0.0})}
+    sd = {p["lam"]: float(np.std(atlas.seed_spread("l1", ("bce",), **p)["bce"]["values"], ddof=1)) for p in seeded["l1"]}
+    rows = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("bce",)),
+                             ("l1", {"lam": 0.0}, {"lam": 1.6e-4}, ("bce",))], seeded)
+    l1 = atlas.load_atlas("l1")
+    bce = {lam: l1.entry(lam=lam).metrics["bce"] for lam in (0.0, 4e-5, 1.6e-4)}
+    assert math.isclose(rows[0]["z"], (bce[4e-5] - bce[0.0]) / math.hypot(sd[0.0], sd[4e-5]), rel_tol=1e-9)
+    assert math.isclose(rows[1]["z"], (bce[1.6e-4] - bce[0.0]) / (math.sqrt(2) * max(sd.values())), rel_tol=1e-9)
+    assert rows[1]["move"] == "L1 lam=0 → lam=0.00016" and rows[1]["from"] == bce[0.0] and rows[1]["to"] == bce[1.6e-4]
+    assert all(r["mark"] == ("beyond seed noise" if abs(r["z"]) > 4 else "within seed noise") for r in rows)
+    with pytest.raises(ValueError, match="move"):
+        atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5})], seeded)
+    with pytest.raises(ValueError, match="family"):
+        atlas.judge_rows([("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, ("bce",))], seeded)
+    with pytest.raises(ValueError, match="keys"):
+        atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, "bce")], seeded)
+    named = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("bce",))], seeded, names={"bce": "test BCE"})
+    assert named[0]["metric"] == "test BCE" and named[0]["z"] == rows[0]["z"]
+
+
+def test_penalty_scale_rows_match_the_shipped_models_codes():
+    """Against an independent reference: the shipped models' codes on the test digits, the KL penalty written
+    out with rho_hat over all test digits, the L1 code sum, and the BCE computed here."""
+    from sae_utils import load_pretrained
+    x = prepare_images(load_mnist("test")[0]).double()
+    rows = {r["family"]: r for r in atlas.penalty_scale_rows()}
+    for family in ("kl", "l1"):
+        model = load_pretrained(family)[0].double()
+        with torch.no_grad():
+            logits, code = model(x)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x).item()
+        if family == "kl":
+            q, rho, beta = code.mean(dim=0), 0.08, 0.005
+            penalty = beta * (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
+            assert rows["KL"]["code sum per digit"] is None and rows["KL"]["784 × weight"] == pytest.approx(3.92)
+        else:
+            code_sum = code.sum(dim=1).mean().item()
+            penalty = 4e-5 * code_sum
+            assert rows["L1"]["code sum per digit"] == pytest.approx(code_sum, rel=1e-5)
+        assert rows[family.upper()]["penalty ÷ test BCE"] == pytest.approx(penalty / bce, rel=1e-4)
