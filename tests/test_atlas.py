@@ -882,3 +882,21 @@ def test_judge_uses_own_sigmas_when_both_have_seeds_else_sqrt2_sigma_max():
     one = atlas.judge("l1", {"lam": 1e-5}, {"lam": 4e-5}, "units_for_mass", seeded)
     assert one["yardstick"] == "√2 σ_max" and math.isclose(one["s"], math.sqrt(2) * max(sds), rel_tol=1e-9)
     assert math.isclose(one["z"], (one["b"] - one["a"]) / one["s"]) and one["mark"] == atlas.noise_mark(one["z"])
+
+
+def test_seed_sd_rows_match_a_hand_computed_sample_sd():
+    import statistics
+    runs = [r["metrics"] for r in atlas.load_atlas("l1").records(variants=True)
+            if {k: v for k, v in r["params"].items() if k != "seed"} == atlas.grid_point("l1", {"lam": 4e-5})]
+    assert len(runs) >= 2
+    (row,) = atlas.seed_sd_rows("l1", {"ref": {"lam": 4e-5}}, 512)
+    assert row["seed sd"] == f"ref ({len(runs)} seeds)"
+    assert row["dead units"] == pytest.approx(statistics.stdev(m["dead_fraction"] for m in runs), rel=1e-9)
+    assert row["L0 per digit"] == pytest.approx(statistics.stdev(m["l0"] for m in runs), rel=1e-9)
+    assert row["test BCE"] == pytest.approx(statistics.stdev(m["bce"] for m in runs), rel=1e-9)
+    shares = [m["l0"] / (512 * (1 - m["dead_fraction"])) for m in runs]
+    assert row["L0 / living units"] == pytest.approx(statistics.stdev(shares), rel=1e-9)
+    with pytest.raises(ValueError):
+        atlas.seed_sd_rows("l1", {}, 512)
+    with pytest.raises(ValueError):
+        atlas.seed_sd_rows("l1", {"ref": 4e-5}, 512)
