@@ -436,6 +436,30 @@ def sparsity_rows(runs: dict, n_hidden: int, first: str = "setting") -> list:
     return rows
 
 
+def seed_sd_rows(family: str, settings: dict, n_hidden: int, first: str = "seed sd", directory=None) -> list:
+    """Table rows of the seed standard deviation of each ``sparsity_rows`` column, one row per stored setting.
+
+    settings: {row label: params of a stored setting with two or more seeds, e.g. {"lam": 4e-5}};
+    n_hidden: the runs' number of hidden units; first: the first column's name. For each setting the S
+    stored seeds give S values of each test metric; each column is their sample standard deviation (n - 1).
+    Returns [{first: "label (S seeds)", "dead units", "L0 per digit", "L0 / living units", "test BCE"}, ...]
+    in the order of ``settings``; print with ``table(rows, formats=SPARSITY_FORMATS)``. Raises like
+    ``seed_spread`` if a setting has fewer than two stored seeds."""
+    if not isinstance(settings, dict) or not settings:
+        raise ValueError(f"settings must be a non-empty dict {{label: params dict}}, got {settings!r}")
+    n_hidden = check_int("n_hidden", n_hidden, low=1)
+    rows = []
+    for name, params in settings.items():
+        if not isinstance(params, dict):
+            raise ValueError(f"settings[{name!r}] must be a dict of params, got {params!r}")
+        spread = seed_spread(family, ("l0", "bce", "dead_fraction"), directory, **params)
+        per_living = l0_per_living(spread["l0"]["values"], spread["dead_fraction"]["values"], n_hidden)
+        rows.append({first: f"{name} ({len(spread['l0']['values'])} seeds)",
+                     "dead units": spread["dead_fraction"]["std"], "L0 per digit": spread["l0"]["std"],
+                     "L0 / living units": float(np.std(per_living, ddof=1)), "test BCE": spread["bce"]["std"]})
+    return rows
+
+
 def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
     """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
     as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored

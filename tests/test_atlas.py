@@ -927,3 +927,21 @@ def test_penalty_scale_rows_match_the_shipped_models_codes():
             penalty = 4e-5 * code_sum
             assert rows["L1"]["code sum per digit"] == pytest.approx(code_sum, rel=1e-5)
         assert rows[family.upper()]["penalty ÷ test BCE"] == pytest.approx(penalty / bce, rel=1e-4)
+
+
+def test_seed_sd_rows_match_a_hand_computed_sample_sd():
+    import statistics
+    runs = [r["metrics"] for r in atlas.load_atlas("l1").records(variants=True)
+            if {k: v for k, v in r["params"].items() if k != "seed"} == atlas.grid_point("l1", {"lam": 4e-5})]
+    assert len(runs) >= 2
+    (row,) = atlas.seed_sd_rows("l1", {"ref": {"lam": 4e-5}}, 512)
+    assert row["seed sd"] == f"ref ({len(runs)} seeds)"
+    assert row["dead units"] == pytest.approx(statistics.stdev(m["dead_fraction"] for m in runs), rel=1e-9)
+    assert row["L0 per digit"] == pytest.approx(statistics.stdev(m["l0"] for m in runs), rel=1e-9)
+    assert row["test BCE"] == pytest.approx(statistics.stdev(m["bce"] for m in runs), rel=1e-9)
+    shares = [m["l0"] / (512 * (1 - m["dead_fraction"])) for m in runs]
+    assert row["L0 / living units"] == pytest.approx(statistics.stdev(shares), rel=1e-9)
+    with pytest.raises(ValueError):
+        atlas.seed_sd_rows("l1", {}, 512)
+    with pytest.raises(ValueError):
+        atlas.seed_sd_rows("l1", {"ref": 4e-5}, 512)
