@@ -744,7 +744,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   annotate_stars: bool = False, unpenalised_marker: str | None = None,
                   extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7,
                   label_offsets: dict | None = None, star_offsets: dict | None = None,
-                  extra_lines: dict | None = None):
+                  extra_lines: dict | None = None, extra_label_offsets: dict | None = None,
+                  hollow_unpenalised: bool = False):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -777,6 +778,10 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     of annotate_stars (default (9, 5), without a line). extra_lines: {legend label: [(x, y, point label), ...]},
     lines that are not one family's grid line (e.g. a penalty on another activation), each drawn in the next
     free colour with plus markers, joined in the order given, each point labelled with its text (below right).
+    extra_label_offsets: {legend label of extra_lines: {point label: (dx, dy)}}, points: those extra-line labels
+    are placed at this offset from their point instead, joined to it by a thin line (default None: all below
+    right). hollow_unpenalised: when True, a line's point whose penalty weight is 0 (e.g. L1 at lambda = 0) is
+    drawn hollow (white face, edge in the line's colour) above the line; default False (filled like the rest).
     """
     from .families import FAMILIES
 
@@ -786,6 +791,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         xticks = [check_number("xticks", t, low=0, low_open=True) for t in xticks]
     text_size = check_number("text_size", text_size, low=0, low_open=True)
     offsets = [(f"label_offsets[{f!r}][{k!r}]", o) for f, d in (label_offsets or {}).items() for k, o in d.items()]
+    offsets += [(f"extra_label_offsets[{f!r}][{k!r}]", o) for f, d in (extra_label_offsets or {}).items()
+                for k, o in d.items()]
     for where, pair in offsets + [(f"star_offsets[{f!r}]", o) for f, o in (star_offsets or {}).items()]:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise ValueError(f"{where} must be a pair (dx, dy) of offsets in points, got {pair!r}")
@@ -806,6 +813,12 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
             label = f"{name.upper()}: {symbols[moving]} varies" + (f" ({where})" if where else "")
             (line,) = ax.plot(xs, ys, "o^sv"[l_index % 4] + "-", color=colour, label=label,
                               alpha=1 - 0.35 * l_index, zorder=2)
+            if hollow_unpenalised and moving == fam.weight:
+                zero = [(x, y) for p, x, y in zip(chosen, xs, ys) if p["params"][moving] == 0]
+                if zero:
+                    ax.scatter(*zip(*zero), marker="o^sv"[l_index % 4], s=line.get_markersize() ** 2,
+                               facecolor="white", edgecolor=colour, linewidths=1.5, zorder=3,
+                               alpha=line.get_alpha()).set_gid("unpenalised")
             wanted = (label_points or {}).get(name)
             spec = _label_format([p["params"][moving] for p in chosen])
             for i, (p, x, y) in enumerate(zip(chosen, xs, ys)):
@@ -867,7 +880,14 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         colour = f"C{len(records) + l_index}"
         xs, ys = [check_number("extra_lines x", p[0]) for p in points], [check_number("extra_lines y", p[1]) for p in points]
         ax.plot(xs, ys, "P-", color=colour, label=label, zorder=3)
+        moved = (extra_label_offsets or {}).get(label, {})
         for x, y, text in points:
+            if text in moved:  # an offset asked for: a thin line to the point, never hidden
+                dx, dy = moved[text]
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=text_size,
+                            color=colour, ha="left" if dx >= 0 else "right", va="center",
+                            arrowprops=dict(arrowstyle="-", color=colour, lw=0.7, shrinkA=1, shrinkB=4)).set_gid("star")
+                continue
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=text_size, color=colour)
     for label, point in (extra_points or {}).items():
         x, y, *errors = point
@@ -1169,7 +1189,8 @@ def _percent_label(share: float, _position=None) -> str:
     return f"{100 * share:.10g}%"
 
 
-def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None = None):
+def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None = None, x_min=None,
+                        tick_alpha=0.4, tick_width: float | None = None):
     """The KL and the L1 penalty per unit of weight against one unit's mean code value rho_hat_j (left), and their
     slopes d(penalty / weight) / d rho_hat_j (right), on a log x axis. KL: KL(rho || rho_hat), slope
     (1 - rho) / (1 - rho_hat) - rho / rho_hat, zero at rho (a dotted line); L1: rho_hat itself, slope 1 (for
@@ -1178,7 +1199,12 @@ def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None
     ``code.mean(dim=0)`` over the test digits); each family's living means (> 0) are drawn as ticks in a strip
     of their own below the left panel's curves, with a legend entry, and the L1 curve spans the living L1
     means. weight_ratio: beta / lambda, named in the title (the heights are per unit of weight and not
-    comparable), or None. Returns the figure."""
+    comparable), or None. x_min: where the KL curves start: None (default) 1e-3; a number in (0, 1); or "means",
+    the smallest living unit mean drawn (either family), so that the KL curves span every tick; when given, the
+    legend goes to the upper centre, clear of the longer KL curve. tick_alpha: the ticks' opacity in (0, 1], one
+    number or {"kl": a, "l1": b} (default 0.4; lower shows where many ticks pile up instead of a solid block; the
+    legend draws them at least at 0.4). tick_width: the ticks' line width in points (default None: matplotlib's).
+    Returns the figure."""
     from .penalties import kl_divergence
 
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
@@ -1194,7 +1220,24 @@ def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None
         raise ValueError("unit_means['l1'] needs a living unit and unit_means['kl'] values below 1")
     if weight_ratio is not None:
         weight_ratio = check_number("weight_ratio", weight_ratio, low=0, low_open=True)
-    q_kl = torch.logspace(-3, -0.005, 400, dtype=torch.float64)           # a sigmoid unit's mean lies in (0, 1)
+    if not isinstance(tick_alpha, dict):
+        tick_alpha = {"kl": tick_alpha, "l1": tick_alpha}
+    if set(tick_alpha) != {"kl", "l1"}:
+        raise ValueError(f"tick_alpha must be a number or a dict with keys 'kl' and 'l1', got {tick_alpha!r}")
+    tick_alpha = {n: check_number(f"tick_alpha[{n!r}]", a, low=0, high=1, low_open=True) for n, a in tick_alpha.items()}
+    legend_loc = "best" if x_min is None else "upper center"
+    if tick_width is not None:
+        tick_width = check_number("tick_width", tick_width, low=0, low_open=True)
+    if x_min is None:
+        x_min = 1e-3
+    elif isinstance(x_min, str):
+        if x_min != "means":
+            raise ValueError(f"x_min must be None, a number in (0, 1) or 'means', got {x_min!r}")
+        x_min = min(m.min().item() for m in means.values() if m.numel())
+    else:
+        x_min = check_number("x_min", x_min, low=0, high=1, low_open=True, high_open=True)
+    x_min = min(x_min, 10 ** -0.01)
+    q_kl = torch.logspace(math.log10(x_min), -0.005, 400, dtype=torch.float64)  # a sigmoid unit's mean lies in (0, 1)
     q_l1 = torch.logspace(means["l1"].min().log10().item(), means["l1"].max().log10().item(), 400, dtype=torch.float64)
     panels = {"penalty / weight": (kl_divergence(rho, q_kl), q_l1),
               "d(penalty / weight) / d$\\hat\\rho_j$": ((1 - rho) / (1 - q_kl) - rho / q_kl, torch.ones_like(q_l1))}
@@ -1206,13 +1249,15 @@ def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None
         ax.set(xscale="log", xlabel=r"unit mean $\hat\rho_j$ (log scale)", ylabel=what, title=what)
     for name, y, colour in (("kl", -0.1, "C0"), ("l1", -0.22, "C1")):   # the ticks' strip, below zero
         living = means[name].numpy()
-        axes[0].plot(living, np.full(len(living), y), "|", color=colour, alpha=0.4,
-                     label=f"ticks: the {name.upper()} reference's unit means")
+        axes[0].plot(living, np.full(len(living), y), "|", color=colour, alpha=tick_alpha[name],
+                     **({} if tick_width is None else {"markeredgewidth": tick_width}), label=f"ticks: the {name.upper()} reference's unit means")
     axes[0].axhspan(-0.3, -0.03, color="0.93", zorder=0)
     axes[0].set_ylim(-0.3, 1.5)
     axes[1].set(ylim=(-2, 2), xlim=axes[0].get_xlim())
     axes[1].axhline(0, color="black", linewidth=0.5)
-    axes[0].legend(fontsize=8)
+    legend = axes[0].legend(fontsize=8, loc=legend_loc)
+    for handle in legend.legend_handles[2:]:   # the ticks' entries stay visible however faint the ticks
+        handle.set_alpha(max(handle.get_alpha(), 0.4))
     ratio = "" if weight_ratio is None else f": $\\beta/\\lambda$ = {weight_ratio:.0f}"
     fig.suptitle("KL has its minimum at $\\rho$ (dotted), L1 pushes down at one rate. Ticks (grey strip): the "
                  f"reference models' unit means.\nHeights are per unit of weight and not comparable{ratio}")

@@ -930,3 +930,49 @@ def test_penalty_shapes_draws_the_kl_divergence_its_slope_and_the_living_means()
         plots.plot_penalty_shapes(0.08, {"kl": means["kl"]})
     with pytest.raises(ValueError, match="rho"):
         plots.plot_penalty_shapes(1.5, means)
+
+
+def test_tradeoff_extra_label_offsets_move_the_named_extra_line_labels():
+    records = {"kl": [{"params": {"rho": 0.08, "beta": 0.005}, "metrics": {"bce": 0.07, "units_for_mass": 237}}]}
+    extra = {"sigmoid L1": [(150, 0.069, "a"), (100, 0.072, "b")]}
+    default = {t.get_text(): t for t in plots.plot_tradeoff(records, {}, extra_lines=extra).axes[0].texts}
+    assert default["a"].xyann == (4, -10) and default["b"].xyann == (4, -10)
+    moved = {t.get_text(): t for t in plots.plot_tradeoff(records, {}, extra_lines=extra,
+                                                           extra_label_offsets={"sigmoid L1": {"a": (-6, 14)}}).axes[0].texts}
+    assert moved["a"].xyann == (-6, 14) and moved["a"].get_ha() == "right" and moved["a"].arrow_patch is not None
+    assert moved["b"].xyann == (4, -10)  # labels not named stay where they were
+    with pytest.raises(ValueError, match="extra_label_offsets"):
+        plots.plot_tradeoff(records, {}, extra_lines=extra, extra_label_offsets={"sigmoid L1": {"a": (1, 2, 3)}})
+
+
+def test_tradeoff_hollow_unpenalised_draws_the_zero_weight_line_point_hollow():
+    def record(beta, bce, mass):
+        return {"params": {"rho": 0.08, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record(0.0, 0.066, 337), record(0.005, 0.070, 237), record(0.05, 0.075, 250)]}
+    lines = {"kl": [("beta", {"rho": 0.08})]}
+    assert not [c for c in plots.plot_tradeoff(records, lines).axes[0].collections if c.get_gid() == "unpenalised"]
+    (hollow,) = [c for c in plots.plot_tradeoff(records, lines, hollow_unpenalised=True).axes[0].collections
+                 if c.get_gid() == "unpenalised"]
+    assert hollow.get_offsets().tolist() == [[337, 0.066]]  # only the beta = 0 point
+    assert tuple(hollow.get_facecolor()[0]) == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_penalty_shapes_x_min_extends_the_kl_curve_and_tick_options_thin_the_ticks():
+    means = {"kl": torch.full((8,), 0.08), "l1": torch.tensor([0.0, 2e-5, 1e-3, 0.5])}
+    default = plots.plot_penalty_shapes(0.08, means)
+    assert default.axes[0].lines[0].get_xdata().min() == pytest.approx(1e-3)
+    ticks = [l for l in default.axes[0].lines if l.get_label().startswith("ticks")]
+    assert [l.get_alpha() for l in ticks] == [0.4, 0.4]
+    wide = plots.plot_penalty_shapes(0.08, means, x_min="means", tick_alpha={"kl": 0.05, "l1": 0.4}, tick_width=0.5)
+    for ax in wide.axes:  # both panels' KL curves reach the smallest living unit mean
+        assert ax.lines[0].get_xdata().min() == pytest.approx(2e-5)
+    ticks = {l.get_label(): l for l in wide.axes[0].lines if l.get_label().startswith("ticks")}
+    kl_ticks = ticks["ticks: the KL reference's unit means"]
+    assert kl_ticks.get_alpha() == 0.05 and kl_ticks.get_markeredgewidth() == 0.5
+    assert ticks["ticks: the L1 reference's unit means"].get_alpha() == 0.4
+    assert wide.axes[0].get_legend()._loc == 9  # "upper center", clear of the longer KL curve
+    assert plots.plot_penalty_shapes(0.08, means, x_min=1e-4).axes[0].lines[0].get_xdata().min() == pytest.approx(1e-4)
+    for bad in ({"x_min": "ticks"}, {"x_min": 2.0}, {"tick_alpha": 0}, {"tick_alpha": {"kl": 0.1}}, {"tick_width": -1}):
+        with pytest.raises(ValueError):
+            plots.plot_penalty_shapes(0.08, means, **bad)
+    plt.close("all")
