@@ -531,6 +531,72 @@ def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -
     return rows
 
 
+SEED_SD_COLUMNS = {"test BCE": ("bce", ".1e"), "k90": ("units_for_mass", ".2f"),
+                   "active units per digit": ("active_units_per_digit", ".2f"),
+                   "dead / never-active share": ("dead_fraction", ".1%")}
+
+
+def seed_sd_table(seeded: dict, directory=None) -> str:
+    """The seed standard deviations of the seeded settings as a printable table, one line per setting:
+    "setting" ("<FAMILY> <point_id>"), "seeds" (how many are stored), then the sample std (n - 1) over the
+    seeds of each metric of ``SEED_SD_COLUMNS`` (test BCE, k90, active units per digit, dead / never-active
+    share). seeded: {family: a sequence of parameter dicts, each a stored setting with two or more seeds}.
+    Raises like ``seed_spread`` for a setting with fewer than two seeds."""
+    if not isinstance(seeded, dict) or not seeded:
+        raise ValueError(f"seeded must be a non-empty dict {{family: settings}}, got {seeded!r}")
+    keys = tuple(key for key, _ in SEED_SD_COLUMNS.values())
+    rows = []
+    for family, settings in seeded.items():
+        for params in settings:
+            spread = seed_spread(family, keys, directory, **params)
+            rows.append({"setting": f"{family.upper()} {point_id(params)}", "seeds": len(spread[keys[0]]["seeds"]),
+                         **{name: spread[key]["std"] for name, (key, _) in SEED_SD_COLUMNS.items()}})
+    return table(rows, formats={"setting": "<", **{name: spec for name, (_, spec) in SEED_SD_COLUMNS.items()}})
+
+
+HEADLINE_NAMES = {"units_for_mass": "k90", "active_units_per_digit": "active units per digit", "bce": "test BCE",
+                  "dead_fraction": "dead share"}
+HEADLINE_FORMATS = {"k90": ".1f", "active units per digit": ".1f", "dead share": ".1%", "test BCE": ".5f"}
+
+
+def headline_table(rows: list, formats: dict | None = None) -> str:
+    """Rows of ``judge_rows`` as a printable table: move, metric, from, to (each in its metric's format),
+    z ("+.1f") and mark. rows: dicts with "move", "metric", "from", "to", "z", "mark"; formats: {metric label:
+    format spec} for "from" and "to" (default ``HEADLINE_FORMATS``, for labels from ``HEADLINE_NAMES``)."""
+    formats = HEADLINE_FORMATS if formats is None else formats
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"rows must be a non-empty list of judge_rows dicts, got {rows!r}")
+    missing = sorted({row.get("metric") for row in rows} - set(formats))
+    if missing:
+        raise ValueError(f"no format for metric(s) {missing}; give formats={{label: spec}}")
+    columns = {"move": ("move", "<"), "metric": ("metric", "<"),
+               **{end: (lambda row, end=end: format(row[end], formats[row["metric"]]), ">") for end in ("from", "to")},
+               "z": ("z", "+.1f"), "mark": ("mark", "<")}
+    return table(rows, columns)
+
+
+def gallery_entries(points, directory=None) -> dict:
+    """Atlas entries labelled for ``plots.plot_atlas_gallery``: {label: AtlasEntry}, in the order given.
+    points: a sequence of (family, params dict) of stored settings. Each label is "<FAMILY> sym=value, ..."
+    (e.g. "KL ρ=0.01, β=0.005"; values below 10⁻³ as ``label`` writes them, "4e-5"), with " (ref.)" for the family's reference and " (no penalty)" when the
+    penalty weight (β or λ) is 0."""
+    entries = {}
+    for item in points:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], dict)):
+            raise ValueError(f"each point must be (family, params dict), got {item!r}")
+        family, params = item
+        fam = FAMILIES[family]
+        symbols = {h.name: h.symbol for h in fam.hyperparameters}
+        text = f"{family.upper()} " + ", ".join(f"{symbols[k]}={v:g}" if v == 0 or abs(v) >= 1e-3 else
+                                                 f"{symbols[k]}={label(v)}" for k, v in params.items())
+        if grid_point(family, params) == grid_point(family, fam.reference()):
+            text += " (ref.)"
+        elif any(params.get(k) == 0 for k in ("beta", "lam")):
+            text += " (no penalty)"
+        entries[text] = load_atlas(family, directory).entry(**params)
+    return entries
+
+
 def penalty_scale_rows(directory=None) -> list:
     """Why beta and lambda look small: one dict per family's reference (seed 0), for ``table``: "family",
     "weight" (beta or lambda), "784 × weight" (the weight against a pixel-summed error; 784 pixels),

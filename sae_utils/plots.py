@@ -962,7 +962,7 @@ SHORT_LABELS = {"units_for_mass": "$k_{90}$: units for 90 %\nof a digit's code m
 
 def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), spread: dict | None = None,
                n_spreads: float = 3.0, band_label: str | None = None, ylims: dict | None = None,
-               log_keys=()):
+               log_keys=(), ylabels: dict | None = None):
     """How test metrics move along each slider: one column per line (a hyperparameter that moves, the others
     fixed, as in ``plot_tradeoff``), one row per metric in ``keys``; the x axis is the moving value on a log
     scale, with 0 (no penalty) drawn as a hollow marker left of a break. records: {family:
@@ -971,9 +971,12 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
     band_label: how the title names the band (default "reference ± {n_spreads:.3g} seed std"); ylims: {key:
     (low, high)}, that row's y range: a point outside it is drawn as a triangle on the panel's edge (pointing
     the way it lies) with its value written beside it; log_keys: metrics (of ``keys``, positive) whose rows get
-    a log y axis."""
+    a log y axis; ylabels: {key: text}, that row's y label in place of the default (default None: the short
+    labels)."""
     from .families import FAMILIES
 
+    if ylabels is not None and not isinstance(ylabels, dict):
+        raise ValueError(f"ylabels must be None or a dict {{key: text}}, got {ylabels!r}")
     unknown = [key for key in log_keys if key not in keys]
     if isinstance(log_keys, str) or unknown:
         raise ValueError(f"log_keys must be a sequence of names from keys {tuple(keys)}, got {log_keys!r}")
@@ -1013,7 +1016,8 @@ def plot_along(records: dict, lines: dict, keys=("bce", "units_for_mass"), sprea
                 ax.tick_params(axis="y", which="both", labelsize=7)
             if positive and zero_at in xs:
                 ax.axvline(zero_at * 2, color="0.6", lw=0.8, ls=":")
-            ax.set_ylabel(SHORT_LABELS.get(key, key.replace("_", " ")) if c == 0 else "", fontsize=8)
+            default_label = SHORT_LABELS.get(key, key.replace("_", " "))
+            ax.set_ylabel((ylabels or {}).get(key, default_label) if c == 0 else "", fontsize=8)
             ax.tick_params(labelsize=7)
         where = ", ".join(f"{symbols[k]} = {v:g}" for k, v in fixed.items())
         axes[0, c].set_title(f"{fam.title}: {symbols[moving]} varies" + (f" ({where})" if where else ""), fontsize=9)

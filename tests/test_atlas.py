@@ -945,3 +945,41 @@ def test_seed_sd_rows_match_a_hand_computed_sample_sd():
         atlas.seed_sd_rows("l1", {}, 512)
     with pytest.raises(ValueError):
         atlas.seed_sd_rows("l1", {"ref": 4e-5}, 512)
+
+
+def test_seed_sd_table_prints_the_hand_computed_sample_sds():
+    import statistics
+    table = atlas.seed_sd_table({"l1": ({"lam": 4e-5},)})
+    header, line = table.splitlines()
+    assert header.split()[:3] == ["setting", "seeds", "test"] and "dead / never-active share" in header
+    runs = [r["metrics"] for r in atlas.load_atlas("l1").records(variants=True)
+            if {k: v for k, v in r["params"].items() if k != "seed"} == atlas.grid_point("l1", {"lam": 4e-5})]
+    by_hand = [format(statistics.stdev([m["bce"] for m in runs]), ".1e"),
+               format(statistics.stdev([m["units_for_mass"] for m in runs]), ".2f"),
+               format(statistics.stdev([m["active_units_per_digit"] for m in runs]), ".2f"),
+               format(statistics.stdev([m["dead_fraction"] for m in runs]), ".1%")]
+    assert line.split() == ["L1", "lam=4e-05", str(len(runs)), *by_hand]
+    with pytest.raises(ValueError, match="seeded"):
+        atlas.seed_sd_table({})
+
+
+def test_headline_table_formats_each_metric_in_its_own_spec():
+    rows = [{"move": "L1 a → b", "metric": "dead share", "from": 0.465, "to": 0.6561, "z": 6.07, "mark": "beyond seed noise"},
+            {"move": "L1 a → b", "metric": "test BCE", "from": 0.065071, "to": 0.071612, "z": 20.0, "mark": "beyond seed noise"}]
+    lines = atlas.headline_table(rows).splitlines()
+    assert lines[0].split() == ["move", "metric", "from", "to", "z", "mark"]
+    assert "46.5%" in lines[1] and "65.6%" in lines[1] and "+6.1" in lines[1]
+    assert "0.06507" in lines[2] and "0.07161" in lines[2] and "+20.0" in lines[2]
+    with pytest.raises(ValueError, match="format"):
+        atlas.headline_table([dict(rows[0], metric="other")])
+    with pytest.raises(ValueError, match="rows"):
+        atlas.headline_table([])
+
+
+def test_gallery_entries_label_the_reference_and_the_unpenalised_points():
+    entries = atlas.gallery_entries([("kl", {"rho": 0.01, "beta": 0.005}), ("kl", {"rho": 0.08, "beta": 0.005}),
+                                     ("l1", {"lam": 0.0}), ("l1", {"lam": 6.4e-4})])
+    assert list(entries) == ["KL ρ=0.01, β=0.005", "KL ρ=0.08, β=0.005 (ref.)", "L1 λ=0 (no penalty)", "L1 λ=6.4e-4"]
+    assert entries["L1 λ=6.4e-4"].metrics["bce"] == atlas.load_atlas("l1").entry(lam=6.4e-4).metrics["bce"]
+    with pytest.raises(ValueError, match="point"):
+        atlas.gallery_entries([("kl",)])

@@ -444,6 +444,10 @@ def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
     assert "reference ± 4s, s = √2σ" in named._suptitle.get_text()
     assert "5.66" in plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, spread={"kl": {"bce": 0.0001}},
                                       n_spreads=4 * 2 ** 0.5)._suptitle.get_text()
+    labelled = plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, ylabels={"units_for_mass": "k90 here"})
+    assert [ax.get_ylabel() for ax in labelled.axes] == [plots.SHORT_LABELS["bce"], "k90 here"]
+    with pytest.raises(ValueError, match="ylabels"):
+        plots.plot_along(records, {"kl": [("beta", {"rho": 0.08})]}, ylabels="k90")
 
 
 def test_gallery_names_units_and_can_share_one_scale(test_digits):
