@@ -454,6 +454,36 @@ def plot_activation_histogram(model, images, rho: float | None = None, title: st
     return fig
 
 
+def plot_headroom(headroom, shifts: dict, dead=None, title: str | None = None, bins: int = 40):
+    """Histogram over hidden units of the headroom max_i z_ij (how far a unit's pre-activations can fall before
+    it outputs 0 on every digit), with one dashed vertical line per entry of ``shifts`` ({label: shift}, e.g. the
+    first Adam step's predicted shift eta(ink + 1) per learning rate).
+
+    headroom: (H,) tensor or array. dead: optional (H,) bool mask; those units are drawn as a second, stacked
+    bar in red and counted in the legend. Returns the figure; the bars' heights sum to H."""
+    values = np.asarray(headroom.detach().cpu() if torch.is_tensor(headroom) else headroom, dtype=float)
+    if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
+        raise ValueError(f"headroom must be a non-empty finite 1-D array, got shape {values.shape}")
+    if not isinstance(shifts, dict) or not all(np.isfinite(float(v)) for v in shifts.values()):
+        raise ValueError("shifts must be a dict {label: finite shift}")
+    check_int("bins", bins, low=1)
+    mask = np.zeros(len(values), bool) if dead is None else np.asarray(
+        dead.detach().cpu() if torch.is_tensor(dead) else dead)
+    if mask.shape != values.shape or mask.dtype != bool:
+        raise ValueError(f"dead must be a bool mask of shape {values.shape}, got {mask.dtype} {mask.shape}")
+    edges = np.histogram_bin_edges(values, bins=bins)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.hist([values[~mask], values[mask]], bins=edges, stacked=True, color=["C0", "C3"],
+            label=[f"{(~mask).sum()} units alive after the step", f"{mask.sum()} units dead after the step"])
+    for k, (name, shift) in enumerate(shifts.items()):
+        ax.axvline(float(shift), color=f"C{k + 1 if k + 1 != 3 else 9}", ls="--", lw=1.5, label=name)
+    ax.legend(fontsize=8)
+    ax.set(xlabel="headroom $\\max_i z_{ij}$ of unit $j$ at the start", ylabel="number of units",
+           title=title or "Headroom per unit and the first step's shift")
+    fig.tight_layout()
+    return fig
+
+
 def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
 

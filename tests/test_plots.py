@@ -980,3 +980,20 @@ def test_penalty_shapes_x_min_extends_the_kl_curve_and_tick_options_thin_the_tic
         with pytest.raises(ValueError):
             plots.plot_penalty_shapes(0.08, means, **bad)
     plt.close("all")
+
+
+def test_plot_headroom_stacks_dead_units_and_draws_one_line_per_shift():
+    headroom = torch.tensor([0.1, 0.2, 0.5, 0.9, 1.5])
+    dead = torch.tensor([True, True, False, False, False])
+    fig = plots.plot_headroom(headroom, {"a": 0.3, "b": 1.0}, dead=dead, bins=5)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights) == 5                                   # every unit counted once
+    red = [p.get_height() for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("C3")]
+    assert sum(red) == 2                                       # the dead units, stacked in red
+    assert sorted(line.get_xdata()[0] for line in ax.lines) == [0.3, 1.0]
+    assert "2 units dead" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    with pytest.raises(ValueError):
+        plots.plot_headroom(headroom, {"a": 0.3}, dead=torch.tensor([True, False]))
+    with pytest.raises(ValueError):
+        plots.plot_headroom(torch.tensor([float("nan")]), {"a": 0.3})
