@@ -1411,3 +1411,18 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# Notebook 04's headline moves along the sliders, for ``judge_rows``: (family, from, to, metric keys).
+HEADLINE_MOVES = [
+    ("kl", {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.005}, ("units_for_mass", "bce")),
+    ("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, ("units_for_mass", "active_units_per_digit", "bce")),
+    ("kl", {"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.15}, ("units_for_mass", "active_units_per_digit", "bce")),
+    ("l1", {"lam": 0.0}, {"lam": 1.6e-4}, ("units_for_mass", "dead_fraction", "bce")),
+]
+
+# Columns of the code-mass tables of ``code_mass_along(..., small_values=True)``, for ``table``:
+# {header: (row key, format)}.
+MASS_COLUMNS = {"k90": ("k90", ".1f"), "a: active units per digit": ("active units per digit", ".1f"),
+                "code mass per digit H·ȳ": ("code mass per digit", ".1f"),
+                "share ≤ 0.5, at least": ("mass from values <= 0.5, at least", ".0%")}

@@ -1395,3 +1395,21 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
     fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.55 / height, bottom=0.45 / height, wspace=0.3,
                         hspace=0.55)
     return fig
+
+
+SLIDER_LINES = {"kl": [("rho", {"beta": 0.005}), ("beta", {"rho": 0.08})], "l1": [("lam", {})]}
+
+
+def plot_sliders(records: dict, spread: dict | None = None):
+    """Notebook 04's slider figure: ``plot_along`` on the three series through the references
+    (``SLIDER_LINES``: KL ρ at β = 0.005, KL β at ρ = 0.08, L1 λ), rows test BCE, k90 and active units per
+    digit (log y axis), with a band of reference ± 4√2 σ_max. records: {"kl": ``Atlas.records()``, "l1": ...};
+    spread: {family: {"bce": σ_max, "units_for_mass": σ_max}} (default None: no band). Returns the figure
+    (3 rows × 3 columns of axes)."""
+    if not isinstance(records, dict) or set(records) != set(SLIDER_LINES):
+        raise ValueError(f"records must be a dict with keys {sorted(SLIDER_LINES)}, got {records!r:.80}")
+    return plot_along(records, SLIDER_LINES, keys=("bce", "units_for_mass", "active_units_per_digit"),
+                      ylims={"bce": (0.064, 0.084), "units_for_mass": (0, 350)},
+                      log_keys=("active_units_per_digit",), spread=spread, n_spreads=4 * 2 ** 0.5,
+                      band_label="reference ± 4√2 σ_max (test BCE, k90)",
+                      ylabels={"active_units_per_digit": "active units per digit\n(KL: y > 0.5; L1: y > 0)"})

@@ -983,3 +983,14 @@ def test_gallery_entries_label_the_reference_and_the_unpenalised_points():
     assert entries["L1 λ=6.4e-4"].metrics["bce"] == atlas.load_atlas("l1").entry(lam=6.4e-4).metrics["bce"]
     with pytest.raises(ValueError, match="point"):
         atlas.gallery_entries([("kl",)])
+
+
+def test_headline_moves_name_grid_points_and_known_metrics():
+    from sae_utils import atlas
+    for family, start, end, keys in atlas.HEADLINE_MOVES:
+        grid = atlas.grid_values(family)
+        for point in (start, end):
+            assert set(point) == set(grid) and all(v in grid[k] for k, v in point.items())
+        assert set(keys) <= set(atlas.HEADLINE_NAMES)
+    assert all(key in ("k90", "active units per digit", "code mass per digit", "mass from values <= 0.5, at least")
+               for key, _ in atlas.MASS_COLUMNS.values())

@@ -997,3 +997,19 @@ def test_plot_headroom_stacks_dead_units_and_draws_one_line_per_shift():
         plots.plot_headroom(headroom, {"a": 0.3}, dead=torch.tensor([True, False]))
     with pytest.raises(ValueError):
         plots.plot_headroom(torch.tensor([float("nan")]), {"a": 0.3})
+
+
+def test_plot_sliders_draws_three_series_by_three_metrics_with_the_4_root2_band():
+    def record(family, params, bce, mass, active):
+        return {"params": params, "metrics": {"bce": bce, "units_for_mass": mass, "active_units_per_digit": active}}
+    kl = [record("kl", {"rho": r, "beta": b}, 0.07 + r / 10, 200 + 100 * r, 10 + r)
+          for r, b in ((0.08, 0.005), (0.01, 0.005), (0.08, 0.0), (0.08, 0.15))]
+    l1 = [record("l1", {"lam": lam}, 0.067, 80, 130) for lam in (0.0, 4e-5, 1.6e-4)]
+    spread = {"kl": {"bce": 1e-4, "units_for_mass": 1.0}, "l1": {"bce": 2e-4, "units_for_mass": 2.0}}
+    fig = plots.plot_sliders({"kl": kl, "l1": l1}, spread)
+    assert len(fig.axes) == 9
+    assert [ax.get_yscale() for ax in fig.axes[6:]] == ["log"] * 3   # the active-units row
+    band = fig.axes[0].patches[0]   # KL ρ column, test BCE row: ± 4√2 σ around 0.07 + 0.008
+    assert band.get_height() == pytest.approx(2 * 4 * 2 ** 0.5 * 1e-4)
+    with pytest.raises(ValueError, match="records"):
+        plots.plot_sliders({"kl": kl}, spread)
