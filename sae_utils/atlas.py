@@ -1100,6 +1100,43 @@ def best_rivals(records: list, rivals: list, unit: dict) -> dict:
     return best
 
 
+def leads(record: dict, reference: dict, unit: dict) -> dict:
+    """A record's lead over a reference on each metric, in units: {key: (reference metric - record metric) /
+    unit[key]} for every key of ``unit`` (lower is better on every metric, so positive means the record is
+    better). record, reference: dicts with a "metrics" dict (as ``Atlas.records``); unit: {metric: positive
+    tolerance}, e.g. the cross-family tolerance of ``noise_yardstick``."""
+    if not isinstance(unit, dict) or not unit or any(not (isinstance(u, (int, float)) and u > 0) for u in unit.values()):
+        raise ValueError(f"unit must be a non-empty dict {{metric: positive tolerance}}, got {unit!r}")
+    missing = [k for k in unit for r in (record, reference) if k not in r.get("metrics", {})]
+    if missing:
+        raise ValueError(f"record and reference must both hold the metrics {sorted(unit)}; missing {sorted(set(missing))}")
+    return {key: (reference["metrics"][key] - record["metrics"][key]) / u for key, u in unit.items()}
+
+
+LEAD_NAMES = {"units_for_mass": "k90", "bce": "BCE"}
+
+
+def lead_columns(reference: dict, unit: dict, spec: str = "+.1f") -> dict:
+    """``table`` columns giving each row's ``leads`` over ``reference``: {"lead on <name> (tol.)": (function,
+    spec)} per key of ``unit``, named by ``LEAD_NAMES`` (the key itself otherwise)."""
+    leads({"metrics": reference.get("metrics", {})}, reference, unit)            # checks reference and unit
+    return {f"lead on {LEAD_NAMES.get(key, key)} (tol.)": (lambda row, key=key: leads(row, reference, unit)[key], spec)
+            for key in unit}
+
+
+def lead_grid(cells: dict, reference: dict, unit: dict, spec: str = "+.1f") -> str:
+    """A two-way table of ``leads`` over ``reference``: cells {(row label, column label): record}; each entry
+    is the record's leads in ``unit``'s key order joined by " / " (e.g. "+10.4 / +1.8" for k90 / BCE), "-"
+    where a cell is missing. Rows and columns in the order they first appear. Returns the table text."""
+    if not isinstance(cells, dict) or not cells or any(not (isinstance(k, tuple) and len(k) == 2) for k in cells):
+        raise ValueError(f"cells must be a non-empty dict {{(row label, column label): record}}, got {cells!r}")
+    rows = list(dict.fromkeys(r for r, _ in cells))
+    columns = list(dict.fromkeys(c for _, c in cells))
+    text = {k: " / ".join(format(v, spec) for v in leads(q, reference, unit).values()) for k, q in cells.items()}
+    return table([{"": r, **{c: text.get((r, c), "-") for c in columns}} for r in rows],
+                 formats={"": "<", **{c: "" for c in columns}})
+
+
 def margin_census(records: list, rival_sets: dict, unit: dict, close: float = 3.0) -> list:
     """How many ``records`` each set of rivals beats beyond ``unit`` on every key, and which record comes closest.
 
@@ -1162,7 +1199,8 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
     must be stored for both families at their reference setting. tolerance: {"units_for_mass": ..., "bce": ...},
     the cross-family tolerance; wide: the same, wider (optional). Returns one dict per run, in order: "run", and
     per family F (upper case) "F k90", "F test BCE", "F fall per epoch (BCE)" and "F still falling" ("yes"/"no",
-    from ``falling_test`` on its test-BCE history), "F living units" (firing frequency > 0); then
+    from ``falling_test`` on its test-BCE history), "F fall / noise" (that test's delta over jitter / sqrt(5): "still
+    falling" is "yes" when it is above 3), "F living units" (firing frequency > 0); then
     "L1 lead on k90 (tol.)" and "L1 lead on BCE (tol.)": (first family - second family) / tolerance, with the
     second family's name in the label; with ``wide``, "<second> BCE lead, largest s_i (tol.)" in wide's unit."""
     first, second = families
@@ -1175,6 +1213,7 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
             row[f"{tag} k90"], row[f"{tag} test BCE"] = entry.metrics["units_for_mass"], entry.metrics["bce"]
             row[f"{tag} fall per epoch (BCE)"] = trend["per_epoch"]
             row[f"{tag} still falling"] = "yes" if trend["falling"] else "no"
+            row[f"{tag} fall / noise"] = trend["delta"] / (trend["jitter"] / math.sqrt(5)) if trend["jitter"] else math.copysign(math.inf, trend["delta"])
             row[f"{tag} living units"] = int((entry.firing_frequency > 0).sum())
         lead = second.upper()
         for key, column in (("units_for_mass", "k90"), ("bce", "test BCE")):
@@ -1210,17 +1249,19 @@ def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
     """The two plain-text tables of ``reference_runs`` rows (``table``), one row per run:
     the leads (each family's k90 and test BCE, the second family's leads in tolerances, its living units)
     and the trends (the lead in the wide tolerance when the rows have it, each family's fall per epoch of the
-    test BCE and whether it is still falling). Returns (leads table, trends table)."""
+    test BCE, its fall / noise when the rows have it, and whether it is still falling). Returns (leads table,
+    trends table)."""
     if not rows or any("run" not in row for row in rows):
         raise ValueError("rows must be a non-empty list of reference_runs rows (each with a 'run')")
     first, second = (f.upper() for f in families)
     leads = ["run", f"{first} k90", f"{second} k90", f"{second} lead on k90 (tol.)", f"{first} test BCE",
              f"{second} test BCE", f"{second} lead on BCE (tol.)", f"{second} living units"]
     trends = ["run"] + [k for k in (f"{second} BCE lead, largest s_i (tol.)",) if k in rows[0]]
-    trends += [f"{f} {what}" for f in (first, second) for what in ("fall per epoch (BCE)", "still falling")]
+    trends += [f"{f} {what}" for f in (first, second) for what in ("fall per epoch (BCE)", "fall / noise", "still falling")
+               if what != "fall / noise" or f"{f} fall / noise" in rows[0]]
     formats = {"run": "<", f"{second} living units": "d"}
     for f in (first, second):
-        formats |= {f"{f} k90": ".1f", f"{f} test BCE": ".5f", f"{f} fall per epoch (BCE)": ".1e",
+        formats |= {f"{f} k90": ".1f", f"{f} test BCE": ".5f", f"{f} fall per epoch (BCE)": ".1e", f"{f} fall / noise": ".1f",
                     f"{f} still falling": "<"}
     return tuple(table(rows, {k: (k, formats.get(k, "+.2f")) for k in columns}) for columns in (leads, trends))
 

@@ -6,6 +6,7 @@ Each function returns a matplotlib Figure and draws nothing else; notebooks disp
 """
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import math
@@ -982,6 +983,46 @@ def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom")
                    "title": f"Test BCE against $k_{{90}}$ ({view}); stars ± one KL − L1 tolerance", **kwargs,
                    **view_options.get(view, {})}
         figures.append(plot_tradeoff(records, lines, **options))
+    return figures
+
+
+KL_L1_TRADEOFF_LABELS = {"kl": [{"rho": 0.08, "beta": b} for b in (0.0, 0.15)] + [{"rho": r, "beta": 0.005} for r in (0.01, 0.32)],
+                         "l1": [{"lam": q} for q in (0.0, 1e-5, 6.4e-4)]}
+KL_L1_TRADEOFF_VIEWS = {
+    "all points": {"ylim": (0.056, 0.156), "title": "Test BCE against $k_{90}$, every atlas point",
+                   "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (10, 4)},
+                                     "l1": {("lam", 0.0): (6, -18), ("lam", 1e-5): (-66, -16)}},
+                   "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"][1:], "l1": KL_L1_TRADEOFF_LABELS["l1"]}},
+    "zoom": {"ylim": (0.0645, 0.086), "xlim": (60, 400), "baselines": None, "xticks": (60, 100, 200, 400),
+             "title": "Test BCE against $k_{90}$, zoom", "star_offsets": {"kl": (-14, -22)},
+             "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (-62, 2)}},
+             "extra_label_offsets": {"L1 on sigmoid codes: λ varies": {"λ=0": (6, -14), "λ=1.0e-04": (0, 14),
+                                                                       "λ=2.5e-04": (6, 12), "λ=5.0e-04": (6, 12)}}},
+}
+
+
+def plot_kl_l1_tradeoff(records: dict, lines: dict, sigmoid_l1: list, floor: float,
+                        sigmoid_label: str = "L1 on sigmoid codes: λ varies") -> list:
+    """Notebook 03's trade-off figures: ``plot_tradeoff_views`` (views "all points" and "zoom") with the label
+    placement of ``KL_L1_TRADEOFF_VIEWS``, the points of ``KL_L1_TRADEOFF_LABELS`` labelled (in the first view
+    all but KL's beta = 0, whose label would cross the stars; the legend names hollow points), unpenalised points hollow, the BCE floor as a baseline in the first view, the L1-on-sigmoid-codes runs as one
+    extra line, and each legend beside its plot (upper left, outside the axes). records, lines: as
+    ``plot_tradeoff``; sigmoid_l1: atlas records of L1 on sigmoid codes (each with "params"["lam"] and "metrics"
+    with "units_for_mass" and "bce"), drawn in the order given with labels "λ=0" or "λ=<lam:.1e>"; floor: the BCE
+    floor, a positive number. Returns the two figures."""
+    floor = check_number("floor", floor, low=0, low_open=True)
+    if not isinstance(sigmoid_l1, (list, tuple)) or not sigmoid_l1 or any(
+            "lam" not in q.get("params", {}) or not {"units_for_mass", "bce"} <= set(q.get("metrics", {}))
+            for q in sigmoid_l1):
+        raise ValueError("sigmoid_l1 must be a non-empty list of records with params['lam'] and metrics "
+                         "'units_for_mass' and 'bce'")
+    line = [(q["metrics"]["units_for_mass"], q["metrics"]["bce"],
+             f"λ={q['params']['lam']:.1e}" if q["params"]["lam"] else "λ=0") for q in sigmoid_l1]
+    figures = plot_tradeoff_views(records, lines, label_points=KL_L1_TRADEOFF_LABELS,
+                                  baselines={"BCE floor (section 2)": floor}, extra_lines={sigmoid_label: line},
+                                  view_options=copy.deepcopy(KL_L1_TRADEOFF_VIEWS), hollow_unpenalised=True)
+    for figure in figures:
+        figure.axes[0].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))
     return figures
 
 

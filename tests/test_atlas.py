@@ -994,3 +994,39 @@ def test_headline_moves_name_grid_points_and_known_metrics():
         assert set(keys) <= set(atlas.HEADLINE_NAMES)
     assert all(key in ("k90", "active units per digit", "code mass per digit", "mass from values <= 0.5, at least")
                for key, _ in atlas.MASS_COLUMNS.values())
+
+
+def test_leads_lead_columns_and_lead_grid_by_hand():
+    reference = {"metrics": {"units_for_mass": 200.0, "bce": 0.070}}
+    better = {"model": "a", "metrics": {"units_for_mass": 150.0, "bce": 0.068}}
+    worse = {"model": "b", "metrics": {"units_for_mass": 260.0, "bce": 0.069}}
+    unit = {"units_for_mass": 10.0, "bce": 0.0005}
+    assert atlas.leads(better, reference, unit) == pytest.approx({"units_for_mass": 5.0, "bce": 4.0})
+    assert atlas.leads(worse, reference, unit) == pytest.approx({"units_for_mass": -6.0, "bce": 2.0})
+    text = atlas.table([better, worse], {"model": ("model", "s"), **atlas.lead_columns(reference, unit)})
+    assert text.splitlines()[0].split() == ["model", "lead", "on", "k90", "(tol.)", "lead", "on", "BCE", "(tol.)"]
+    assert text.splitlines()[1].split() == ["a", "+5.0", "+4.0"] and text.splitlines()[2].split() == ["b", "-6.0", "+2.0"]
+    grid = atlas.lead_grid({("x", "p"): better, ("x", "q"): worse, ("y", "q"): better}, reference, unit)
+    lines = grid.splitlines()
+    assert lines[0].split() == ["p", "q"]
+    assert lines[1].split() == ["x", "+5.0", "/", "+4.0", "-6.0", "/", "+2.0"]
+    assert lines[2].split() == ["y", "-", "+5.0", "/", "+4.0"]
+    with pytest.raises(ValueError, match="unit"):
+        atlas.leads(better, reference, {"bce": 0.0})
+    with pytest.raises(ValueError, match="missing"):
+        atlas.leads({"metrics": {"bce": 0.07}}, reference, unit)
+    with pytest.raises(ValueError, match="cells"):
+        atlas.lead_grid({"x": better}, reference, unit)
+
+
+def test_reference_runs_tables_print_fall_over_noise_when_present():
+    row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
+           "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,
+           "KL fall per epoch (BCE)": 4.5e-4, "KL fall / noise": 7.25, "KL still falling": "yes",
+           "L1 fall per epoch (BCE)": 1.8e-4, "L1 fall / noise": 1.5, "L1 still falling": "no"}
+    _, trends = atlas.reference_runs_tables([row])
+    assert trends.splitlines()[1].split() == ["r", "4.5e-04", "7.2", "yes", "1.8e-04", "1.5", "no"]
+    values = [0.1 - 0.001 * i + (0.0002 if i % 2 else 0.0) for i in range(10)]   # falling with jitter
+    trend = atlas.falling_test(values)
+    z = trend["delta"] / (trend["jitter"] / math.sqrt(5))
+    assert (z > 3) == trend["falling"]

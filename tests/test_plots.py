@@ -1013,3 +1013,27 @@ def test_plot_sliders_draws_three_series_by_three_metrics_with_the_4_root2_band(
     assert band.get_height() == pytest.approx(2 * 4 * 2 ** 0.5 * 1e-4)
     with pytest.raises(ValueError, match="records"):
         plots.plot_sliders({"kl": kl}, spread)
+
+
+def test_plot_kl_l1_tradeoff_draws_two_views_with_the_sigmoid_line_and_outside_legends():
+    def record(params, bce, mass):
+        return {"params": params, "metrics": {"bce": bce, "units_for_mass": mass}}
+    records = {"kl": [record({"rho": 0.08, "beta": 0.0}, 0.07, 300), record({"rho": 0.08, "beta": 0.005}, 0.072, 200)],
+               "l1": [record({"lam": 0.0}, 0.066, 150), record({"lam": 4e-5}, 0.068, 85)]}
+    lines = {"kl": [("beta", {"rho": 0.08})], "l1": [("lam", {})]}
+    sigmoid = [record({"lam": 0.0, "activation": "sigmoid"}, 0.066, 340), record({"lam": 1e-4, "activation": "sigmoid"}, 0.069, 150)]
+    whole, zoom = plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=0.058)
+    assert whole.axes[0].get_ylim() == (0.056, 0.156) and zoom.axes[0].get_xlim() == pytest.approx((60, 400))
+    assert [l.get_ydata()[0] for l in whole.axes[0].lines if l.get_label() == "BCE floor (section 2)"] == [0.058]
+    for fig in (whole, zoom):
+        legend = fig.axes[0].get_legend()
+        assert legend is not None and "L1 on sigmoid codes: λ varies" in [t.get_text() for t in legend.get_texts()]
+        assert legend.get_bbox_to_anchor().transformed(fig.axes[0].transAxes.inverted()).x0 == pytest.approx(1.01)
+    texts = [t.get_text() for t in zoom.axes[0].texts]
+    assert "λ=1.0e-04" in texts and "λ=0" in texts
+    assert plots.KL_L1_TRADEOFF_VIEWS["zoom"]["xlim"] == (60, 400)   # the layout constant is not modified by a call
+    with pytest.raises(ValueError, match="sigmoid_l1"):
+        plots.plot_kl_l1_tradeoff(records, lines, [], floor=0.058)
+    with pytest.raises(ValueError, match="floor"):
+        plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=-1)
+    plt.close("all")
