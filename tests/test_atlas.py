@@ -1030,3 +1030,24 @@ def test_reference_runs_tables_print_fall_over_noise_when_present():
     trend = atlas.falling_test(values)
     z = trend["delta"] / (trend["jitter"] / math.sqrt(5))
     assert (z > 3) == trend["falling"]
+
+
+def test_penalty_scale_rows_with_batch_size_averages_the_kl_penalty_over_test_minibatches():
+    """Against an independent reference: the KL penalty written out per minibatch of the shipped model's codes."""
+    from sae_utils import load_pretrained
+    x = prepare_images(load_mnist("test")[0]).double()
+    model = load_pretrained("kl")[0].double()
+    with torch.no_grad():
+        logits, code = model(x)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x).item()
+    rho, beta = 0.08, 0.005
+    per_batch = [(rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
+                 for q in (b.mean(dim=0) for b in code.split(1200))]
+    plain = {r["family"]: r for r in atlas.penalty_scale_rows()}
+    rows = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=1200)}
+    assert rows["KL"]["penalty ÷ test BCE"] == pytest.approx(beta * np.mean(per_batch) / bce, rel=1e-4)
+    assert rows["KL"]["KL, ρ̂ over all test digits"] == plain["KL"]["penalty ÷ test BCE"]
+    assert rows["L1"]["penalty ÷ test BCE"] == plain["L1"]["penalty ÷ test BCE"]
+    assert rows["L1"]["KL, ρ̂ over all test digits"] is None
+    with pytest.raises(ValueError):
+        atlas.penalty_scale_rows(batch_size=0)
