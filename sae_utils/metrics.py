@@ -1138,3 +1138,44 @@ def panel_vs_rest(code: torch.Tensor, panel_units, labels, threshold: float, min
             "rank_correlation": rank_correlation(np.concatenate([panel_purity, rest_purity]),
                                                  firing[np.concatenate([panel, rest])], n_boot=n_boot, seed=seed),
             "firing": firing}
+
+
+def encoder_peak_statistics(rows: torch.Tensor, code: torch.Tensor, x_train: torch.Tensor, x_test: torch.Tensor,
+                            threshold: float, rare: float = 0.05, z: float = 5.0) -> dict:
+    """Where U units' encoder rows peak and how the peaks relate to ink (images of side 28).
+
+    rows: (U, 784) encoder rows; code: (N, U) those units' codes on the N test digits x_test (N, 784);
+    x_train: (M, 784) training digits, which set each pixel's ink share (share of digits with x_p > 0).
+    Returns a dict: ``blobs`` (U,) bool and ``peaks`` (P,) int64 from :func:`blob_rows` (P peak rows);
+    ``edge`` (P,) int64, each peak's distance in pixels from the nearest image edge; ``ink_share`` (784,);
+    ``frame``: mean weight of the U rows on pixels inked in (0, rare) of the training digits and in
+    [rare, 1]; ``uninked_max`` the largest |weight| on pixels no training digit inks; ``p_on_inked`` (P,)
+    P(unit on | its peak pixel inked) over test digits (NaN if never inked), ``p_on`` (P,) P(unit on),
+    ``inked_when_on`` (P,) P(peak pixel inked | unit on) (NaN if never on); "on" means code > threshold."""
+    check_float_tensor("rows", rows)
+    check_float_tensor("code", code)
+    check_float_tensor("x_train", x_train)
+    check_float_tensor("x_test", x_test)
+    if rows.dim() != 2 or rows.shape[1] != 784:
+        raise ValueError(f"rows must have shape (U, 784), got {tuple(rows.shape)}")
+    if x_train.dim() != 2 or x_train.shape[1] != 784 or x_test.dim() != 2 or x_test.shape[1] != 784:
+        raise ValueError("x_train and x_test must have shape (N, 784)")
+    if code.shape != (len(x_test), len(rows)):
+        raise ValueError(f"code must have shape ({len(x_test)}, {len(rows)}), got {tuple(code.shape)}")
+    threshold = check_number("threshold", threshold)
+    rare = check_number("rare", rare, low=0)
+    r = rows.detach().double()
+    blobs, peaks = blob_rows(r, z)
+    row_of, col_of = peaks // 28, peaks % 28
+    edge = torch.minimum(torch.minimum(row_of, 27 - row_of), torch.minimum(col_of, 27 - col_of))
+    ink_share = (x_train > 0).double().mean(dim=0)
+    rare_pixels, common_pixels = (ink_share > 0) & (ink_share < rare), ink_share >= rare
+    frame = {"rare": r[:, rare_pixels].mean().item(), "common": r[:, common_pixels].mean().item()}
+    uninked = ink_share == 0
+    uninked_max = r[:, uninked].abs().max().item() if uninked.any() else float("nan")
+    on = (code.detach()[:, blobs] > threshold).double()                  # (N, P)
+    inked = (x_test[:, peaks] > 0).double()                              # (N, P)
+    both = (on * inked).sum(dim=0)
+    return {"blobs": blobs, "peaks": peaks, "edge": edge, "ink_share": ink_share, "frame": frame,
+            "uninked_max": uninked_max, "p_on_inked": both / inked.sum(dim=0), "p_on": on.mean(dim=0),
+            "inked_when_on": both / on.sum(dim=0)}

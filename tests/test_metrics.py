@@ -995,3 +995,32 @@ def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():
         subset_penalty_prediction(code, rho, N + 1)
     with pytest.raises(ValueError, match="rho"):
         subset_penalty_prediction(code, 1.0, n)
+
+
+def test_encoder_peak_statistics_against_hand_counts():
+    """Two rows (one spiked at pixel 0 = corner, one flat) on a tiny hand-built set of digits."""
+    from sae_utils.metrics import encoder_peak_statistics
+    rows = torch.zeros(2, 784, dtype=torch.float64)
+    rows[0, 0] = 10.0                                    # a spike in the corner: edge distance 0
+    rows[1] = torch.linspace(-1, 1, 784, dtype=torch.float64)
+    rows[:, 1] = -0.5                                    # a pixel inked in 1 of 40 training digits (rare)
+    rows[:, 2] = 0.25                                    # a pixel no training digit inks
+    x_train = torch.zeros(40, 784)
+    x_train[:, 400:] = 1.0                               # common pixels
+    x_train[0, 1] = 0.5
+    x_train[:10, 0] = 1.0                                # the spike's pixel: ink share 0.25
+    x_test = torch.zeros(4, 784)
+    x_test[:2, 0] = 1.0                                  # peak pixel inked in test digits 0, 1
+    code = torch.tensor([[0.9, 0.1], [0.2, 0.1], [0.8, 0.1], [0.1, 0.1]])
+    s = encoder_peak_statistics(rows, code, x_train, x_test, threshold=0.5)
+    assert s["blobs"].tolist() == [True, False] and s["peaks"].tolist() == [0] and s["edge"].tolist() == [0]
+    assert abs(s["ink_share"][0].item() - 0.25) < 1e-12 and abs(s["ink_share"][1].item() - 0.025) < 1e-12
+    assert abs(s["frame"]["rare"] - (-0.5)) < 1e-12                    # pixel 1 is the only rare one
+    assert abs(s["frame"]["common"] - rows[:, list(range(400, 784)) + [0]].mean().item()) < 1e-12
+    uninked = [p for p in range(3, 400)] + [2]
+    assert abs(s["uninked_max"] - rows[:, uninked].abs().max().item()) < 1e-12
+    assert abs(s["p_on_inked"].item() - 0.5) < 1e-12                    # on for digit 0 of the inked 0, 1
+    assert abs(s["p_on"].item() - 0.5) < 1e-12                          # on for digits 0 and 2
+    assert abs(s["inked_when_on"].item() - 0.5) < 1e-12                 # of 0 and 2, only 0 is inked
+    with pytest.raises(ValueError, match="code"):
+        encoder_peak_statistics(rows, code[:, :1], x_train, x_test, threshold=0.5)
