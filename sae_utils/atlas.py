@@ -460,6 +460,29 @@ def seed_sd_rows(family: str, settings: dict, n_hidden: int, first: str = "seed 
     return rows
 
 
+def sd_margin_rows(pairs: dict, sd_rows: list, first: str = "difference (in sd)") -> list:
+    """Table rows of differences between two ``sparsity_rows`` rows, each in units of the larger seed sd.
+
+    pairs: {row label: (row_a, row_b)}, rows of ``sparsity_rows``; sd_rows: ``seed_sd_rows``' rows (the
+    largest sd of each column is the yardstick). Each column of a returned row is (row_a - row_b) / sd; a
+    difference counts beyond seed noise when its absolute value exceeds 3 * sqrt(2) (about 4.2). Returns
+    [{first: label, "dead units", "L0 per digit", "L0 / living units", "test BCE"}, ...] in the order of
+    ``pairs``; print with ``table(rows, default=".1f")``."""
+    if not isinstance(pairs, dict) or not pairs:
+        raise ValueError(f"pairs must be a non-empty dict {{label: (row_a, row_b)}}, got {pairs!r}")
+    if not isinstance(sd_rows, list) or not sd_rows:
+        raise ValueError("sd_rows must be a non-empty list of seed_sd_rows rows")
+    sd = {key: max(float(row[key]) for row in sd_rows) for key in SPARSITY_FORMATS}
+    if not all(value > 0 for value in sd.values()):
+        raise ValueError(f"every seed sd must be positive, got {sd}")
+    rows = []
+    for name, pair in pairs.items():
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ValueError(f"pairs[{name!r}] must be a pair (row_a, row_b), got {pair!r}")
+        rows.append({first: name, **{key: (float(pair[0][key]) - float(pair[1][key])) / sd[key] for key in sd}})
+    return rows
+
+
 def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
     """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
     as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored

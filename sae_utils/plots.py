@@ -485,6 +485,37 @@ def plot_headroom(headroom, shifts: dict, dead=None, title: str | None = None, b
     return fig
 
 
+def plot_headroom_scatter(headroom, shift, dead, pushed_down, title: str | None = None):
+    """Per unit, the headroom max_i z_ij at the start (x) against the first step's predicted fall of its top
+    input (y), with the line y = x: below it the top input stays above 0. Units pushed down are drawn
+    blue (alive after the step) or red (dead); units pushed up are not drawn (their step is a rise), only
+    counted in the legend with the number of them that died.
+
+    headroom, shift: (H,) finite tensors or arrays; dead, pushed_down: (H,) bool masks. Returns the figure."""
+    def array(name, value, kind):
+        value = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
+        if value.ndim != 1 or not len(value) or (kind is bool and value.dtype != bool) or (
+                kind is float and not np.isfinite(value.astype(float)).all()):
+            raise ValueError(f"{name} must be a non-empty 1-D {'bool mask' if kind is bool else 'finite array'}")
+        return value.astype(kind)
+    x, y = array("headroom", headroom, float), array("shift", shift, float)
+    dead, down = array("dead", dead, bool), array("pushed_down", pushed_down, bool)
+    if not x.shape == y.shape == dead.shape == down.shape:
+        raise ValueError(f"shapes differ: {x.shape}, {y.shape}, {dead.shape}, {down.shape}")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([], [], s=8, color="0.7", label=f"{(~down).sum()} pushed up, not drawn ({(dead & ~down).sum()} dead)")
+    for mask, colour, name in ((down & ~dead, "C0", "alive"), (down & dead, "C3", "dead")):
+        ax.scatter(x[mask], y[mask], s=10, color=colour, label=f"{mask.sum()} pushed down, {name} after the step")
+    top = max(x.max(), y.max()) * 1.05
+    ax.plot([0, top], [0, top], "k--", lw=1, label="y = x")
+    ax.legend(fontsize=8)
+    ax.set(xlabel="headroom $\\max_i z_{ij}$ at the start",
+           ylabel="predicted fall $\\eta(\\mathrm{ink}_{i^*} + 1)$ of the top input",
+           title=title or "Headroom against the first step's fall")
+    fig.tight_layout()
+    return fig
+
+
 def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
 

@@ -367,6 +367,38 @@ def first_step_rows(start, afters: dict, x_train: torch.Tensor, batch: torch.Ten
 
 
 @torch.no_grad()
+def first_step_account(start, report: dict, x_train: torch.Tensor, lr: float, z_start=None) -> dict:
+    """Per-unit account of who dies in the first Adam step (notebook 02, section 7.2), from ``first_step``'s
+    report of one run.
+
+    A unit dies when its highest pre-activation over x_train falls below 0. Its headroom is
+    max_i z_ij at the start, reached on its top input i*; a step of lr on the bias and on every weight of a
+    lit pixel moves z_i*j by about lr * (sum_p x_i*p + 1). start: the model before the step; report:
+    ``first_step(start, after, ...)``'s dict; x_train: (N, n_input) inputs in [0, 1]; lr: the step's
+    learning rate; z_start: (N, H) ``start.encoder(x_train)`` if the caller has it. Returns
+      "headroom": (H,) max_i z_ij at the start; "top_input": (H,) int64 i*;
+      "predicted_shift": (H,) lr * (sum_p x_i*p + 1);
+      "predicted": (H,) bool, pushed down and headroom < predicted_shift;
+      "with_bias": share (float) of the encoder weights that moved whose change has the sign of the bias's
+      step, -sign(delta_j);
+      "brightens": (H,) bool, sum_p d_j[p] > 0 on the start model's decoder."""
+    lr = check_number("lr", lr, low=0, low_open=True)
+    needed = ("delta", "pushed_down", "encoder_change")
+    if not isinstance(report, dict) or any(key not in report for key in needed):
+        raise ValueError(f"report must be first_step's dict with keys {needed}")
+    z_start = start.encoder(x_train) if z_start is None else z_start
+    headroom, top = z_start.max(dim=0)
+    predicted_shift = lr * (x_train[top].sum(dim=1) + 1)
+    change = report["encoder_change"]
+    moved = change != 0
+    with_bias = (torch.sign(change) == -torch.sign(report["delta"])[:, None]) & moved
+    return {"headroom": headroom, "top_input": top, "predicted_shift": predicted_shift,
+            "predicted": report["pushed_down"] & (headroom < predicted_shift),
+            "with_bias": with_bias.sum().item() / max(moved.sum().item(), 1),
+            "brightens": start.decoder.weight.sum(dim=0) > 0}
+
+
+@torch.no_grad()
 def _mean_input(x_train) -> torch.Tensor:
     """(D,) the mean training input in [0, 1], summed in float64 a slice at a time."""
     return sum(pixels(part).double().sum(dim=0) for part in x_train.split(10_000)).float().cpu() / len(x_train)

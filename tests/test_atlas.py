@@ -1051,3 +1051,21 @@ def test_penalty_scale_rows_with_batch_size_averages_the_kl_penalty_over_test_mi
     assert rows["L1"]["KL, ρ̂ over all test digits"] is None
     with pytest.raises(ValueError):
         atlas.penalty_scale_rows(batch_size=0)
+
+
+def test_sd_margin_rows_divide_each_difference_by_the_larger_seed_sd():
+    from sae_utils.atlas import sd_margin_rows
+    a = {"dead units": 0.5, "L0 per digit": 100.0, "L0 / living units": 0.4, "test BCE": 0.07}
+    b = {"dead units": 0.3, "L0 per digit": 110.0, "L0 / living units": 0.4, "test BCE": 0.06}
+    sds = [{"dead units": 0.1, "L0 per digit": 2.0, "L0 / living units": 0.01, "test BCE": 0.001},
+           {"dead units": 0.05, "L0 per digit": 5.0, "L0 / living units": 0.02, "test BCE": 0.002}]
+    row = sd_margin_rows({"a - b": (a, b)}, sds)[0]
+    assert row["difference (in sd)"] == "a - b"
+    assert row["dead units"] == pytest.approx(2.0) and row["L0 per digit"] == pytest.approx(-2.0)
+    assert row["L0 / living units"] == 0.0 and row["test BCE"] == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        sd_margin_rows({}, sds)
+    with pytest.raises(ValueError):
+        sd_margin_rows({"x": a}, sds)
+    with pytest.raises(ValueError):
+        sd_margin_rows({"x": (a, b)}, [dict(sds[0], **{"test BCE": 0.0})])

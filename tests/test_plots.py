@@ -1037,3 +1037,21 @@ def test_plot_kl_l1_tradeoff_draws_two_views_with_the_sigmoid_line_and_outside_l
     with pytest.raises(ValueError, match="floor"):
         plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=-1)
     plt.close("all")
+
+
+def test_plot_headroom_scatter_colours_units_by_push_and_death():
+    headroom = torch.tensor([0.1, 0.5, 0.9, 0.3])
+    shift = torch.tensor([0.6, 0.6, 0.6, 0.6])
+    dead = torch.tensor([True, False, False, False])
+    down = torch.tensor([True, True, True, False])
+    fig = plots.plot_headroom_scatter(headroom, shift, dead, down)
+    ax = fig.axes[0]
+    sizes = [len(c.get_offsets()) for c in ax.collections]
+    assert sizes == [0, 2, 1]                                             # pushed up (not drawn), alive, dead
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "1 pushed up, not drawn (0 dead)" and labels[2] == "1 pushed down, dead after the step"
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.plot_headroom_scatter(headroom, shift, dead.float(), down)
+    with pytest.raises(ValueError):
+        plots.plot_headroom_scatter(headroom[:3], shift, dead, down)

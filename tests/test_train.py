@@ -432,3 +432,34 @@ def test_first_step_rows_count_each_runs_units_and_measure_adams_first_step_as_e
         first_step_rows(start, {}, x, batch)
     with pytest.raises(ValueError, match="lr must lie in"):
         first_step_rows(start, {(0.0, 0.0): start}, x, batch)
+
+
+def test_first_step_account_matches_a_loop_over_units(train_digits):
+    from sae_utils import prepare_images
+    from sae_utils.train import first_step, first_step_account
+
+    config = TrainConfig(penalty="l1", lam=1e-4, n_hidden=32, batch_size=100, lr=0.05)
+    copies = replay(config, (1,), train_digits)
+    x = prepare_images(train_digits)
+    report = first_step(copies[0], copies[1], x, first_batch(config, len(x)), config.lam)
+    account = first_step_account(copies[0], report, x, config.lr)
+    with torch.no_grad():
+        z = copies[0].encoder(x)
+    weights, change = copies[0].decoder.weight.detach(), report["encoder_change"]
+    agree = moved = 0
+    for j in range(32):                                                   # an independent loop per unit
+        i_top = max(range(len(x)), key=lambda i: float(z[i, j]))
+        assert account["top_input"][j] == i_top and account["headroom"][j] == z[i_top, j]
+        expected = config.lr * (float(x[i_top].sum()) + 1)
+        assert float(account["predicted_shift"][j]) == pytest.approx(expected, rel=1e-5)
+        assert bool(account["predicted"][j]) == (bool(report["delta"][j] > 0) and float(z[i_top, j]) < expected)
+        assert bool(account["brightens"][j]) == (float(weights[:, j].sum()) > 0)
+        for p in range(x.shape[1]):
+            if change[j, p] != 0:
+                moved += 1
+                agree += int((change[j, p] > 0) == (report["delta"][j] < 0))
+    assert account["with_bias"] == pytest.approx(agree / moved)
+    with pytest.raises(ValueError, match="report"):
+        first_step_account(copies[0], {}, x, config.lr)
+    with pytest.raises(ValueError, match="lr"):
+        first_step_account(copies[0], report, x, 0.0)
