@@ -554,6 +554,61 @@ def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -
     return rows
 
 
+def near_edge_rows(series_through: dict, seeded: dict, low: float = 3.0, high: float = 6.0,
+                   keys=("bce", "units_for_mass"), directory=None, names: dict | None = None) -> list:
+    """Every point of the slider series judged against its reference (``judge_rows``), keeping the rows whose
+    |z| lies in (low, high]: the calls near the noise rule's threshold of 4.
+    series_through: {family: (reference params, [moving hyperparameter names])}, e.g.
+    {"kl": ({"rho": 0.08, "beta": 0.005}, ["rho", "beta"]), "l1": ({"lam": 4e-5}, ["lam"])}; each series holds
+    the other hyperparameters at the reference. seeded: as ``judge_rows``; 0 <= low < high.
+    Returns the ``judge_rows`` dicts (move, metric, from, to, z, mark) in series order."""
+    low, high = float(low), float(high)
+    if not (0 <= low < high):
+        raise ValueError(f"need 0 <= low < high, got low={low!r}, high={high!r}")
+    if not isinstance(series_through, dict) or not series_through:
+        raise ValueError(f"series_through must be a non-empty dict {{family: (reference, moving names)}}, got {series_through!r}")
+    moves = []
+    for family, (reference, moving_names) in series_through.items():
+        for moving in moving_names:
+            fixed = {k: v for k, v in reference.items() if k != moving}
+            for value in series(family, moving, directory, **fixed):
+                if value != reference[moving]:
+                    moves.append((family, dict(reference), {k: value if k == moving else v for k, v in reference.items()}, tuple(keys)))
+    rows = judge_rows(moves, seeded, directory, names)
+    return [row for row in rows if low < abs(row["z"]) <= high]
+
+
+SLIDER_SERIES = {"kl": ({"rho": 0.08, "beta": 0.005}, ("rho", "beta")), "l1": ({"lam": 4e-5}, ("lam",))}
+# The three slider series of the explorer, for ``near_edge_rows``: {family: (reference, moving hyperparameters)}.
+
+
+def start_rows(x, rho: float = 0.08, beta: float = 0.005, n_hidden: int = 512, seed: int = 0) -> list:
+    """The KL model before its first step, from the family's encoder-bias start and from PyTorch's default one
+    (``families.build_model(..., family_start=False)``), both built after ``torch.manual_seed(seed)``.
+    x: (B, 784) float images in [0, 1] (one minibatch); rho in (0, 1); beta >= 0.
+    Returns [{"start": "ours" | "PyTorch default", "mean code value": mean of the (B, H) code,
+    "weighted KL penalty": beta * sum_j KL(rho || rho_hat_j), rho_hat_j over the B images}], as floats."""
+    import torch
+
+    from .families import build_model
+    from .penalties import kl_sparsity_penalty
+
+    if not (0 < float(rho) < 1) or float(beta) < 0:
+        raise ValueError(f"need 0 < rho < 1 and beta >= 0, got rho={rho!r}, beta={beta!r}")
+    x = torch.as_tensor(x)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"x must be a (B, D) batch of images, got shape {tuple(x.shape)}")
+    rows = []
+    for name, family_start in (("ours", True), ("PyTorch default", False)):
+        torch.manual_seed(seed)
+        model = build_model("kl", n_hidden, x.shape[1], family_start=family_start, rho=rho, beta=beta)
+        with torch.no_grad():
+            code = model.encode(x.float()).double()
+        rows.append({"start": name, "mean code value": float(code.mean()),
+                     "weighted KL penalty": float(beta * kl_sparsity_penalty(code, rho))})
+    return rows
+
+
 SEED_SD_COLUMNS = {"test BCE": ("bce", ".1e"), "k90": ("units_for_mass", ".2f"),
                    "active units per digit": ("active_units_per_digit", ".2f"),
                    "dead / never-active share": ("dead_fraction", ".1%")}

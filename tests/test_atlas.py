@@ -907,6 +907,32 @@ def test_judge_rows_matches_the_seed_stds_by_hand():
     assert named[0]["metric"] == "test BCE" and named[0]["z"] == rows[0]["z"]
 
 
+def test_near_edge_rows_keeps_the_series_points_near_the_threshold():
+    """Against an independent reference: every L1 series point judged by hand (sqrt(2) times the largest seed std,
+    or both settings' own stds), kept when low < |z| <= high."""
+    seeded = {"l1": ({"lam": 4e-5}, {"lam": 0.0})}
+    sd = {p["lam"]: float(np.std(atlas.seed_spread("l1", ("bce",), **p)["bce"]["values"], ddof=1)) for p in seeded["l1"]}
+    l1 = atlas.load_atlas("l1")
+    ref = l1.entry(lam=4e-5).metrics["bce"]
+    expected = []
+    for lam in atlas.grid_values("l1")["lam"]:
+        if lam == 4e-5:
+            continue
+        s = math.hypot(sd[0.0], sd[4e-5]) if lam == 0.0 else math.sqrt(2) * max(sd.values())
+        z = (l1.entry(lam=lam).metrics["bce"] - ref) / s
+        if 3 < abs(z) <= 6:
+            expected.append((lam, z))
+    rows = atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, keys=("bce",))
+    assert [r["move"] for r in rows] == [f"L1 lam=4e-05 → {atlas.point_id({'lam': lam})}" for lam, _ in expected]
+    assert all(math.isclose(r["z"], z, rel_tol=1e-9) for r, (_, z) in zip(rows, expected))
+    everything = atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, low=0, high=math.inf, keys=("bce",))
+    assert len(everything) == len(atlas.grid_values("l1")["lam"]) - 1
+    with pytest.raises(ValueError, match="low"):
+        atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, low=5, high=4)
+    with pytest.raises(ValueError, match="series_through"):
+        atlas.near_edge_rows({}, seeded)
+
+
 def test_penalty_scale_rows_match_the_shipped_models_codes():
     """Against an independent reference: the shipped models' codes on the test digits, the KL penalty written
     out with rho_hat over all test digits, the L1 code sum, and the BCE computed here."""
@@ -1069,3 +1095,30 @@ def test_sd_margin_rows_divide_each_difference_by_the_larger_seed_sd():
         sd_margin_rows({"x": a}, sds)
     with pytest.raises(ValueError):
         sd_margin_rows({"x": (a, b)}, [dict(sds[0], **{"test BCE": 0.0})])
+
+
+def test_start_rows_match_a_hand_computed_first_step():
+    """Against an independent reference: the codes written out as sigmoid(x W^T + b) from freshly seeded
+    nn.Linear layers (ours: bias set to logit(rho)), and the KL penalty written out by hand."""
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(50, 784, generator=gen)
+    rho, beta = 0.08, 0.005
+    rows = atlas.start_rows(x, rho=rho, beta=beta, n_hidden=16, seed=3)
+    assert [r["start"] for r in rows] == ["ours", "PyTorch default"]
+    torch.manual_seed(3)
+    layer = torch.nn.Linear(784, 16)
+    by_hand = {}
+    for name, bias in (("ours", torch.full((16,), math.log(rho / (1 - rho)))), ("PyTorch default", layer.bias)):
+        code = torch.sigmoid(x.double() @ layer.weight.detach().double().T + bias.detach().double())
+        q = code.mean(dim=0)
+        kl = (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum()
+        by_hand[name] = (float(code.mean()), float(beta * kl))
+    for row in rows:
+        mean, penalty = by_hand[row["start"]]
+        assert math.isclose(row["mean code value"], mean, rel_tol=1e-5)
+        assert math.isclose(row["weighted KL penalty"], penalty, rel_tol=1e-4)
+    with pytest.raises(ValueError, match="rho"):
+        atlas.start_rows(x, rho=1.5)
+    with pytest.raises(ValueError, match="x must"):
+        atlas.start_rows(x[0])
