@@ -1186,6 +1186,33 @@ def series_table(rows: dict, moving: str, unit: dict | None, step_label: str = "
                                       "active units per digit": ".1f", "dead or never-active units": ".1%"})
 
 
+def seed_noise_tables(spreads: dict, noise: dict) -> str:
+    """The seed-noise bookkeeping of two families as printable text: one row per seeded setting (its seeds, k90
+    sd and test BCE sd), then per family the largest / smallest setting sd with its two-sided F-test p
+    (``spread_ratios``), then the pooled sd of each family, the cross tolerance and the wide tolerance.
+
+    spreads: {(family, setting label): ``seed_spread`` result}, each holding "units_for_mass" and "bce";
+    noise: ``noise_yardstick(spreads)``. Returns the text (three tables separated by blank lines)."""
+    keys = ("units_for_mass", "bce")
+    if not isinstance(noise, dict) or any(k not in noise for k in ("sigma", "tolerance", "wide")):
+        raise ValueError("noise must be a noise_yardstick result (with 'sigma', 'tolerance' and 'wide')")
+    families = list(noise["sigma"])
+    if list(dict.fromkeys(f for f, _ in spreads)) != families:
+        raise ValueError(f"spreads must hold the families of noise, {families}, in that order")
+    settings = [{"setting": f"{f.upper()}, {label}", "seeds": len(s["bce"]["values"]),
+                 "k90 sd": s["units_for_mass"]["std"], "test BCE sd": s["bce"]["std"]} for (f, label), s in spreads.items()]
+    ratios = [{"family": row["family"].upper(), "metric": LEAD_NAMES[row["key"]], "largest / smallest sd": row["fold"],
+               "F-test p": row["p, two-sided"]} for row in spread_ratios(spreads, keys)]
+    pooled = ([{"": f"pooled seed sd, {f.upper()}", **noise["sigma"][f]} for f in families]
+              + [{"": f"one {families[0].upper()} - {families[1].upper()} tolerance", **noise["tolerance"][tuple(families)]},
+                 {"": "wide tolerance (largest sds)", **noise["wide"]}])
+    columns = {"": ("", "<"), "k90": ("units_for_mass", ".2f"), "test BCE": ("bce", ".5f")}
+    return "\n\n".join([table(settings, formats={"setting": "<", "test BCE sd": ".5f"}, default=".2f"),
+                         table(ratios, formats={"family": "<", "metric": "<", "largest / smallest sd": ".1f",
+                                                "F-test p": ".2f"}),
+                         table(pooled, columns)])
+
+
 def best_rivals(records: list, rivals: list, unit: dict) -> dict:
     """For each record, the rival that beats it by the most: {point_id of the record: (lead, key, rival params)}.
 
@@ -1238,6 +1265,41 @@ def lead_grid(cells: dict, reference: dict, unit: dict, spec: str = "+.1f") -> s
     text = {k: " / ".join(format(v, spec) for v in leads(q, reference, unit).values()) for k, q in cells.items()}
     return table([{"": r, **{c: text.get((r, c), "-") for c in columns}} for r in rows],
                  formats={"": "<", **{c: "" for c in columns}})
+
+
+def activation_penalty_records(lam: float, rho: float, beta: float, directory=None) -> dict:
+    """The atlas runs that separate the activation from the penalty (the L1 penalty on sigmoid codes, the ReLU
+    model without and with it, the KL reference with either start), each a record as ``Atlas.records`` with a
+    "model" label added.
+
+    lam: the ReLU L1 weight shown beside lam = 0; rho, beta: the KL reference. Returns {"sigmoid L1": the L1
+    atlas's sigmoid-code runs with a living unit (dead_fraction < 1), by increasing lam; "left out": the
+    sigmoid-code runs with every unit dead; "ReLU L1": [lam = 0, lam]; "KL": [the KL reference with its
+    logit(rho) start, the same with PyTorch's start]}."""
+    lam, rho, beta = (check_number(n, v, low=0) for n, v in (("lam", lam), ("rho", rho), ("beta", beta)))
+    l1_atlas, kl_atlas = load_atlas("l1", directory), load_atlas("kl", directory)
+    on_sigmoid = sorted((dict(q, model=f"sigmoid L1, lam = {q['params']['lam']:g}") for q in l1_atlas.records(variants=True)
+                         if q["params"].get("activation") == "sigmoid"), key=lambda q: q["params"]["lam"])
+    relu = [{"model": f"ReLU L1, lam = {q:g}", "params": {"lam": q}, "metrics": l1_atlas.entry(lam=q).metrics}
+            for q in (0.0, lam)]
+    kl = [{"model": name, "params": q, "metrics": kl_atlas.entry(**q).metrics} for name, q in (
+        ("KL reference (logit start)", {"rho": rho, "beta": beta}),
+        ("KL, PyTorch's start, seed 0", {"rho": rho, "beta": beta, "start": "default"}))]
+    return {"sigmoid L1": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] < 1],
+            "left out": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] >= 1], "ReLU L1": relu, "KL": kl}
+
+
+def activation_penalty_table(groups: dict, unit: dict) -> str:
+    """The table of ``activation_penalty_records``: one row per run of "sigmoid L1", "ReLU L1" and "KL" (in that
+    order) with its test BCE, k90, dead units and its leads over the KL reference (groups["KL"][0]) in ``unit``
+    (``lead_columns``); the "left out" runs named in a line above it. Returns the text."""
+    if not isinstance(groups, dict) or any(k not in groups for k in ("sigmoid L1", "left out", "ReLU L1", "KL")):
+        raise ValueError("groups must be an activation_penalty_records result")
+    rows = groups["sigmoid L1"] + groups["ReLU L1"] + groups["KL"]
+    text = table(rows, {"model": ("model", "s"), "test BCE": ("bce", ".5f"), "k90": ("units_for_mass", ".1f"),
+                        "dead units": ("dead_fraction", ".1%"), **lead_columns(groups["KL"][0], unit)})
+    left = [f"left out: lam = {q['params']['lam']:g}, {q['metrics']['dead_fraction']:.0%} dead" for q in groups["left out"]]
+    return "\n".join(left + [text])
 
 
 def margin_census(records: list, rival_sets: dict, unit: dict, close: float = 3.0) -> list:

@@ -1296,7 +1296,7 @@ def _percent_label(share: float, _position=None) -> str:
 
 
 def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None = None, x_min=None,
-                        tick_alpha=0.4, tick_width: float | None = None):
+                        tick_alpha=0.4, tick_width: float | None = None, rug: bool = False):
     """The KL and the L1 penalty per unit of weight against one unit's mean code value rho_hat_j (left), and their
     slopes d(penalty / weight) / d rho_hat_j (right), on a log x axis. KL: KL(rho || rho_hat), slope
     (1 - rho) / (1 - rho_hat) - rho / rho_hat, zero at rho (a dotted line); L1: rho_hat itself, slope 1 (for
@@ -1310,7 +1310,9 @@ def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None
     legend goes to the upper centre, clear of the longer KL curve. tick_alpha: the ticks' opacity in (0, 1], one
     number or {"kl": a, "l1": b} (default 0.4; lower shows where many ticks pile up instead of a solid block; the
     legend draws them at least at 0.4). tick_width: the ticks' line width in points (default None: matplotlib's).
-    Returns the figure."""
+    rug: False (default) draws the ticks in a grey strip below zero on the left panel's axis; True draws them in a
+    thin axis of their own under the left panel (shared x, one row per family), so the penalty axis stays
+    non-negative, and the legend shows solid tick markers. Returns the figure."""
     from .penalties import kl_divergence
 
     rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
@@ -1347,27 +1349,45 @@ def plot_penalty_shapes(rho: float, unit_means: dict, weight_ratio: float | None
     q_l1 = torch.logspace(means["l1"].min().log10().item(), means["l1"].max().log10().item(), 400, dtype=torch.float64)
     panels = {"penalty / weight": (kl_divergence(rho, q_kl), q_l1),
               "d(penalty / weight) / d$\\hat\\rho_j$": ((1 - rho) / (1 - q_kl) - rho / q_kl, torch.ones_like(q_l1))}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    if rug:
+        fig = plt.figure(figsize=(10, 4.2))
+        grid = fig.add_gridspec(2, 2, height_ratios=(5, 1), hspace=0.08)
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[:, 1])]
+        rug_ax = fig.add_subplot(grid[1, 0], sharex=axes[0])
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, (what, (kl_curve, l1_curve)) in zip(axes, panels.items()):
         ax.plot(q_kl.numpy(), kl_curve.numpy(), color="C0", label=rf"KL: $\mathrm{{KL}}(\rho\,\|\,\hat\rho_j)$, $\rho$ = {rho:g}")
         ax.plot(q_l1.numpy(), l1_curve.numpy(), color="C1", label=r"L1: $\hat\rho_j$")
         ax.axvline(rho, color="grey", linestyle=":")
         ax.set(xscale="log", xlabel=r"unit mean $\hat\rho_j$ (log scale)", ylabel=what, title=what)
-    for name, y, colour in (("kl", -0.1, "C0"), ("l1", -0.22, "C1")):   # the ticks' strip, below zero
-        living = means[name].numpy()
-        axes[0].plot(living, np.full(len(living), y), "|", color=colour, alpha=tick_alpha[name],
+    tick_ax = rug_ax if rug else axes[0]
+    for name, y, colour in (("kl", 1.0, "C0"), ("l1", 0.0, "C1")) if rug else (("kl", -0.1, "C0"), ("l1", -0.22, "C1")):
+        living = means[name].numpy()   # the ticks: in a rug axis of their own, or in a strip below zero
+        tick_ax.plot(living, np.full(len(living), y), "|", color=colour, alpha=tick_alpha[name],
                      **({} if tick_width is None else {"markeredgewidth": tick_width}), label=f"ticks: the {name.upper()} reference's unit means")
-    axes[0].axhspan(-0.3, -0.03, color="0.93", zorder=0)
-    axes[0].set_ylim(-0.3, 1.5)
+    if rug:
+        rug_ax.set(ylim=(-0.7, 1.7), yticks=(1.0, 0.0), yticklabels=("KL", "L1"), xlabel=axes[0].get_xlabel())
+        axes[0].set(xlabel="", ylim=(0, 1.5))
+        axes[0].tick_params(labelbottom=False)
+    else:
+        axes[0].axhspan(-0.3, -0.03, color="0.93", zorder=0)
+        axes[0].set_ylim(-0.3, 1.5)
     axes[1].set(ylim=(-2, 2), xlim=axes[0].get_xlim())
     axes[1].axhline(0, color="black", linewidth=0.5)
-    legend = axes[0].legend(fontsize=8, loc=legend_loc)
+    handles = [a + b for a, b in zip(axes[0].get_legend_handles_labels(), rug_ax.get_legend_handles_labels())] if rug else []
+    legend = axes[0].legend(*handles, fontsize=8, loc=legend_loc)
     for handle in legend.legend_handles[2:]:   # the ticks' entries stay visible however faint the ticks
-        handle.set_alpha(max(handle.get_alpha(), 0.4))
+        handle.set_alpha(1.0 if rug else max(handle.get_alpha(), 0.4))
+        if rug:
+            handle.set_markeredgewidth(1.5)
     ratio = "" if weight_ratio is None else f": $\\beta/\\lambda$ = {weight_ratio:.0f}"
-    fig.suptitle("KL has its minimum at $\\rho$ (dotted), L1 pushes down at one rate. Ticks (grey strip): the "
+    fig.suptitle(f"KL has its minimum at $\\rho$ (dotted), L1 pushes down at one rate. Ticks ({'below the left panel' if rug else 'grey strip'}): the "
                  f"reference models' unit means.\nHeights are per unit of weight and not comparable{ratio}")
-    fig.tight_layout()
+    if rug:
+        fig.subplots_adjust(top=0.8, wspace=0.3)
+    else:
+        fig.tight_layout()
     return fig
 
 

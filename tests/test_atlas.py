@@ -761,6 +761,46 @@ def test_spread_ratios_by_hand():
         atlas.spread_ratios({("kl", "a"): spreads["kl", "a"]}, keys=("units_for_mass",))
 
 
+def test_seed_noise_tables_by_hand():
+    def spread(k90, bce):
+        return {key: {"values": list(v), "std": float(np.std(v, ddof=1))}
+                for key, v in (("units_for_mass", k90), ("bce", bce))}
+    spreads = {("kl", "a"): spread([0.0, 1.0, 2.0], [0.1, 0.2, 0.3]), ("kl", "b"): spread([0.0, 3.0, 6.0], [0.1, 0.2, 0.3]),
+               ("l1", "a"): spread([1.0, 2.0, 3.0], [0.0, 0.2, 0.4]), ("l1", "b"): spread([0.0, 1.0, 2.0], [0.0, 0.1, 0.2])}
+    noise = atlas.noise_yardstick(spreads)
+    text = atlas.seed_noise_tables(spreads, noise)
+    settings, ratios, pooled = text.split("\n\n")
+    assert settings.splitlines()[2].split() == ["KL,", "b", "3", "3.00", "0.10000"]
+    # KL k90: fold 3, F(2, 2) two-sided p = 2 / (1 + 9) = 0.2 (as in test_spread_ratios_by_hand)
+    assert ratios.splitlines()[1].split() == ["KL", "k90", "3.0", "0.20"]
+    assert ratios.splitlines()[4].split() == ["L1", "BCE", "2.0", "0.40"]      # fold 2: 2 / (1 + 4)
+    # pooled KL k90 sd: sqrt((2 * 1 + 2 * 9) / 4); wide from the largest sds: 3 / sqrt(2) * sqrt(3^2 + 1^2)
+    assert f"{np.sqrt(20 / 4):.2f}" in pooled.splitlines()[1]
+    assert pooled.splitlines()[4].split()[-2] == f"{3 / np.sqrt(2) * np.sqrt(10):.2f}"
+    with pytest.raises(ValueError, match="noise_yardstick"):
+        atlas.seed_noise_tables(spreads, {})
+
+
+def test_activation_penalty_records_against_the_atlas():
+    groups = atlas.activation_penalty_records(4e-5, 0.08, 0.005)
+    sigmoid = [q for q in atlas.load_atlas("l1").records(variants=True) if q["params"].get("activation") == "sigmoid"]
+    lams = sorted(q["params"]["lam"] for q in sigmoid)
+    kept = [q["params"]["lam"] for q in groups["sigmoid L1"]]
+    assert kept == sorted(kept) and sorted(kept + [q["params"]["lam"] for q in groups["left out"]]) == lams
+    assert all(q["metrics"]["dead_fraction"] == 1 for q in groups["left out"])
+    assert groups["ReLU L1"][1]["metrics"]["bce"] == atlas.load_atlas("l1").entry(lam=4e-5).metrics["bce"]
+    assert groups["KL"][0]["metrics"]["bce"] == atlas.load_atlas("kl").entry(rho=0.08, beta=0.005).metrics["bce"]
+    unit = {"units_for_mass": 2.0, "bce": 0.001}
+    text = atlas.activation_penalty_table(groups, unit)
+    relu = groups["ReLU L1"][0]["metrics"]
+    kl = groups["KL"][0]["metrics"]
+    row = next(line for line in text.splitlines() if line.strip().startswith("ReLU L1, lam = 0 "))
+    assert f"{(kl['units_for_mass'] - relu['units_for_mass']) / 2:+.1f}" in row and f"{relu['bce']:.5f}" in row
+    assert text.splitlines()[0].startswith("left out") == bool(groups["left out"])
+    with pytest.raises(ValueError, match="activation_penalty_records"):
+        atlas.activation_penalty_table({}, unit)
+
+
 def test_reference_runs_tables_print_the_rows():
     row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
            "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,

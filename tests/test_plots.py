@@ -982,6 +982,21 @@ def test_penalty_shapes_x_min_extends_the_kl_curve_and_tick_options_thin_the_tic
     plt.close("all")
 
 
+def test_penalty_shapes_rug_keeps_the_penalty_axis_non_negative():
+    means = {"kl": torch.tensor([0.05, 0.08, 0.1]), "l1": torch.tensor([0.0, 2e-5, 1e-3, 0.5])}
+    fig = plots.plot_penalty_shapes(0.08, means, x_min="means", tick_alpha={"kl": 0.03, "l1": 0.4}, rug=True)
+    left, right, rug = fig.axes
+    assert left.get_ylim()[0] == 0 and not [l for l in left.lines if l.get_label().startswith("ticks")]
+    ticks = {l.get_label(): l for l in rug.lines}
+    assert sorted(ticks["ticks: the KL reference's unit means"].get_xdata()) == pytest.approx([0.05, 0.08, 0.1])
+    assert sorted(ticks["ticks: the L1 reference's unit means"].get_xdata()) == pytest.approx([2e-5, 1e-3, 0.5])  # living
+    assert rug.get_shared_x_axes().joined(rug, left)
+    legend = left.get_legend()
+    assert [t.get_text().startswith("ticks") for t in legend.get_texts()] == [False, False, True, True]
+    assert all(h.get_alpha() == 1.0 for h in legend.legend_handles[2:])     # solid legend markers
+    plt.close("all")
+
+
 def test_plot_headroom_stacks_dead_units_and_draws_one_line_per_shift():
     headroom = torch.tensor([0.1, 0.2, 0.5, 0.9, 1.5])
     dead = torch.tensor([True, True, False, False, False])
