@@ -675,7 +675,27 @@ def gallery_entries(points, directory=None) -> dict:
     return entries
 
 
-def penalty_scale_rows(directory=None, batch_size: int | None = None) -> list:
+def gallery_facts(entries: dict, shown: int = 8) -> list:
+    """What the gallery rows show, as rows for ``table``: one dict per item of ``entries`` ({row label: atlas
+    entry}, as ``gallery_entries``): "row" (the label), "units on ≥ 99 %" (units active on at least 99 % of the
+    test digits, an int), "weights positive" (share of the weights > 0 in the first ``shown`` decoder images,
+    entry.features[:shown], the tiles drawn), "weight min", "weight max" (their range), "shown fire on, from" and
+    "to" (the least and most often active of the ``shown`` most often active units: firing frequencies in [0, 1])."""
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"entries must be a non-empty dict {{label: atlas entry}}, got {entries!r}")
+    shown = check_int("shown", shown, low=1)
+    rows = []
+    for label, entry in entries.items():
+        tiles = np.asarray(entry.features[:shown])
+        firing = np.sort(np.asarray(entry.firing_frequency))[::-1][:shown]
+        rows.append({"row": label, "units on ≥ 99 %": int((np.asarray(entry.firing_frequency) >= 0.99).sum()),
+                     "weights positive": float((tiles > 0).mean()), "weight min": float(tiles.min()),
+                     "weight max": float(tiles.max()), "shown fire on, from": float(firing.min()),
+                     "to": float(firing.max())})
+    return rows
+
+
+def penalty_scale_rows(directory=None, batch_size: int | None = None, shuffles: int | None = None) -> list:
     """Why beta and lambda look small: one dict per family's reference (seed 0), for ``table``: "family",
     "weight" (beta or lambda), "784 × weight" (the weight against a pixel-summed error; 784 pixels),
     "code sum per digit" (H * ybar, the mean over test digits of sum_j y_j; None for KL, whose penalty is not a
@@ -685,11 +705,18 @@ def penalty_scale_rows(directory=None, batch_size: int | None = None) -> list:
     it, the mean over consecutive test minibatches of B digits (the last may be shorter) with rho_hat_j over each
     minibatch, from the shipped KL model's codes (the atlas's KL reference run); L1's penalty is a mean over
     digits, so its value does not change. It also adds "KL, ρ̂ over all test digits": the default KL value
-    (None for L1)."""
+    (None for L1).
+    shuffles (default None: as above; needs batch_size): an int n >= 1 makes the KL "penalty ÷ test BCE" the
+    mean over n random orders of the test digits (``metrics.minibatch_kl_penalty`` with shuffle_seed 0..n-1,
+    full minibatches only), as training shuffles its digits, and adds "KL, consecutive batches" (the
+    unshuffled value above) and "KL, all digits + Jensen estimate" (the all-digit value plus
+    ``metrics.kl_jensen_gap``, the expected excess of random minibatches; None for L1)."""
     rows = _penalty_scale_rows(directory)
     if batch_size is None:
         return rows
     batch_size = check_int("batch_size", batch_size, low=1)
+    if shuffles is not None:
+        shuffles = check_int("shuffles", shuffles, low=1)
     from .penalties import kl_sparsity_penalty
     from .pretrained import load_pretrained
     model = load_pretrained("kl")[0]
@@ -702,6 +729,18 @@ def penalty_scale_rows(directory=None, batch_size: int | None = None) -> list:
         row["KL, ρ̂ over all test digits"] = row["penalty ÷ test BCE"] if row["family"] == "KL" else None
         if row["family"] == "KL":
             row["penalty ÷ test BCE"] = kl_ref["beta"] * penalty / bce_kl
+    if shuffles is None:
+        return rows
+    from .metrics import kl_jensen_gap, minibatch_kl_penalty
+    rho, beta = kl_ref["rho"], kl_ref["beta"]
+    shuffled = np.mean([minibatch_kl_penalty(code, rho, beta, batch_size, shuffle_seed=s) for s in range(shuffles)])
+    for row in rows:
+        kl = row["family"] == "KL"
+        row["KL, consecutive batches"] = row["penalty ÷ test BCE"] if kl else None
+        row["KL, all digits + Jensen estimate"] = (row["KL, ρ̂ over all test digits"]
+                                                   + kl_jensen_gap(code, rho, beta, batch_size) / bce_kl) if kl else None
+        if kl:
+            row["penalty ÷ test BCE"] = float(shuffled) / bce_kl
     return rows
 
 

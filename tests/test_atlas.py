@@ -1119,6 +1119,52 @@ def test_penalty_scale_rows_with_batch_size_averages_the_kl_penalty_over_test_mi
         atlas.penalty_scale_rows(batch_size=0)
 
 
+def test_penalty_scale_rows_with_shuffles_average_random_minibatches():
+    """Against an independent reference: random orders drawn with torch.randperm, the KL written out per
+    full minibatch, and the second-order Jensen term written out from the column means and variances."""
+    from sae_utils import load_pretrained
+    x = prepare_images(load_mnist("test")[0])
+    with torch.no_grad():
+        code = load_pretrained("kl")[0].encode(x).double()
+    rho, beta, b = 0.08, 0.005, 1200
+    kl = lambda q: (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
+    per_order = []
+    for seed in range(2):
+        order = torch.randperm(len(code), generator=torch.Generator().manual_seed(seed))
+        batches = code[order][:len(code) // b * b].split(b)
+        per_order.append(np.mean([kl(batch.mean(dim=0)) for batch in batches]))
+    q, v, n = code.mean(dim=0), code.var(dim=0, unbiased=False), len(code)
+    jensen = 0.5 * beta * ((rho / q ** 2 + (1 - rho) / (1 - q) ** 2) * v / b * (n - b) / (n - 1)).sum().item()
+    before = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=b)}
+    rows = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=b, shuffles=2)}
+    bce = atlas.load_atlas("kl").entry(rho=rho, beta=beta).metrics["bce"]
+    assert rows["KL"]["penalty ÷ test BCE"] == pytest.approx(beta * np.mean(per_order) / bce, rel=1e-6)
+    assert rows["KL"]["KL, consecutive batches"] == before["KL"]["penalty ÷ test BCE"]
+    assert rows["KL"]["KL, all digits + Jensen estimate"] == pytest.approx(
+        before["KL"]["KL, ρ̂ over all test digits"] + jensen / bce, rel=1e-6)
+    assert rows["L1"]["penalty ÷ test BCE"] == before["L1"]["penalty ÷ test BCE"]
+    assert rows["L1"]["KL, consecutive batches"] is None
+    with pytest.raises(ValueError):
+        atlas.penalty_scale_rows(batch_size=b, shuffles=0)
+
+
+def test_gallery_facts_describe_the_tiles_drawn():
+    """Against values written out by hand on a small fake entry."""
+    from types import SimpleNamespace
+    features = np.zeros((3, 28, 28))
+    features[0, 0, :4] = [1.0, -2.0, 0.5, 0.0]
+    entry = SimpleNamespace(features=features, firing_frequency=np.array([0.2, 0.995, 0.5, 1.0]))
+    (row,) = atlas.gallery_facts({"fake": entry}, shown=2)
+    assert row["row"] == "fake" and row["units on ≥ 99 %"] == 2
+    assert row["weights positive"] == pytest.approx(2 / (2 * 784))
+    assert (row["weight min"], row["weight max"]) == (-2.0, 1.0)
+    assert (row["shown fire on, from"], row["to"]) == (0.995, 1.0)
+    with pytest.raises(ValueError):
+        atlas.gallery_facts({})
+    with pytest.raises(ValueError):
+        atlas.gallery_facts({"fake": entry}, shown=0)
+
+
 def test_sd_margin_rows_divide_each_difference_by_the_larger_seed_sd():
     from sae_utils.atlas import sd_margin_rows
     a = {"dead units": 0.5, "L0 per digit": 100.0, "L0 / living units": 0.4, "test BCE": 0.07}
