@@ -585,6 +585,53 @@ def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None, sh
     return _feature_blocks(blocks, n, title, shared_scale=shared_scale)
 
 
+def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = "beta",
+                         bce_key: str = "test BCE", x_keys=("units on per digit", "k90 (units)"),
+                         threshold: float = 0.5, title: str | None = None):
+    """Two stored atlas runs side by side, and a sweep's trade-off. Top: the first ``n`` stored decoder
+    columns of each entry (the atlas keeps the most often active units, most often first), all on one colour
+    scale. Bottom left: each entry's units, f_j (share of test digits with y_j > ``threshold``, the atlas's
+    ``firing_frequency``) against rho_hat_j (``mean_activation``), with the line f_j = rho_hat_j. Bottom, then:
+    ``bce_key`` against each of ``x_keys`` over the sweep, each point labelled with its value of ``moving``.
+    entries: {label: ``atlas.AtlasEntry``} (one or two); sweep: rows of ``atlas.metric_rows`` with seeds=False
+    (numbers, not "mean ± std" text), [{moving: value, bce_key: float, x_key: float, ...}, ...]."""
+    if not 1 <= len(entries) <= 2:
+        raise ValueError(f"entries must hold one or two atlas entries, got {len(entries)}")
+    check_int("n", n, low=1)
+    threshold = check_number("threshold", threshold, low=0)
+    if not sweep or any(not isinstance(row.get(k), (int, float)) for row in sweep for k in (moving, bce_key, *x_keys)):
+        raise ValueError(f"sweep must be a non-empty list of rows with numeric {moving!r}, {bce_key!r} and {list(x_keys)!r}")
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = plt.figure(figsize=(4.2 * (1 + len(x_keys)), 1.15 * rows + 4.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15 * rows + 0.8, 3.6])
+    features = {label: torch.as_tensor(np.asarray(e.features[:n], dtype=np.float32)) for label, e in entries.items()}
+    limit = _scale_limit(torch.cat([f.reshape(len(f), -1) for f in features.values()]))
+    for block, (label, entry) in zip(top.subfigures(1, len(entries), squeeze=False)[0], entries.items()):
+        _feature_grid(block, features[label], unit_labels(entry.feature_units[:n], entry.firing_frequency),
+                      f"{label}: decoder columns", limit=limit)
+    scatter, *trade = bottom.subplots(1, 1 + len(x_keys))
+    top_value = 0.0
+    for (label, entry), marker in zip(entries.items(), ("o", "s")):
+        rho_hat, f = np.asarray(entry.mean_activation), np.asarray(entry.firing_frequency)
+        scatter.scatter(rho_hat, f, s=8, alpha=0.5, marker=marker, label=label)
+        top_value = max(top_value, rho_hat.max(), f.max())
+    scatter.plot([0, 1.05 * top_value], [0, 1.05 * top_value], "k:", label=r"$f_j = \hat\rho_j$")
+    scatter.set(xlabel=r"$\hat\rho_j$: mean code value (test digits)", ylabel=f"$f_j$: share with $y_j > {threshold:g}$",
+                title="Each unit: how often on against its average")
+    scatter.legend(fontsize=8)
+    bce = [row[bce_key] for row in sweep]
+    for ax, key in zip(trade, x_keys):
+        x = [row[key] for row in sweep]
+        ax.plot(x, bce, "o-")
+        for xi, yi, row in zip(x, bce, sweep):
+            ax.annotate(f"{moving} {row[moving]:g}", (xi, yi), fontsize=7, xytext=(4, -9), textcoords="offset points")
+        ax.set(xlabel=key, ylabel=bce_key, title=f"{bce_key} against {key}")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None,
                      shade_last: int | None = None):
     """The test BCE per epoch of several runs, one panel per group, on one shared y axis.

@@ -1070,3 +1070,27 @@ def test_plot_headroom_scatter_colours_units_by_push_and_death():
         plots.plot_headroom_scatter(headroom, shift, dead.float(), down)
     with pytest.raises(ValueError):
         plots.plot_headroom_scatter(headroom[:3], shift, dead, down)
+
+
+def test_plot_beta_comparison_draws_both_runs_and_the_sweep():
+    from types import SimpleNamespace
+    rng = np.random.default_rng(0)
+    entries = {f"beta = {b:g}": SimpleNamespace(features=rng.normal(size=(64, 28, 28)).astype(np.float32),
+                                                 feature_units=np.arange(64), firing_frequency=rng.random(512) / 10,
+                                                 mean_activation=rng.random(512) / 5) for b in (0.0, 0.005)}
+    sweep = [{"beta": b, "test BCE": y, "units on per digit": u, "k90 (units)": k}
+             for b, y, u, k in ((0.0, 0.066, 190.0, 337.0), (0.005, 0.070, 13.7, 237.0), (0.15, 0.078, 7.5, 286.0))]
+    fig = plots.plot_beta_comparison(entries, sweep, n=4)
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 8                                   # 4 tiles per run
+    limits = {ax.images[0].get_clim() for ax in image_axes}
+    assert len(limits) == 1                                       # one colour scale for both runs
+    scatter, by_units, by_k90 = [ax for ax in fig.axes if not ax.images and ax.get_xlabel()][-3:]
+    for ax, entry in zip(scatter.collections, entries.values()):
+        np.testing.assert_allclose(ax.get_offsets(), np.column_stack([entry.mean_activation, entry.firing_frequency]), rtol=1e-6)
+    np.testing.assert_allclose(by_k90.get_lines()[0].get_xydata(), [[337.0, 0.066], [237.0, 0.070], [286.0, 0.078]])
+    assert by_units.get_xlabel() == "units on per digit" and "beta 0.005" in [t.get_text() for t in by_units.texts]
+    with pytest.raises(ValueError, match="numeric"):
+        plots.plot_beta_comparison(entries, [{"beta": 0.005, "test BCE": "0.07 ± 0.01"}])
+    with pytest.raises(ValueError, match="one or two"):
+        plots.plot_beta_comparison({}, sweep)
