@@ -1213,6 +1213,14 @@ def seed_noise_tables(spreads: dict, noise: dict) -> str:
                          table(pooled, columns)])
 
 
+def margins(records: list, rivals: list, unit: dict) -> list:
+    """Each record's margin: the lead of the rival that beats it by the most (``best_rivals``), as a list of
+    floats in the order of ``records``. records, rivals, unit: as ``best_rivals``."""
+    if not records:
+        raise ValueError("records must be a non-empty list of atlas records")
+    return [float(lead) for lead, _, _ in best_rivals(records, rivals, unit).values()]
+
+
 def best_rivals(records: list, rivals: list, unit: dict) -> dict:
     """For each record, the rival that beats it by the most: {point_id of the record: (lead, key, rival params)}.
 

@@ -1162,3 +1162,16 @@ def test_start_rows_match_a_hand_computed_first_step():
         atlas.start_rows(x, rho=1.5)
     with pytest.raises(ValueError, match="x must"):
         atlas.start_rows(x[0])
+
+
+def test_margins_are_each_records_best_rival_lead_in_order():
+    def record(params, mass, bce):
+        return {"params": params, "metrics": {"units_for_mass": mass, "bce": bce}}
+    kl = [record({"rho": 0.08, "beta": 0.005}, 200.0, 0.070), record({"rho": 0.32, "beta": 0.0015}, 100.0, 0.066)]
+    l1 = [record({"lam": 4e-5}, 80.0, 0.067), record({"lam": 1e-5}, 90.0, 0.0655)]
+    unit = {"units_for_mass": 10.0, "bce": 0.001}
+    by_hand = [max(min((k["metrics"]["units_for_mass"] - r["metrics"]["units_for_mass"]) / 10.0,
+                       (k["metrics"]["bce"] - r["metrics"]["bce"]) / 0.001) for r in l1) for k in kl]
+    assert atlas.margins(kl, l1, unit) == pytest.approx(by_hand)      # 3.0 and 0.5
+    with pytest.raises(ValueError, match="records"):
+        atlas.margins([], l1, unit)
