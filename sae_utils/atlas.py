@@ -1252,6 +1252,14 @@ def seed_noise_tables(spreads: dict, noise: dict) -> str:
                          table(pooled, columns)])
 
 
+def margins(records: list, rivals: list, unit: dict) -> list:
+    """Each record's margin: the lead of the rival that beats it by the most (``best_rivals``), as a list of
+    floats in the order of ``records``. records, rivals, unit: as ``best_rivals``."""
+    if not records:
+        raise ValueError("records must be a non-empty list of atlas records")
+    return [float(lead) for lead, _, _ in best_rivals(records, rivals, unit).values()]
+
+
 def best_rivals(records: list, rivals: list, unit: dict) -> dict:
     """For each record, the rival that beats it by the most: {point_id of the record: (lead, key, rival params)}.
 
@@ -1406,7 +1414,7 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
     from ``falling_test`` on its test-BCE history), "F fall / noise" (that test's delta over jitter / sqrt(5): "still
     falling" is "yes" when it is above 3), "F living units" (firing frequency > 0); then
     "L1 lead on k90 (tol.)" and "L1 lead on BCE (tol.)": (first family - second family) / tolerance, with the
-    second family's name in the label; with ``wide``, "<second> BCE lead, largest s_i (tol.)" in wide's unit."""
+    second family's name in the label; with ``wide``, "<second> BCE lead (wide tol.)" in wide's unit."""
     first, second = families
     rows = []
     for run, options in budgets.items():
@@ -1424,7 +1432,7 @@ def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, fam
             difference = row[f"{first.upper()} {column}"] - row[f"{second.upper()} {column}"]
             row[f"{lead} lead on {column.replace('test ', '')} (tol.)"] = difference / tolerance[key]
             if wide is not None and key == "bce":
-                row[f"{lead} BCE lead, largest s_i (tol.)"] = difference / wide["bce"]
+                row[f"{lead} BCE lead (wide tol.)"] = difference / wide["bce"]
         rows.append(row)
     return rows
 
@@ -1460,7 +1468,7 @@ def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
     first, second = (f.upper() for f in families)
     leads = ["run", f"{first} k90", f"{second} k90", f"{second} lead on k90 (tol.)", f"{first} test BCE",
              f"{second} test BCE", f"{second} lead on BCE (tol.)", f"{second} living units"]
-    trends = ["run"] + [k for k in (f"{second} BCE lead, largest s_i (tol.)",) if k in rows[0]]
+    trends = ["run"] + [k for k in (f"{second} BCE lead (wide tol.)",) if k in rows[0]]
     trends += [f"{f} {what}" for f in (first, second) for what in ("fall per epoch (BCE)", "fall / noise", "still falling")
                if what != "fall / noise" or f"{f} fall / noise" in rows[0]]
     formats = {"run": "<", f"{second} living units": "d"}

@@ -909,6 +909,20 @@ def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
     return [_gap_share(name, mask, gap) for name, mask in groups.items()]
 
 
+def stroke_gap_totals(rows: list) -> dict:
+    """The stroke totals of a ``gap_by_brightness`` table, whatever the order of its rows. rows: the list of
+    dicts it returns (each with "pixels", "share of pixels", "share of the gap"). Returns {"share of pixels",
+    "share of the gap"}: sums over the rows whose "pixels" starts with "stroke", and "share of the gap, darker":
+    the sum over those stroke rows whose label ends with "darker" (model A draws the pixel no brighter than B)."""
+    if not isinstance(rows, (list, tuple)) or not rows or any(
+            not isinstance(r, dict) or not {"pixels", "share of pixels", "share of the gap"} <= set(r) for r in rows):
+        raise ValueError("rows must be a non-empty list of gap_by_brightness rows")
+    stroke = [r for r in rows if r["pixels"].startswith("stroke")]
+    return {"share of pixels": float(sum(r["share of pixels"] for r in stroke)),
+            "share of the gap": float(sum(r["share of the gap"] for r in stroke)),
+            "share of the gap, darker": float(sum(r["share of the gap"] for r in stroke if r["pixels"].endswith("darker")))}
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``values``, ties sharing their average rank."""
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)

@@ -633,14 +633,18 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
 
 
 def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None,
-                     shade_last: int | None = None):
+                     shade_last: int | None = None, floor: float | None = None):
     """The test BCE per epoch of several runs, one panel per group, on one shared y axis.
 
     curves: {panel title: {legend label: per-epoch test BCE list (epoch 1 first)}}, e.g. one panel per
     learning rate with a KL and an L1 run in each; mark_epoch: a dotted vertical line in the last panel
     (e.g. where the recipe's 20 epochs end when that panel runs longer), None for none. shade_last: when
     given (an integer >= 1), each panel shades its last ``shade_last`` epochs (those of its longest run), e.g.
-    the window ``atlas.falling_test`` reads; None (default) shades nothing."""
+    the window ``atlas.falling_test`` reads; None (default) shades nothing. floor: when given (a positive
+    number, e.g. the BCE floor), a dashed horizontal line labelled "BCE floor" in every panel; None (default)
+    draws none."""
+    if floor is not None:
+        floor = check_number("floor", floor, low=0, low_open=True)
     if shade_last is not None:
         shade_last = check_int("shade_last", shade_last, low=1)
     fig, axes = plt.subplots(1, len(curves), figsize=(3.8 * len(curves), 3.4), sharey=True, squeeze=False)
@@ -651,6 +655,8 @@ def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | N
             n_epochs = max(len(test_bce) for test_bce in runs.values())
             ax.axvspan(max(n_epochs - shade_last, 0) + 0.5, n_epochs + 0.5, color="grey", alpha=0.15,
                        label=f"last {shade_last} epochs")
+        if floor is not None:
+            ax.axhline(floor, color="black", ls="--", lw=1, label="BCE floor")
         ax.set(title=panel, xlabel="epoch")
     if mark_epoch is not None:
         axes[0, -1].axvline(mark_epoch, color="grey", ls=":", label=f"epoch {mark_epoch}")
@@ -1067,28 +1073,39 @@ def plot_tradeoff_views(records: dict, lines: dict, views=("all points", "zoom")
 KL_L1_TRADEOFF_LABELS = {"kl": [{"rho": 0.08, "beta": b} for b in (0.0, 0.15)] + [{"rho": r, "beta": 0.005} for r in (0.01, 0.32)],
                          "l1": [{"lam": q} for q in (0.0, 1e-5, 6.4e-4)]}
 KL_L1_TRADEOFF_VIEWS = {
-    "all points": {"ylim": (0.056, 0.156), "title": "Test BCE against $k_{90}$, every atlas point",
+    "all points": {"ylim": (0.05, 0.156), "title": "Test BCE against $k_{90}$, every atlas point",
                    "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (10, 4)},
                                      "l1": {("lam", 0.0): (6, -18), ("lam", 1e-5): (-66, -16)}},
                    "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"][1:], "l1": KL_L1_TRADEOFF_LABELS["l1"]}},
-    "zoom": {"ylim": (0.0645, 0.086), "xlim": (60, 400), "baselines": None, "xticks": (60, 100, 200, 400),
+    "zoom": {"ylim": (0.064, 0.086), "xlim": (60, 400), "baselines": None, "xticks": (60, 100, 200, 400),
              "title": "Test BCE against $k_{90}$, zoom", "star_offsets": {"kl": (-14, -22)},
-             "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (-62, 2)}},
+             "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"], "l1": [{"lam": q} for q in (0.0, 1e-5, 2e-5, 8e-5)]},
+             "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (-62, 2)},
+                               "l1": {("lam", 2e-5): (4, 10), ("lam", 1e-5): (6, -12)}},
              "extra_label_offsets": {"L1 on sigmoid codes: λ varies": {"λ=0": (6, -14), "λ=1.0e-04": (0, 14),
                                                                        "λ=2.5e-04": (6, 12), "λ=5.0e-04": (6, 12)}}},
 }
 
 
 def plot_kl_l1_tradeoff(records: dict, lines: dict, sigmoid_l1: list, floor: float,
-                        sigmoid_label: str = "L1 on sigmoid codes: λ varies") -> list:
+                        sigmoid_label: str = "L1 on sigmoid codes: λ varies", tolerance: dict | None = None) -> list:
     """Notebook 03's trade-off figures: ``plot_tradeoff_views`` (views "all points" and "zoom") with the label
     placement of ``KL_L1_TRADEOFF_VIEWS``, the points of ``KL_L1_TRADEOFF_LABELS`` labelled (in the first view
     all but KL's beta = 0, whose label would cross the stars; the legend names hollow points), unpenalised points hollow, the BCE floor as a baseline in the first view, the L1-on-sigmoid-codes runs as one
     extra line, and each legend beside its plot (upper left, outside the axes). records, lines: as
     ``plot_tradeoff``; sigmoid_l1: atlas records of L1 on sigmoid codes (each with "params"["lam"] and "metrics"
     with "units_for_mass" and "bce"), drawn in the order given with labels "λ=0" or "λ=<lam:.1e>"; floor: the BCE
-    floor, a positive number. Returns the two figures."""
+    floor, a positive number; tolerance: None (default, no error bars) or {"units_for_mass": x, "bce": y}, one
+    KL - L1 tolerance per axis, drawn as a ± error cross on both stars and named in each title. Returns the two
+    figures."""
     floor = check_number("floor", floor, low=0, low_open=True)
+    extra = {}
+    if tolerance is not None:
+        if not isinstance(tolerance, dict) or not {"units_for_mass", "bce"} <= set(tolerance):
+            raise ValueError(f"tolerance must be None or a dict with 'units_for_mass' and 'bce', got {tolerance!r}")
+        bars = (check_number("tolerance k90", tolerance["units_for_mass"], low=0),
+                check_number("tolerance bce", tolerance["bce"], low=0))
+        extra["reference_errors"] = {"kl": bars, "l1": bars}
     if not isinstance(sigmoid_l1, (list, tuple)) or not sigmoid_l1 or any(
             "lam" not in q.get("params", {}) or not {"units_for_mass", "bce"} <= set(q.get("metrics", {}))
             for q in sigmoid_l1):
@@ -1098,8 +1115,11 @@ def plot_kl_l1_tradeoff(records: dict, lines: dict, sigmoid_l1: list, floor: flo
              f"λ={q['params']['lam']:.1e}" if q["params"]["lam"] else "λ=0") for q in sigmoid_l1]
     figures = plot_tradeoff_views(records, lines, label_points=KL_L1_TRADEOFF_LABELS,
                                   baselines={"BCE floor (section 2)": floor}, extra_lines={sigmoid_label: line},
-                                  view_options=copy.deepcopy(KL_L1_TRADEOFF_VIEWS), hollow_unpenalised=True)
+                                  view_options=copy.deepcopy(KL_L1_TRADEOFF_VIEWS), hollow_unpenalised=True, **extra)
     for figure in figures:
+        if tolerance is not None:
+            axis = figure.axes[0]
+            axis.set_title(f"{axis.get_title()}; stars ± one KL − L1 tolerance")
         figure.axes[0].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1))
     return figures
 

@@ -422,7 +422,7 @@ def test_reference_runs_and_unit_means_read_the_stored_entries():
     kl, l1 = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005), atlas.load_atlas("l1").entry(lam=4e-5)
     assert row["KL k90"] == kl.metrics["units_for_mass"] and row["L1 test BCE"] == l1.metrics["bce"]
     assert row["L1 lead on BCE (tol.)"] == pytest.approx((kl.metrics["bce"] - l1.metrics["bce"]) / 0.001)
-    assert row["L1 BCE lead, largest s_i (tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
+    assert row["L1 BCE lead (wide tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
     assert row["L1 living units"] == int((l1.firing_frequency > 0).sum())
     assert row["KL still falling"] == ("yes" if atlas.falling_test(kl.history["test_bce"])["falling"] else "no")
     rows = atlas.unit_means_along("kl", "beta", target=0.08, rho=0.08)
@@ -804,7 +804,7 @@ def test_activation_penalty_records_against_the_atlas():
 def test_reference_runs_tables_print_the_rows():
     row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
            "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,
-           "L1 BCE lead, largest s_i (tol.)": 3.36, "KL fall per epoch (BCE)": 4.5e-4, "KL still falling": "yes",
+           "L1 BCE lead (wide tol.)": 3.36, "KL fall per epoch (BCE)": 4.5e-4, "KL still falling": "yes",
            "L1 fall per epoch (BCE)": 1.8e-4, "L1 still falling": "no"}
     leads, trends = atlas.reference_runs_tables([row])
     assert leads.splitlines()[1].split() == ["r", "237.2", "84.1", "+19.03", "0.07005", "0.06730", "+4.80", "240"]
@@ -1209,3 +1209,16 @@ def test_start_rows_match_a_hand_computed_first_step():
         atlas.start_rows(x, rho=1.5)
     with pytest.raises(ValueError, match="x must"):
         atlas.start_rows(x[0])
+
+
+def test_margins_are_each_records_best_rival_lead_in_order():
+    def record(params, mass, bce):
+        return {"params": params, "metrics": {"units_for_mass": mass, "bce": bce}}
+    kl = [record({"rho": 0.08, "beta": 0.005}, 200.0, 0.070), record({"rho": 0.32, "beta": 0.0015}, 100.0, 0.066)]
+    l1 = [record({"lam": 4e-5}, 80.0, 0.067), record({"lam": 1e-5}, 90.0, 0.0655)]
+    unit = {"units_for_mass": 10.0, "bce": 0.001}
+    by_hand = [max(min((k["metrics"]["units_for_mass"] - r["metrics"]["units_for_mass"]) / 10.0,
+                       (k["metrics"]["bce"] - r["metrics"]["bce"]) / 0.001) for r in l1) for k in kl]
+    assert atlas.margins(kl, l1, unit) == pytest.approx(by_hand)      # 3.0 and 0.5
+    with pytest.raises(ValueError, match="records"):
+        atlas.margins([], l1, unit)

@@ -1024,3 +1024,20 @@ def test_encoder_peak_statistics_against_hand_counts():
     assert abs(s["inked_when_on"].item() - 0.5) < 1e-12                 # of 0 and 2, only 0 is inked
     with pytest.raises(ValueError, match="code"):
         encoder_peak_statistics(rows, code[:, :1], x_train, x_test, threshold=0.5)
+
+
+def test_stroke_gap_totals_sum_the_stroke_rows_by_label_in_any_order():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 30, generator=gen).double() * (torch.rand(40, 30, generator=gen) > 0.6)
+    a, b = torch.rand(40, 30, generator=gen).double() * 0.98 + 0.01, torch.rand(40, 30, generator=gen).double() * 0.98 + 0.01
+    rows = sae_utils.metrics.gap_by_brightness(x, {"A": a, "B": b})
+    totals = sae_utils.metrics.stroke_gap_totals(rows[::-1])
+    bce = lambda p: -(x * p.log() + (1 - x) * (1 - p).log())          # independent per-pixel BCE
+    gap = bce(a) - bce(b)
+    stroke = x > 0
+    assert totals["share of pixels"] == pytest.approx(stroke.double().mean().item())
+    assert totals["share of the gap"] == pytest.approx((gap[stroke].sum() / gap.sum()).item())
+    darker = stroke & ~(a > b)
+    assert totals["share of the gap, darker"] == pytest.approx((gap[darker].sum() / gap.sum()).item())
+    with pytest.raises(ValueError, match="rows"):
+        sae_utils.metrics.stroke_gap_totals([])

@@ -652,6 +652,17 @@ def test_plot_test_curves_shades_each_panels_last_epochs_only_when_asked():
         plots.plot_test_curves(curves, shade_last=0)
 
 
+def test_plot_test_curves_draws_the_floor_in_every_panel_only_when_asked():
+    curves = {"20": {"KL": [0.1] * 20}, "60": {"KL": [0.1] * 60, "L1": [0.09] * 60}}
+    assert all("BCE floor" not in [l.get_label() for l in ax.lines] for ax in plots.plot_test_curves(curves).axes)
+    for ax in plots.plot_test_curves(curves, floor=0.058).axes:
+        (line,) = [l for l in ax.lines if l.get_label() == "BCE floor"]
+        assert list(line.get_ydata()) == [0.058, 0.058] and line.get_linestyle() == "--"
+    with pytest.raises(ValueError, match="floor"):
+        plots.plot_test_curves(curves, floor=-1.0)
+    plt.close("all")
+
+
 def test_atlas_features_draw_each_entrys_stored_columns_with_their_labels():
     from sae_utils.atlas import load_atlas
 
@@ -1038,7 +1049,7 @@ def test_plot_kl_l1_tradeoff_draws_two_views_with_the_sigmoid_line_and_outside_l
     lines = {"kl": [("beta", {"rho": 0.08})], "l1": [("lam", {})]}
     sigmoid = [record({"lam": 0.0, "activation": "sigmoid"}, 0.066, 340), record({"lam": 1e-4, "activation": "sigmoid"}, 0.069, 150)]
     whole, zoom = plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=0.058)
-    assert whole.axes[0].get_ylim() == (0.056, 0.156) and zoom.axes[0].get_xlim() == pytest.approx((60, 400))
+    assert whole.axes[0].get_ylim() == (0.05, 0.156) and zoom.axes[0].get_xlim() == pytest.approx((60, 400))
     assert [l.get_ydata()[0] for l in whole.axes[0].lines if l.get_label() == "BCE floor (section 2)"] == [0.058]
     for fig in (whole, zoom):
         legend = fig.axes[0].get_legend()
@@ -1047,6 +1058,19 @@ def test_plot_kl_l1_tradeoff_draws_two_views_with_the_sigmoid_line_and_outside_l
     texts = [t.get_text() for t in zoom.axes[0].texts]
     assert "λ=1.0e-04" in texts and "λ=0" in texts
     assert plots.KL_L1_TRADEOFF_VIEWS["zoom"]["xlim"] == (60, 400)   # the layout constant is not modified by a call
+    assert not any(c.__class__.__name__ == "ErrorbarContainer" for c in zoom.axes[0].containers)   # default: no bars
+    barred = plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=0.058, tolerance={"units_for_mass": 8.0, "bce": 6e-4})
+    for fig in barred:
+        bars = [c for c in fig.axes[0].containers if c.__class__.__name__ == "ErrorbarContainer"]
+        assert len(bars) == 2 and fig.axes[0].get_title().endswith("stars ± one KL − L1 tolerance")
+        for container in bars:   # each cross spans the star ± the tolerance on both axes
+            (xs, ys) = container.lines[0].get_data()
+            horizontal, vertical = (seg for seg in container.lines[2])
+            x_span = horizontal.get_segments()[0][:, 0]
+            y_span = vertical.get_segments()[0][:, 1]
+            assert x_span == pytest.approx([xs[0] - 8.0, xs[0] + 8.0]) and y_span == pytest.approx([ys[0] - 6e-4, ys[0] + 6e-4])
+    with pytest.raises(ValueError, match="tolerance"):
+        plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=0.058, tolerance={"bce": 1e-3})
     with pytest.raises(ValueError, match="sigmoid_l1"):
         plots.plot_kl_l1_tradeoff(records, lines, [], floor=0.058)
     with pytest.raises(ValueError, match="floor"):
