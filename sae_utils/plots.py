@@ -228,7 +228,7 @@ def plot_features(model, n: int = 64, title: str | None = None, units=None, whic
 
 
 def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: float = 0.5, title: str | None = None,
-                     *, labels: dict | None = None, ylabel: str | None = None):
+                     *, labels: dict | None = None, ylabel: str | None = None, shade_below: bool = False):
     """What a code's values look like, beside what its units' averages say. Left: the distribution of all
     code values (B * H of them) on a log axis, as a share of the values and as a share of their sum, with
     the median, the target ``rho`` and the "on" ``threshold`` marked (values below 1e-5 are not drawn; the
@@ -236,7 +236,10 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     exceeds ``threshold``, with the line where the two would be equal. code: (B, H), values in (0, 1].
     labels: {default legend text: text to show instead} for either panel, e.g. {"on for a share $\\hat\\rho_j$
     of the inputs": "$f_j = \\hat\\rho_j$ (a 0/1 code)"}; ylabel: the right panel's y-axis label (default
-    "share of inputs with $y_j > threshold$")."""
+    "share of inputs with $y_j > threshold$"). shade_below: if True, shade the left panel's values
+    <= ``threshold``, labelled with their share of the sum of all code values (default False: no shading)."""
+    if not isinstance(shade_below, bool):
+        raise ValueError(f"shade_below must be True or False, got {shade_below!r}")
     if ylabel is not None and not (isinstance(ylabel, str) and ylabel.strip()):
         raise ValueError(f"ylabel must be a non-empty string, got {ylabel!r}")
     values = check_code("code", code).detach().cpu()
@@ -252,6 +255,9 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
         marks.insert(1, (rho, "C3", "--", f"ρ = {rho:g}"))
     for value, colour, style, name in marks:
         left.axvline(np.log10(value), color=colour, ls=style, label=name)
+    if shade_below:
+        below = flat[flat <= threshold].sum() / flat.sum()
+        left.axvspan(-5, np.log10(threshold), color="C1", alpha=0.12, label=f"values ≤ {threshold:g}: {below:.0%} of the sum")
     left.set_xticks(range(-5, 1), [f"$10^{{{k}}}$" for k in range(-5, 1)])
     left.set(xlabel="code value $y^{(i)}_j$ (log scale)", ylabel="share per bin (bins of 0.1 decade)",
              title=f"All {len(flat):,} code values ({1 - shown.mean():.2%} below $10^{{-5}}$, not drawn)")
@@ -587,14 +593,27 @@ def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None, sh
 
 def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = "beta",
                          bce_key: str = "test BCE", x_keys=("units on per digit", "k90 (units)"),
-                         threshold: float = 0.5, title: str | None = None):
+                         threshold: float = 0.5, title: str | None = None, *, xscale="linear",
+                         point_label: str | None = None, ylabel: str | None = None, trade_note: str | None = None):
     """Two stored atlas runs side by side, and a sweep's trade-off. Top: the first ``n`` stored decoder
     columns of each entry (the atlas keeps the most often active units, most often first), all on one colour
     scale. Bottom left: each entry's units, f_j (share of test digits with y_j > ``threshold``, the atlas's
     ``firing_frequency``) against rho_hat_j (``mean_activation``), with the line f_j = rho_hat_j. Bottom, then:
     ``bce_key`` against each of ``x_keys`` over the sweep, each point labelled with its value of ``moving``.
     entries: {label: ``atlas.AtlasEntry``} (one or two); sweep: rows of ``atlas.metric_rows`` with seeds=False
-    (numbers, not "mean ± std" text), [{moving: value, bce_key: float, x_key: float, ...}, ...]."""
+    (numbers, not "mean ± std" text), [{moving: value, bce_key: float, x_key: float, ...}, ...].
+    xscale: "linear" (default) or "log" for the trade-off panels' x-axes, or one of them per ``x_keys``
+    entry, e.g. ("log", "linear"); point_label: the text before each
+    point's value (default ``moving``, e.g. "β"); ylabel: their y-axis label (default ``bce_key``, e.g. one
+    with the unit); trade_note: text appended to their titles in parentheses (default none, e.g. "seed 0")."""
+    scales = (xscale,) * len(x_keys) if isinstance(xscale, str) else tuple(xscale)
+    if len(scales) != len(x_keys):
+        raise ValueError(f"xscale must be one scale or one per x_keys entry ({len(x_keys)}), got {xscale!r}")
+    for scale in scales:
+        check_choice("xscale", scale, ("linear", "log"))
+    for name, text in (("point_label", point_label), ("ylabel", ylabel), ("trade_note", trade_note)):
+        if text is not None and not (isinstance(text, str) and text.strip()):
+            raise ValueError(f"{name} must be a non-empty string or None, got {text!r}")
     if not 1 <= len(entries) <= 2:
         raise ValueError(f"entries must hold one or two atlas entries, got {len(entries)}")
     check_int("n", n, low=1)
@@ -621,12 +640,14 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
                 title="Each unit: how often on against its average")
     scatter.legend(fontsize=8)
     bce = [row[bce_key] for row in sweep]
-    for ax, key in zip(trade, x_keys):
+    for ax, key, scale in zip(trade, x_keys, scales):
         x = [row[key] for row in sweep]
         ax.plot(x, bce, "o-")
         for xi, yi, row in zip(x, bce, sweep):
-            ax.annotate(f"{moving} {row[moving]:g}", (xi, yi), fontsize=7, xytext=(4, -9), textcoords="offset points")
-        ax.set(xlabel=key, ylabel=bce_key, title=f"{bce_key} against {key}")
+            ax.annotate(f"{point_label or moving} {row[moving]:g}", (xi, yi), fontsize=7, xytext=(4, -9),
+                        textcoords="offset points")
+        ax.set(xlabel=key + (" (log scale)" if scale == "log" else ""), ylabel=ylabel or bce_key, xscale=scale,
+               title=f"{bce_key} against {key}" + (f" ({trade_note})" if trade_note else ""))
     if title:
         fig.suptitle(title)
     return fig

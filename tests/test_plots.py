@@ -506,6 +506,15 @@ def test_plot_code_values_renames_legend_entries_and_the_right_axis_label():
         plots.plot_code_values(code, ylabel=" ")
 
 
+def test_plot_code_values_shades_values_below_the_threshold_with_their_share_of_the_sum():
+    code = torch.tensor([[0.9, 0.01], [0.1, 0.03], [0.2, 0.02], [0.6, 0.04]])  # sum 1.9; values <= 0.5 sum 0.4
+    left = plots.plot_code_values(code, rho=0.05, shade_below=True).axes[0]
+    assert len(left.patches) > len(plots.plot_code_values(code, rho=0.05).axes[0].patches)  # the shaded span
+    assert f"values ≤ 0.5: {0.4 / 1.9:.0%} of the sum" in [t.get_text() for t in left.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="shade_below must be True or False"):
+        plots.plot_code_values(code, shade_below=1)
+
+
 def test_tradeoff_says_log_scale_or_takes_the_callers_x_label():
     records = {"kl": [{"params": {"rho": 0.08, "beta": b}, "metrics": {"bce": y, "units_for_mass": x}}
                       for b, y, x in ((0.0, 0.07, 300), (0.005, 0.072, 200))]}
@@ -1118,3 +1127,19 @@ def test_plot_beta_comparison_draws_both_runs_and_the_sweep():
         plots.plot_beta_comparison(entries, [{"beta": 0.005, "test BCE": "0.07 ± 0.01"}])
     with pytest.raises(ValueError, match="one or two"):
         plots.plot_beta_comparison({}, sweep)
+    fig = plots.plot_beta_comparison(entries, sweep, n=4, xscale="log", point_label="β", ylabel="test BCE (nats)",
+                                     trade_note="seed 0")
+    _, by_units, by_k90 = [ax for ax in fig.axes if not ax.images and ax.get_xlabel()][-3:]
+    assert by_units.get_xscale() == by_k90.get_xscale() == "log" and by_units.get_xlabel() == "units on per digit (log scale)"
+    assert "β 0.005" in [t.get_text() for t in by_units.texts] and by_units.get_ylabel() == "test BCE (nats)"
+    assert by_k90.get_title() == "test BCE against k90 (units) (seed 0)"
+    np.testing.assert_allclose(by_k90.get_lines()[0].get_xydata(), [[337.0, 0.066], [237.0, 0.070], [286.0, 0.078]])
+    with pytest.raises(ValueError, match="xscale"):
+        plots.plot_beta_comparison(entries, sweep, xscale="symlog")
+    with pytest.raises(ValueError, match="point_label must be a non-empty string"):
+        plots.plot_beta_comparison(entries, sweep, point_label="")
+    _, by_units, by_k90 = [ax for ax in plots.plot_beta_comparison(entries, sweep, n=4, xscale=("log", "linear")).axes
+                           if not ax.images and ax.get_xlabel()][-3:]
+    assert (by_units.get_xscale(), by_k90.get_xscale()) == ("log", "linear") and by_k90.get_xlabel() == "k90 (units)"
+    with pytest.raises(ValueError, match="one per x_keys entry"):
+        plots.plot_beta_comparison(entries, sweep, xscale=("log",))
