@@ -1222,3 +1222,16 @@ def test_margins_are_each_records_best_rival_lead_in_order():
     assert atlas.margins(kl, l1, unit) == pytest.approx(by_hand)      # 3.0 and 0.5
     with pytest.raises(ValueError, match="records"):
         atlas.margins([], l1, unit)
+
+
+def test_grid_table_lists_the_stored_knob_values_and_the_seeded_settings():
+    lines = atlas.grid_table(("kl",)).splitlines()
+    rows = {tuple(line.split(None, 2)[:2]): line.split(None, 2)[2] for line in lines[1:] if not line.startswith("KL seeds")}
+    assert rows["KL", "rho"] == "0.01, 0.02, 0.04, 0.08, 0.16, 0.32"
+    assert rows["KL", "beta"] == "0, 0.0015, 0.005, 0.015, 0.05, 0.15"
+    seeded = {line.split()[2]: int(line.split()[3]) for line in lines if line.startswith("KL seeds")}
+    assert seeded["rho=0.08,beta=0.005"] == len(atlas.seed_spread("kl", rho=0.08, beta=0.005)["bce"]["seeds"]) == 5
+    assert seeded["rho=0.08,beta=0"] == 3 and "rho=0.16,beta=0.005" not in seeded   # one seed: not listed
+    assert "L1, sigmoid codes  lam" in atlas.grid_table(("l1",))
+    with pytest.raises(ValueError):
+        atlas.grid_table("kl")
