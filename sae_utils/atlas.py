@@ -60,7 +60,7 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, mass_below_bound, small_value_share_bound, unit_dashboards, units_by_use,
+                      l0, mass_below_bound, unit_dashboards, units_by_use,
                       units_for_mass)
 from .probe import linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
@@ -483,16 +483,6 @@ def sd_margin_rows(pairs: dict, sd_rows: list, first: str = "difference (in sd)"
     return rows
 
 
-def seed_mean_record(family: str, keys=("units_for_mass", "bce"), directory=None, **params) -> dict:
-    """One setting's seed means as a record shaped like ``Atlas.records()``'s, for use beside grid records (e.g.
-    as a judged point of ``best_rivals``): {"params": params as given, "metrics": {key: mean over the stored
-    seeds}, "seeds": the seeds}. keys: metrics of the atlas; params: a stored setting with two or more seeds
-    (e.g. ``rho=0.08, beta=0.005, start="default"``). Raises like ``seed_spread``."""
-    spread = seed_spread(family, keys, directory, **params)
-    return {"params": dict(params), "metrics": {key: float(spread[key]["mean"]) for key in keys},
-            "seeds": spread[keys[0]]["seeds"]}
-
-
 NOISE_BINS = ((2.0, "within seed noise"), (4.0, "borderline"), (math.inf, "beyond seed noise"))
 
 
@@ -786,51 +776,6 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
             "borrowed": borrowed_a or borrowed_b}
 
 
-def budget_vs_knob(family: str, reference: dict, knob: dict, keys, epochs: int = 60, directory=None) -> list:
-    """Training longer against turning a knob, from seed-0 atlas entries: for each metric in ``keys``, one row
-    {"metric": key, "longer": b / a - 1 with a the ``reference`` setting's value and b the same setting trained
-    for ``epochs`` epochs, "knob": c / a - 1 with c the value at ``{**reference, **knob}``} (relative changes).
-    reference, knob: parameter dicts, e.g. ``budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15},
-    ("units_for_mass",))``."""
-    if isinstance(keys, str) or not keys:
-        raise ValueError(f"keys must be a non-empty sequence of metric names, got {keys!r}")
-    epochs = check_int("epochs", epochs)
-    atlas = load_atlas(family, directory)
-    base, longer = atlas.entry(**reference).metrics, atlas.entry(**reference, epochs=epochs).metrics
-    turned = atlas.entry(**{**reference, **knob}).metrics
-    return [{"metric": key, "longer": longer[key] / base[key] - 1, "knob": turned[key] / base[key] - 1} for key in keys]
-
-
-def compare_steps(family: str, moving: str, key: str, directory=None, **fixed) -> list:
-    """``compare`` applied to each step of a ``series``: one dict per pair of neighbouring values of ``moving``
-    (the others at ``fixed``), in increasing order, with "from" and "to" (the two values) added. Each step's
-    sigma combines both settings' seed stds (``setting_sd``); "borrowed" says when one was the reference's."""
-    values = list(series(family, moving, directory, **fixed))
-    steps_ = []
-    for a, b in zip(values[:-1], values[1:]):
-        result = compare(family, {**fixed, moving: a}, {**fixed, moving: b}, key, directory)
-        steps_.append({"from": a, "to": b, **result})
-    return steps_
-
-
-def step_verdicts(family: str, moving: str, key: str, sigma: float, values=None, directory=None,
-                  **fixed) -> list:
-    """Each step of a ``series`` judged on ONE stated seed std ``sigma`` for both settings: one dict per pair of
-    neighbouring values of ``moving`` (the others at ``fixed``), both in ``values`` when it is given, with "from",
-    "to", "a", "b" (seed-0 values of metric ``key``), "change" (b - a), "z" (change / (sqrt(2) sigma)) and
-    "verdict" (``noise_verdict(z)``). sigma: a positive float, e.g. the largest std that seeds measure."""
-    sigma = float(sigma)
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be a positive finite float, got {sigma!r}")
-    rows = {v: row for v, row in series(family, moving, directory, **fixed).items() if values is None or v in values}
-    points, zs = list(rows), steps(rows, key, math.sqrt(2) * sigma)
-    result = []
-    for a, b, z in zip(points[:-1], points[1:], zs):
-        va, vb = rows[a]["metrics"][key], rows[b]["metrics"][key]
-        result.append({"from": a, "to": b, "a": va, "b": vb, "change": vb - va, "z": float(z), "verdict": noise_verdict(z)})
-    return result
-
-
 def largest_sd(family: str, key: str, settings, directory=None) -> float:
     """The largest seed std of metric ``key`` over ``settings`` (parameter dicts of ``family``, each with two or
     more stored seeds; a setting without them raises MissingSettingError rather than borrowing)."""
@@ -838,143 +783,6 @@ def largest_sd(family: str, key: str, settings, directory=None) -> float:
     if not settings:
         raise ValueError("settings must name at least one setting")
     return max(float(seed_spread(family, (key,), directory, **params)[key]["std"]) for params in settings)
-
-
-def stored_roughness(family: str, directory=None, max_firing: float | None = None, **params) -> list:
-    """The texture of a setting's stored decoder columns, per stored seed (seed 0 first): the median over the
-    atlas's feature units (the 64 units most often on, ``AtlasEntry.feature_units``) of
-    ``metrics.roughness`` of each column minus its own mean. Returns a list of floats, one per seed.
-
-    max_firing: None (default: all stored units) or a share in [0, 1]: keep only the stored units whose
-    firing frequency (share of test digits with code above the family's threshold) is at most max_firing,
-    e.g. 0.9 to leave out units on for almost every digit. A seed with no such unit gives nan."""
-    from .metrics import roughness
-    if max_firing is not None:
-        max_firing = check_number("max_firing", max_firing, low=0, high=1)
-    base = grid_point(family, params)
-    seeds = sorted({dict(r["params"]).get("seed", 0) for r in load_atlas(family, directory).records(variants=True)
-                    if {k: v for k, v in r["params"].items() if k != "seed"} == base})
-    result = []
-    for seed in seeds:
-        entry = load_atlas(family, directory).entry(**base, seed=seed)
-        columns = torch.from_numpy(entry.features)   # (64, 28, 28)
-        if max_firing is not None:
-            kept = torch.from_numpy(np.asarray(entry.firing_frequency)[entry.feature_units] <= max_firing)
-            if not kept.any():
-                result.append(float("nan"))
-                continue
-            columns = columns[kept]
-        result.append(roughness(columns - columns.mean(dim=(1, 2), keepdim=True)).median().item())
-    return result
-
-
-def _miss_sd(params: dict, borrow_from: dict | None, directory) -> tuple[float, bool]:
-    """The seed sd of the KL mean activation at ``params`` (``setting_sd``); a setting without seeds of its own
-    takes it from ``borrow_from`` (a seeded KL setting) when given, else from the reference. (sd, borrowed)."""
-    sd, borrowed = setting_sd("kl", "mean_activation", directory, **params)
-    if borrowed and borrow_from is not None:
-        sd = float(seed_spread("kl", ("mean_activation",), directory, **borrow_from)["mean_activation"]["std"])
-    return sd, borrowed
-
-
-def compare_miss(a: dict, b: dict, weighted: bool = False, directory=None, borrow_from: dict | None = None) -> dict:
-    """How far two KL settings' mean activation misses its target, judged like ``compare``: the miss
-    ybar - rho of each (ybar: ``metrics["mean_activation"]``, the mean over units and test digits), or with
-    ``weighted`` beta * (ybar - rho). Each side's sd is the mean activation's ``setting_sd`` (times beta when
-    weighted), so s = sqrt(sd_a^2 + sd_b^2); a side without seeds of its own takes the sd of the seeded setting
-    ``borrow_from`` when given (e.g. one at the same rho), else the reference's. Returns the keys of ``compare``;
-    a, b: KL parameter dicts."""
-    c = compare("kl", a, b, "mean_activation", directory)
-    (sd_a, borrowed_a), (sd_b, borrowed_b) = (_miss_sd(p, borrow_from, directory) for p in (a, b))
-    w_a, w_b = (grid_point("kl", p)["beta"] if weighted else 1.0 for p in (a, b))
-    miss_a, miss_b = w_a * (c["a"] - grid_point("kl", a)["rho"]), w_b * (c["b"] - grid_point("kl", b)["rho"])
-    s, change = math.hypot(w_a * sd_a, w_b * sd_b), miss_b - miss_a
-    z = change / s if s > 0 else math.copysign(math.inf, change) if change else 0.0
-    return {"a": miss_a, "b": miss_b, "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
-            "borrowed": borrowed_a or borrowed_b}
-
-
-def power_law_fit(x, y, sd) -> dict:
-    """Fit y = c * x**p by weighted least squares on logs: log y_i = log c + p log x_i, each point weighted by
-    1 / (sd_i / y_i)^2 (the sd of log y_i to first order). x, y, sd: (n,) positive arrays, n >= 3. Returns
-    {"exponent": p, "se": its standard error sqrt(((A^T W A)^-1)_pp) from the given sd (not rescaled by the fit's
-    residuals), "chi2": the weighted sum of squared residuals on n - 2 degrees of freedom, "n": n}."""
-    x, y, sd = (np.asarray(v, dtype=np.float64).ravel() for v in (x, y, sd))
-    if not (len(x) == len(y) == len(sd)) or len(x) < 3:
-        raise ValueError(f"x, y and sd must have one equal length of at least 3, got {len(x)}, {len(y)}, {len(sd)}")
-    for name, v in (("x", x), ("y", y), ("sd", sd)):
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{name} must be finite and positive everywhere, got {v.tolist()}")
-    design = np.stack([np.ones_like(x), np.log(x)], axis=1)
-    weight = (y / sd) ** 2
-    covariance = np.linalg.inv(design.T @ (weight[:, None] * design))
-    coef = covariance @ design.T @ (weight * np.log(y))
-    residual = np.log(y) - design @ coef
-    return {"exponent": float(coef[1]), "se": float(np.sqrt(covariance[1, 1])),
-            "chi2": float((weight * residual ** 2).sum()), "n": len(x)}
-
-
-def miss_exponent(rho: float, betas, directory=None, borrow_from: dict | None = None) -> dict:
-    """How the KL miss ybar - rho falls with beta at fixed ``rho``: ``power_law_fit`` of the miss against beta over
-    ``betas`` (each a grid value > 0), with each point's sd the mean activation's seed sd (``_miss_sd``: borrowed from
-    ``borrow_from`` when a setting has no seeds). A miss falling as 1/beta gives an exponent of -1. Returns the fit's
-    keys plus "miss" and "sd" ((n,) arrays) and "borrowed" (True if any point borrows its sd)."""
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    betas = [check_number("betas", b, low=0, low_open=True) for b in betas]
-    miss, sd, borrowed = [], [], False
-    for beta in betas:
-        params = {"rho": rho, "beta": beta}
-        miss.append(load_atlas("kl", directory).entry(**params).metrics["mean_activation"] - rho)
-        s, b = _miss_sd(params, borrow_from, directory)
-        sd.append(s)
-        borrowed |= b
-    if min(miss) <= 0:
-        raise ValueError(f"miss_exponent needs a positive miss at every beta, got {miss} at rho = {rho}")
-    return {**power_law_fit(betas, miss, sd), "miss": np.array(miss), "sd": np.array(sd), "borrowed": borrowed}
-
-
-def miss_table(rho: float, directory=None, borrow_from: dict | None = None, unit_spread: bool = False) -> str:
-    """The KL beta series at ``rho`` (beta > 0) as a plain-text table: beta, ybar / rho, the miss ybar - rho,
-    the miss in units of its seed sd of the mean activation ("miss z"), beta * miss, and the z of the change of
-    beta * miss from the row above (``compare_miss`` with ``weighted``); a trailing "*" marks a row without
-    seeds of its own, whose sd is borrowed from ``borrow_from`` when given, else from the reference.
-    ``unit_spread``: also the spread of the per-unit misses ybar_j - rho over the H units (ybar_j: the entry's
-    ``mean_activation``, each unit's mean over the test digits) as "unit miss sd" (the units' standard deviation,
-    n - 1) and "unit miss 5–95 %" (the 5th and 95th percentiles, linear interpolation)."""
-    rows, before = [], None
-    for beta, row in series("kl", "beta", directory, rho=rho).items():
-        if beta == 0:
-            continue
-        params = {"rho": rho, "beta": beta}
-        miss = row["metrics"]["mean_activation"] - rho
-        sd, borrowed = _miss_sd(params, borrow_from, directory)
-        step = (compare_miss(before, params, weighted=True, directory=directory, borrow_from=borrow_from)["z"]
-                if before else None)
-        rows.append({"β": f"{beta:g}" + ("*" if borrowed else ""), "ȳ ÷ ρ": 1 + miss / rho, "miss ȳ − ρ": miss,
-                     "miss z": miss / sd, "β × miss": beta * miss, "β × miss step (z)": step})
-        if unit_spread:
-            unit_miss = np.asarray(load_atlas("kl", directory).entry(**params).mean_activation, np.float64) - rho
-            low, high = np.percentile(unit_miss, [5, 95])
-            rows[-1].update({"unit miss sd": float(unit_miss.std(ddof=1)),
-                             "unit miss 5–95 %": f"{low:+.4f} to {high:+.4f}"})
-        before = params
-    return table(rows, formats={"ȳ ÷ ρ": ".3f", "miss ȳ − ρ": ".4f", "miss z": ".1f", "β × miss": ".2e",
-                                "β × miss step (z)": "+.1f", "unit miss sd": ".4f"})
-
-
-def describe_compare(result: dict, label: str, digits: int = 4, decimals: int | None = None,
-                     change_decimals: int = 0) -> str:
-    """One line for a ``compare`` result: "label: a → b (+x %, z = +z.z, verdict[, borrowed σ])", the values to
-    ``digits`` significant digits, or, if ``decimals`` is an integer, to that many decimals (one fixed format
-    for a and b); the relative change b / a - 1 as a percentage with ``change_decimals`` decimals, left out
-    when a is 0."""
-    digits = check_int("digits", digits)
-    change_decimals = check_int("change_decimals", change_decimals, low=0)
-    value = f".{digits}g" if decimals is None else f".{check_int('decimals', decimals, low=0)}f"
-    a, b = result["a"], result["b"]
-    change = f"{b / a - 1:+.{change_decimals}%}, " if a else ""
-    borrowed = ", borrowed σ" if result.get("borrowed") else ""
-    return f"{label}: {a:{value}} → {b:{value}} ({change}z = {result['z']:+.1f}, {result['verdict']}{borrowed})"
 
 
 def pooled_sd(spreads: list, key: str) -> float:
@@ -994,17 +802,6 @@ def pair_tolerance(sigma_a: dict, sigma_b: dict, c: float = 3 / math.sqrt(2)) ->
     The default c = 3 / sqrt(2) makes it 3 sigma when both settings share one sigma."""
     c = check_number("c", c, low=0, low_open=True)
     return {key: c * math.sqrt(sigma_a[key] ** 2 + sigma_b[key] ** 2) for key in sigma_a if key in sigma_b}
-
-
-def welch_dof(sd_a: float, dof_a: int, sd_b: float, dof_b: int) -> float:
-    """Welch-Satterthwaite degrees of freedom of a difference between a run of setting a and one of b:
-    (s_a^2 + s_b^2)^2 / (s_a^4 / dof_a + s_b^4 / dof_b), where s is each side's seed std and dof its degrees of
-    freedom (n - 1 for n seeds; for a ``pooled_sd``, the sum of its settings' n_i - 1)."""
-    dof_a, dof_b = check_int("dof_a", dof_a), check_int("dof_b", dof_b)
-    sd_a, sd_b = check_number("sd_a", sd_a, low=0), check_number("sd_b", sd_b, low=0)
-    if sd_a == sd_b == 0:
-        raise ValueError("welch_dof needs sd_a or sd_b > 0, got both 0")
-    return (sd_a ** 2 + sd_b ** 2) ** 2 / (sd_a ** 4 / dof_a + sd_b ** 4 / dof_b)
 
 
 def noise_yardstick(spreads: dict, keys=("units_for_mass", "bce"), c: float = 3 / math.sqrt(2)) -> dict:
@@ -1121,24 +918,6 @@ def digits_of(key: str) -> int:
     """Decimals ``metric_rows`` prints a metric with: 5 for "bce", 4 for "mean_activation" and other shares, 1 for
     unit counts ("active_units_per_digit", "units_for_mass", "l0")."""
     return {"bce": 5, "active_units_per_digit": 1, "units_for_mass": 1, "l0": 1}.get(key, 4)
-
-
-def mass_rows(beta: float = 0.005, free_beta: float = 0.0, directory=None) -> list:
-    """The KL rho series at ``beta`` beside the one at ``free_beta`` (default 0, no penalty), one dict per rho:
-    "ρ" (text), "mean ÷ ρ" = ybar / rho, "code per digit H·ȳ" = H * ybar (the mean code mass of a digit, H the
-    model's hidden units), "active/digit" (units above 0.5 per digit), "k90" (``units_for_mass``), and at
-    ``free_beta`` "k90, β=0" and "BCE, β=0" (test BCE). All metrics are the stored test-set means."""
-    beta = check_number("beta", beta, low=0)
-    free_beta = check_number("free_beta", free_beta, low=0)
-    penalised, free = series("kl", "rho", directory, beta=beta), series("kl", "rho", directory, beta=free_beta)
-    rows = []
-    for rho, row in penalised.items():
-        m, f = row["metrics"], free[rho]["metrics"]
-        rows.append({"ρ": f"{rho:g}", "mean ÷ ρ": m["mean_activation"] / rho,
-                     "code per digit H·ȳ": row["config"]["n_hidden"] * m["mean_activation"],
-                     "active/digit": m["active_units_per_digit"], "k90": m["units_for_mass"],
-                     "k90, β=0": f["units_for_mass"], "BCE, β=0": f["bce"]})
-    return rows
 
 
 def pull_rows(beta: float = 0.005, directory=None) -> list:
@@ -1478,20 +1257,6 @@ def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
     return tuple(table(rows, {k: (k, formats.get(k, "+.2f")) for k in columns}) for columns in (leads, trends))
 
 
-def check_recipe(family: str, directory=None) -> int:
-    """Check that every stored point of ``family`` (variants too) was trained with the configuration its
-    parameters name, ``TrainConfig(penalty=family, **params)`` with every other field at today's default;
-    returns the number of points checked. A consistency check of the atlas's bookkeeping: it compares
-    the stored configs, not the weights."""
-    records = load_atlas(family, directory).records(variants=True)
-    for record in records:
-        expected = TrainConfig(penalty=family, **record["params"])
-        if TrainConfig(**record["config"]) != expected:
-            raise ValueError(f"the {family} point {point_id(record['params'])} was trained with "
-                             f"{record['config']}, not with {expected}")
-    return len(records)
-
-
 def table(records: list, columns: dict | None = None, *, formats: dict | None = None, default: str = ".4f") -> str:
     """A plain-text table, one row per record. records: dicts with "params" and "metrics" (as
     ``Atlas.records``), or any dicts; columns: {header: (what, format)}, where what is a metric or
@@ -1554,43 +1319,6 @@ def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", m
                    for b in records if b is not a)
 
     return [record for record in records if not beaten(record)]
-
-
-def beaten_by(point: dict, records: list, x_key: str = "units_for_mass", y_key: str = "bce",
-              margins=(0.0, 0.0)) -> list:
-    """The records that beat ``point`` (a metrics dict, e.g. ``entry.metrics``) on both metrics (lower is
-    better on both) by more than ``margins`` (x margin, y margin), in the order given; records as
-    ``Atlas.records``. With margins set to noise tolerances, only leads beyond noise on both axes count."""
-    dx, dy = (check_number("margins", m, low=0) for m in margins)
-    return [r for r in records if r["metrics"][x_key] < point[x_key] - dx and r["metrics"][y_key] < point[y_key] - dy]
-
-
-def below_line(point: dict, line: dict, x_key: str = "units_for_mass", y_key: str = "bce") -> float:
-    """How far ``point`` (a metrics dict) lies below a line of atlas points (a ``series`` result) at the same x:
-    the line's y, linearly interpolated at the point's x over the line's points sorted by x, minus the
-    point's y (positive: below the line). The point's x must lie within the line's x range."""
-    xs, ys = zip(*sorted((r["metrics"][x_key], r["metrics"][y_key]) for r in line.values()))
-    if not xs[0] <= point[x_key] <= xs[-1]:
-        raise ValueError(f"point's {x_key} = {point[x_key]:g} lies outside the line's range [{xs[0]:g}, {xs[-1]:g}]")
-    return float(np.interp(point[x_key], xs, ys) - point[y_key])
-
-
-def unit_means_along(family: str, moving: str, target: float, directory=None, **fixed) -> list:
-    """How the units' mean code values sit along one line of a sigmoid family's grid (``series(family, moving,
-    **fixed)``). One dict per point: the moving value, "k90", "spread of rho_hat_j / rho" (the sample sd over
-    the H units of each unit's mean code value over the test digits, divided by ``target``, the KL target rho), "median firing
-    frequency" (share of test digits with y_j > 0.5, median over units) and "share of rho_hat_j from values
-    <= 0.5, at least" (median over units of ``metrics.small_value_share_bound``)."""
-    target = check_number("target", target, low=0, low_open=True)
-    rows = []
-    for value in series(family, moving, directory, **fixed):
-        entry = load_atlas(family, directory).entry(**{**fixed, moving: value})
-        bound = small_value_share_bound(entry.mean_activation, entry.firing_frequency)
-        rows.append({moving: value, "k90": entry.metrics["units_for_mass"],
-                     "spread of rho_hat_j / rho": float(np.std(entry.mean_activation / target, ddof=1)),
-                     "median firing frequency": float(np.median(entry.firing_frequency)),
-                     "share of rho_hat_j from values <= 0.5, at least": float(np.median(bound))})
-    return rows
 
 
 def code_mass_along(family: str, moving: str, directory=None, small_values: bool = False, **fixed) -> list:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 
 from .data import prepare_images
@@ -93,29 +92,6 @@ def evaluate(model, images, *, family: str | None = None, **hyperparameters) -> 
         "dead_fraction": dead_fraction(code, ACTIVE_THRESHOLD[model.activation]),
         "n_images": len(x),
     }
-
-
-def penalty_push_ratio(model, images, **hyperparameters) -> dict:
-    """How hard the weighted penalty pushes on the pre-activations, against the BCE's gradient there.
-
-    With z = W_e x + b_e of ``images`` (N inputs, (N, H)), g_p = d(weight * penalty)/dz (rho_hat over all N)
-    and g_b = d BCE/dz (BCE a mean over inputs and pixels), returns {"down": mean |g_p| / mean |g_b| over the
-    entries (i, j) where g_p > 0 (the penalty pushes z down), "up": the same where g_p < 0} as floats, nan
-    where there is no such entry. hyperparameters: the family's, defaulting to its reference values; a
-    family without a penalty (TopK) is refused."""
-    fam, hp = _family_hyperparameters(model, hyperparameters, "penalty_push_ratio")
-    if fam.penalty is None:
-        raise ValueError(f"penalty_push_ratio needs a penalised family; the {fam.name.upper()} family has no penalty")
-    x = prepare_images(images, n_input=model.n_input).to(_device(model))
-    with torch.enable_grad():
-        z = model.encoder(x).detach().requires_grad_(True)
-        code = model.code_activation(z)
-        weighted, _ = fam.weighted_penalty(code, hp)
-        (g_p,) = torch.autograd.grad(weighted, z, retain_graph=True)
-        (g_b,) = torch.autograd.grad(reconstruction_bce.unchecked(model.decode(code), x), z)
-    return {side: (g_p[where].abs().mean() / g_b[where].abs().mean()).item() if where.any() else math.nan
-            for side, where in (("down", g_p > 0), ("up", g_p < 0))}
-
 
 
 def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200,
@@ -299,23 +275,6 @@ def truncation_rise(models: dict, codes: dict, x: torch.Tensor, ks, fills=("min"
     return rows
 
 
-def small_value_share_bound(mean_activation, firing_frequency) -> np.ndarray:
-    """A lower bound, per unit, on the share of a unit's mean code value that comes from values <= 0.5.
-
-    For codes in [0, 1] (sigmoid units): unit j's values above 0.5 occur on a share f_j of the inputs
-    (its firing frequency) and are each at most 1, so they add at most f_j to its mean rho_hat_j; the rest,
-    at least 1 - f_j / rho_hat_j of rho_hat_j, comes from values <= 0.5. mean_activation, firing_frequency:
-    (H,) arrays (e.g. an atlas entry's). Returns (H,) float64, clipped at 0."""
-    mean = np.asarray(mean_activation, dtype=np.float64)
-    frequency = np.asarray(firing_frequency, dtype=np.float64)
-    if mean.shape != frequency.shape or mean.ndim != 1:
-        raise ValueError(f"mean_activation and firing_frequency must be (H,) arrays of one shape, got "
-                         f"{mean.shape} and {frequency.shape}")
-    if (mean <= 0).any() or (mean > 1).any() or (frequency < 0).any() or (frequency > 1).any():
-        raise ValueError("mean_activation must lie in (0, 1] and firing_frequency in [0, 1] (sigmoid codes)")
-    return np.clip(1 - frequency / mean, 0, None)
-
-
 def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:
     """What a ReLU model's code looks like on inputs x (N, D), floats in [0, 1], by measures that a rescaling
     of its units (``SparseAutoencoder.rescaled``) does or does not change. Plain floats, means over the N inputs:
@@ -397,140 +356,6 @@ def rescaling_ratios(before: dict, after: dict, units=None) -> dict:
     ratios = {key: end[key] / start[key] for key in SCALE_KEYS}
     return {key: None if math.isnan(value) else value for key, value in ratios.items()}
 
-
-def auc(score, label) -> float:
-    """The area under the ROC curve of ``score`` for predicting ``label``: the chance that a randomly
-    chosen positive (label True) scores higher than a randomly chosen negative, ties counting one half
-    (the Mann-Whitney U statistic over the number of positive-negative pairs). 0.5: no information;
-    1: every positive above every negative. score: (N,) numbers; label: (N,) booleans with both values."""
-    score = np.asarray(score, dtype=np.float64)
-    label = np.asarray(label)
-    if score.ndim != 1 or label.shape != score.shape or label.dtype != bool:
-        raise ValueError(f"score must be (N,) numbers and label (N,) booleans, got shapes {score.shape}, "
-                         f"{label.shape} and label dtype {label.dtype}")
-    n_pos, n_neg = int(label.sum()), int((~label).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"label must hold both True and False, got {n_pos} True and {n_neg} False")
-    ranks = _ranks(score)  # average ranks from 1, ties shared
-    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def auc_standard_error(auc_value: float, n_pos: int, n_neg: int) -> float:
-    """The standard error of an AUC estimated from n_pos positives and n_neg negatives (Hanley and McNeil
-    1982, Radiology 143, 29-36): with Q1 = A/(2 - A) and Q2 = 2A^2/(1 + A),
-    SE^2 = [A(1 - A) + (n_pos - 1)(Q1 - A^2) + (n_neg - 1)(Q2 - A^2)] / (n_pos n_neg).
-    At A = 1/2 this is the exact null variance of the Mann-Whitney AUC, (n_pos + n_neg + 1)/(12 n_pos n_neg).
-    auc_value: in [0, 1]; n_pos, n_neg: integers >= 1. Returns a float."""
-    a = check_number("auc_value", auc_value, low=0, high=1)
-    for name, n in (("n_pos", n_pos), ("n_neg", n_neg)):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    variance = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    return math.sqrt(max(variance, 0.0))
-
-
-def auc_table(scores: dict, outcomes: dict, within=None) -> list:
-    """AUCs of several candidate scores for several outcomes, as table rows (one row per outcome).
-
-    scores: {name: (H,) numbers}, higher meaning "predicted positive"; outcomes: {name: (H,) booleans};
-    within: optional (H,) boolean mask of the units to score (default all). Each AUC is ``auc`` of the
-    score for the outcome, both restricted to ``within``.
-    Returns [{"outcome": outcome name, score name: AUC, ...}, ...] in the order of ``outcomes``."""
-    if not scores or not outcomes:
-        raise ValueError(f"scores and outcomes must be non-empty dicts, got {len(scores)} scores and "
-                         f"{len(outcomes)} outcomes")
-    first = np.asarray(next(iter(outcomes.values())))
-    within = np.ones(first.shape, dtype=bool) if within is None else np.asarray(within)
-    if within.dtype != bool or within.shape != first.shape:
-        raise ValueError(f"within must be a boolean mask of shape {first.shape}, got {within.shape} {within.dtype}")
-    rows = []
-    for outcome, label in outcomes.items():
-        label = np.asarray(label)
-        row = {"outcome": outcome}
-        for name, score in scores.items():
-            score = np.asarray(score, dtype=np.float64)
-            if score.shape != within.shape or label.shape != within.shape:
-                raise ValueError(f"score {name!r} and outcome {outcome!r} must have shape {within.shape}, got "
-                                 f"{score.shape} and {label.shape}")
-            row[name] = auc(score[within], label[within])
-        rows.append(row)
-    return rows
-
-
-def weights_by_lit_share(model: SparseAutoencoder, x: torch.Tensor, lam: float, units=None,
-                         cuts=(0.01, 0.1), n_batches: int = 10, batch_size: int = 1200) -> dict:
-    """How the encoder weights of a ReLU L1 model depend on how often their pixel is lit.
-
-    model: a ReLU ``SparseAutoencoder``; x: (N, D) training inputs in [0, 1]; lam: the L1 weight of the
-    objective J = BCE (mean over inputs and pixels) + lam * mean_i sum_j y_ij; units: (H,) boolean mask of
-    the units to use (default all); cuts: increasing lit shares in (0, 1) that split the pixels lit on at
-    least one input into groups [>0, cuts[0]), [cuts[0], cuts[1]), ..., [cuts[-1], 1].
-    A pixel's lit share is the fraction of the N inputs with x_p > 0. The gradient of J with respect to W_e
-    is taken on ``n_batches`` consecutive batches of ``batch_size`` inputs from the start of x; its size
-    per weight is the root mean square over these batches.
-    Returns {"rank_correlation": Spearman correlation, over the pixels lit at least once, of the pixel's
-    mean |W_e[j, p]| over the chosen units against its lit share; "rows": one dict per group with
-    "lit share" (a label), "pixels", "median |W_e|" and "median rms gradient" (medians over the chosen
-    units and the group's pixels)}."""
-    if model.activation != "relu":
-        raise ValueError(f"weights_by_lit_share needs a ReLU model, got activation {model.activation!r}")
-    lam = check_number("lam", lam, low=0)
-    if x.ndim != 2 or x.shape[1] != model.encoder.weight.shape[1]:
-        raise ValueError(f"x must be (N, {model.encoder.weight.shape[1]}), got {tuple(x.shape)}")
-    cuts = tuple(float(c) for c in cuts)
-    if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
-        raise ValueError(f"cuts must be increasing numbers in (0, 1), got {cuts}")
-    for name, value in (("n_batches", n_batches), ("batch_size", batch_size)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if n_batches * batch_size > len(x):
-        raise ValueError(f"n_batches * batch_size = {n_batches * batch_size} exceeds the {len(x)} inputs")
-    hidden = model.encoder.weight.shape[0]
-    units = torch.ones(hidden, dtype=torch.bool) if units is None else torch.as_tensor(units)
-    if units.dtype != torch.bool or units.shape != (hidden,):
-        raise ValueError(f"units must be a ({hidden},) boolean mask, got {tuple(units.shape)} {units.dtype}")
-    weight = model.encoder.weight
-    squares = torch.zeros_like(weight)
-    for b in range(n_batches):
-        xb = x[b * batch_size:(b + 1) * batch_size].to(weight.device)
-        y = torch.relu(model.encoder(xb))
-        objective = reconstruction_bce(model.decoder(y), xb) + lam * l1_penalty(y)
-        (grad,) = torch.autograd.grad(objective, weight)
-        squares += grad.detach() ** 2
-    rms = (squares / n_batches).sqrt().cpu()[units]
-    size = weight.detach().abs().cpu()[units]
-    lit = (x > 0).double().mean(dim=0).cpu()
-    seen = lit > 0
-    rho = rank_correlation(size[:, seen].mean(dim=0).numpy(), lit[seen].numpy())[0]
-    edges = (0.0, *cuts, 1.0)
-    rows = []
-    for low, high in zip(edges, edges[1:]):
-        group = seen & (lit >= low) & ((lit < high) if high < 1 else (lit <= high))
-        rows.append({"lit share": f"{'>0' if low == 0 else f'{low:g}'} to {high:g}", "pixels": int(group.sum()),
-                     "median |W_e|": size[:, group].median().item() if group.any() else math.nan,
-                     "median rms gradient": rms[:, group].median().item() if group.any() else math.nan})
-    return {"rank_correlation": float(rho), "rows": rows}
-
-
-def overlap_against_chance(a, b, within=None) -> dict:
-    """How far the overlap of two sets of units exceeds chance. a, b, within: (H,) boolean masks; within
-    (default all units) is the pool in which both sets are counted. With N = |within|, n_a = |a ∩ within|,
-    n_b = |b ∩ within| and k = |a ∩ b ∩ within|, chance draws b's n_b units at random from the pool
-    (hypergeometric): mean n_a n_b / N, variance mean (1 - n_a/N)(N - n_b)/(N - 1).
-    Returns {"overlap": k, "chance": mean, "sd": sd, "z": (k - mean) / sd} (plain numbers)."""
-    a, b = np.asarray(a), np.asarray(b)
-    within = np.ones_like(a, dtype=bool) if within is None else np.asarray(within)
-    if any(m.dtype != bool or m.ndim != 1 or m.shape != a.shape for m in (a, b, within)):
-        raise ValueError(f"a, b and within must be (H,) boolean masks of one shape, got {a.shape} {a.dtype}, "
-                         f"{b.shape} {b.dtype}, {within.shape} {within.dtype}")
-    n = int(within.sum())
-    if n < 2:
-        raise ValueError(f"within must hold at least 2 units, got {n}")
-    n_a, n_b, k = int((a & within).sum()), int((b & within).sum()), int((a & b & within).sum())
-    mean = n_a * n_b / n
-    sd = math.sqrt(mean * (1 - n_a / n) * (n - n_b) / (n - 1))
-    return {"overlap": k, "chance": mean, "sd": sd, "z": (k - mean) / sd if sd > 0 else math.nan}
 
 def bce_floor(x: torch.Tensor) -> torch.Tensor:
     """The lowest BCE any reconstruction can reach on each image: the mean binary entropy of its pixels,
@@ -635,190 +460,12 @@ def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, be
             "C": net.decoder.weight.detach().abs().mean(dim=0)}
 
 
-def ratio_root(beta: float, rho: float, c: float) -> float:
-    """q-dagger: the average below which the penalty's pull on a bias surely beats the BCE's.
-
-    The ratio bound |beta dOmega_KL/db_j| / |dBCE/db_j| >= beta (rho - q) / (c q (1 - q)) exceeds 1 for every
-    q in (0, q-dagger), where q-dagger is the smaller root of beta (rho - q) = c q (1 - q), i.e. of
-    c q^2 - (c + beta) q + beta rho = 0: q = ((c + beta) - sqrt((c + beta)^2 - 4 c beta rho)) / (2 c).
-    beta > 0, rho in (0, 1), c > 0 (e.g. max_j C_j of ``bias_pulls``). Returns a float in (0, rho)."""
-    beta = check_number("beta", beta, low=0, low_open=True)
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    c = check_number("c", c, low=0, low_open=True)
-    b = c + beta
-    return (b - math.sqrt(b * b - 4 * c * beta * rho)) / (2 * c)
-
-
-def pull_ratio_rows(pulls: dict, groups: dict, rho: float, beta: float) -> list:
-    """Rows of a table of the two pulls on groups of (dying) units' biases, from one ``bias_pulls`` dict.
-
-    pulls: a ``bias_pulls`` result ((H,) tensors "rho_hat" q_j, "S", "bce", "penalty", "C"); groups: {name:
-    unit indices (a range, list or slice)}. Per unit, the pull ratio is |penalty_j| / |bce_j| and its bound
-    beta (rho - q_j) / (C_j q_j (1 - q_j)). Each row, over the group's units: "units" (the name), "rho_hat"
-    (largest q_j), "S / q" (smallest S_j / q_j), "beta dOmega/db" (largest penalty_j, the weakest upward
-    pull when all are negative), "pull ratio" (smallest) and "its bound" (smallest), as floats."""
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    beta = check_number("beta", beta, low=0)
-    if not isinstance(groups, dict) or not groups:
-        raise ValueError(f"groups must be a non-empty dict of unit indices, got {groups!r}")
-    q, S, bce, penalty, C = (pulls[key].double() for key in ("rho_hat", "S", "bce", "penalty", "C"))
-    ratio = (penalty / bce).abs()
-    bound = beta * (rho - q) / (C * q * (1 - q))
-    rows = []
-    for name, units in groups.items():
-        u = torch.arange(len(q))[units] if isinstance(units, slice) else torch.as_tensor(list(units), dtype=torch.long)
-        if len(u) == 0 or u.min() < 0 or u.max() >= len(q):
-            raise ValueError(f"groups[{name!r}] must name units in 0..{len(q) - 1}, got {units!r}")
-        rows.append({"units": name, "rho_hat": q[u].max().item(), "S / q": (S[u] / q[u]).min().item(),
-                     "beta dOmega/db": penalty[u].max().item(), "pull ratio": ratio[u].min().item(),
-                     "its bound": bound[u].min().item()})
-    return rows
-
-
-def bias_balance(model: SparseAutoencoder, x, rho: float, beta: float, batch_size: int = 1200,
-                 n_batches: int = 3, seed: int = 0) -> dict:
-    """Whether a KL model's encoder biases sit at a resting point of J = BCE + beta * Omega_KL: ``bias_pulls`` on
-    ``n_batches`` minibatches of ``batch_size`` rows of x (N, D), drawn in the order torch.randperm gives with a
-    generator seeded with ``seed`` (as training shuffles), averaged over the minibatches. Returns "bce" and
-    "penalty" ((H,) float64, the mean pulls), "residual" = |bce + penalty| / |penalty| per unit (0 at an exact
-    balance), "median_residual" (a float), "norm_ratio" = ||bce + penalty|| / ||penalty|| over units, and
-    "pulls" (the list of ``bias_pulls`` dicts, one per minibatch)."""
-    batch_size = check_int("batch_size", batch_size)
-    n_batches = check_int("n_batches", n_batches)
-    seed = check_int("seed", seed, low=0)
-    if n_batches * batch_size > len(x):
-        raise ValueError(f"n_batches * batch_size must be at most the {len(x)} rows of x, got "
-                         f"{n_batches} * {batch_size}")
-    pulls = [bias_pulls(model, x[rows], rho, beta) for rows in _minibatch_rows(len(x), batch_size, seed, n_batches)]
-    bce = torch.stack([p["bce"] for p in pulls]).mean(dim=0)
-    penalty = torch.stack([p["penalty"] for p in pulls]).mean(dim=0)
-    residual = (bce + penalty).abs() / penalty.abs()
-    return {"bce": bce, "penalty": penalty, "residual": residual, "median_residual": residual.median().item(),
-            "norm_ratio": ((bce + penalty).norm() / penalty.norm()).item(), "pulls": pulls}
-
-
-def net_pull_z(pulls, threshold: float = 4.0) -> dict:
-    """Whether the net pull on each encoder bias differs from 0 by more than minibatch noise.
-
-    pulls: a list of n >= 2 ``bias_pulls`` dicts (e.g. ``bias_balance(...)["pulls"]``), one per minibatch, each
-    with "bce" and "penalty" (H,). Per unit j, g_ij = bce_ij + penalty_ij is the net pull on minibatch i; the
-    returned "z" (H,) float64 is mean_i g_ij / (sd_i g_ij / sqrt(n)) (sd with n - 1 in the denominator), a
-    one-sample t statistic with n - 1 degrees of freedom. "share_beyond": the share of units with |z| >
-    ``threshold``; "share_at_rest": the share pure minibatch noise would give if every unit's expected net pull
-    were 0 (``noise_pass_rate(n, threshold)``, minibatches taken as independent); "n": n."""
-    if not isinstance(pulls, (list, tuple)) or len(pulls) < 2:
-        raise ValueError(f"pulls must be a list of at least 2 bias_pulls dicts, got {type(pulls).__name__} "
-                         f"of length {len(pulls) if hasattr(pulls, '__len__') else 'none'}")
-    threshold = check_number("threshold", threshold, low=0, low_open=True)
-    try:
-        net = torch.stack([torch.as_tensor(p["bce"], dtype=torch.float64) + torch.as_tensor(p["penalty"], dtype=torch.float64)
-                           for p in pulls])
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise ValueError(f"pulls must be dicts with 'bce' and 'penalty' tensors of one shape (H,): {error}") from None
-    if net.dim() != 2:
-        raise ValueError(f"each pull must have shape (H,), got {tuple(net.shape[1:])}")
-    n = len(pulls)
-    z = net.mean(dim=0) / (net.std(dim=0) / math.sqrt(n))
-    return {"z": z, "share_beyond": (z.abs() > threshold).double().mean().item(),
-            "share_at_rest": noise_pass_rate(n, threshold), "n": n}
-
-
-def balance_summary(pulls, rho: float, threshold: float = 4.0, units=None) -> dict:
-    """One row that says whether a KL model's encoder biases sit at a balance of BCE and penalty.
-
-    pulls: a list of n >= 2 ``bias_pulls`` dicts, one per minibatch (e.g. ``bias_balance(...)["pulls"]``), each
-    with (H,) tensors "bce" (d BCE / d b_j), "penalty" (beta * d Omega_KL / d b_j) and "rho_hat". Averages over
-    the minibatches are unweighted. Returns floats:
-      "rho_hat_j / rho, min" and "max": the range over units of the mean rho_hat_j divided by rho;
-      "BCE opposes penalty": the share of units whose mean BCE gradient has the opposite sign of the mean
-        penalty gradient (at a balance every unit has opposite signs, or both are 0);
-      "beyond noise": ``net_pull_z(pulls, threshold)["share_beyond"]``, the share of units whose net pull
-        (bce + penalty) differs from 0 by more than ``threshold`` standard errors over the minibatches;
-      "noise alone": the share that pure minibatch noise would give (``net_pull_z``'s "share_at_rest").
-    units: None (all units) or the units to summarise, a boolean mask (H,) or a sequence of unit indices
-    (e.g. the units whose mean rho_hat_j lies above rho); every share is then over those units only."""
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    if units is not None:
-        try:
-            width = len(pulls[0]["bce"])
-            index = torch.as_tensor(units)
-            if index.dtype == torch.bool:
-                if index.shape != (width,):
-                    raise ValueError(f"a boolean mask of shape ({width},)")
-                index = index.nonzero().flatten()
-            index = index.long().flatten()
-            if len(index) == 0 or index.min() < 0 or index.max() >= width:
-                raise ValueError(f"at least one index in [0, {width})")
-        except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
-            raise ValueError(f"units must be None, a boolean mask (H,) or unit indices; needed {error}") from None
-        pulls = [{key: torch.as_tensor(p[key])[index] for key in ("bce", "penalty", "rho_hat") if key in p}
-                 for p in pulls]
-    z = net_pull_z(pulls, threshold)
-    try:
-        bce, penalty, rho_hat = (torch.stack([torch.as_tensor(p[key], dtype=torch.float64) for p in pulls]).mean(dim=0)
-                                 for key in ("bce", "penalty", "rho_hat"))
-    except KeyError as error:
-        raise ValueError(f"each pull must have 'bce', 'penalty' and 'rho_hat', missing {error}") from None
-    return {"rho_hat_j / rho, min": (rho_hat.min() / rho).item(), "max": (rho_hat.max() / rho).item(),
-            "BCE opposes penalty": (bce * penalty < 0).double().mean().item(),
-            "beyond noise": z["share_beyond"], "noise alone": z["share_at_rest"]}
-
-
-def with_lowered_units(model: SparseAutoencoder, x: torch.Tensor, units, targets, rare_unit=None,
-                       gain: float = 30.0, peak: float = 6.0) -> SparseAutoencoder:
-    """A copy of ``model`` with some units pushed towards silence on the inputs x (N, D), for experiments on dying units.
-
-    For each of ``units`` (U,) the encoder bias is shifted so that the mean over x of exp(z_j) equals its
-    ``targets`` value (U,) (for z far below 0, sigmoid(z) ~ exp(z), so the mean code is about the target).
-    ``rare_unit``, if given: its encoder row is multiplied by ``gain`` and its bias set so that its largest
-    pre-activation over x is ``peak``: a steep unit near 1 on about one input, near 0 on the others.
-    The model itself is not changed."""
-    units = torch.as_tensor(units, dtype=torch.long)
-    targets = torch.as_tensor(targets, dtype=torch.float64)
-    if units.dim() != 1 or targets.shape != units.shape or (targets <= 0).any() or (targets >= 1).any():
-        raise ValueError(f"units and targets must be (U,) of equal length with targets in (0, 1), "
-                         f"got shapes {tuple(units.shape)} and {tuple(targets.shape)}")
-    gain = check_number("gain", gain, low=0, low_open=True)
-    peak = check_number("peak", peak)
-    x = _as_model_input(model, x)
-    lowered = copy.deepcopy(model)
-    with torch.no_grad():
-        log_mean_exp = lowered.encoder(x).double().logsumexp(dim=0) - math.log(len(x))       # (H,)
-        lowered.encoder.bias[units] += (targets.log() - log_mean_exp[units]).to(lowered.encoder.bias.dtype)
-        if rare_unit is not None:
-            lowered.encoder.weight[rare_unit] *= gain
-            lowered.encoder.bias[rare_unit] += peak - lowered.encoder(x)[:, rare_unit].max()
-    return lowered
-
-
 def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:
     """A floor on ``mass_share_below(code, 0.5)`` of a sigmoid code from two averages: a digit has on
     average a = ``active_units_per_digit`` values above 0.5, each below 1, in a code whose mass is on average
     H * ``mean_activation``; so at most a / (H * mean) of the mass lies above 0.5, and at least
     1 - a / (H * mean) at or below it (pooled over digits and units, not per digit)."""
     return 1 - active_units_per_digit / (n_hidden * mean_activation)
-
-
-def histogram_moments(counts, edges) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and standard deviation of each row of a binned distribution, every value placed at the centre
-    of its bin: counts (U, K) non-negative, edges (U, K + 1) increasing (e.g. a stored unit dashboard's
-    ``histogram`` and ``edges``). Returns mean (U,) and std (U,) (population, ddof 0), float64. Each mean is
-    off by at most half the row's widest bin; the std by about a bin width (Sheppard)."""
-    counts, edges = np.asarray(counts, dtype=np.float64), np.asarray(edges, dtype=np.float64)
-    if counts.ndim != 2 or edges.shape != (counts.shape[0], counts.shape[1] + 1):
-        raise ValueError(f"counts must be (U, K) and edges (U, K + 1), got {counts.shape} and {edges.shape}")
-    if (counts < 0).any() or (counts.sum(axis=1) == 0).any() or (np.diff(edges, axis=1) <= 0).any():
-        raise ValueError("counts must be non-negative with a positive total per row, and edges increasing")
-    centres = (edges[:, 1:] + edges[:, :-1]) / 2
-    mean = (counts * centres).sum(axis=1) / counts.sum(axis=1)
-    std = np.sqrt((counts * (centres - mean[:, None]) ** 2).sum(axis=1) / counts.sum(axis=1))
-    return mean, std
-
-def top_class_purity(top_digits: np.ndarray, labels) -> np.ndarray:
-    """How class-specific each unit's top digits are: for each row of ``top_digits`` (U, n) (indices into
-    ``labels``), the share of its n digits that belong to their most common class. (U,) floats."""
-    classes = np.asarray(labels)[np.asarray(top_digits)]
-    return np.array([np.bincount(row).max() for row in classes]) / classes.shape[1]
 
 
 def sparsity_summary(code: torch.Tensor, threshold: float) -> dict:
@@ -839,33 +486,6 @@ def sparsity_summary(code: torch.Tensor, threshold: float) -> dict:
     summary["unit: mass rule"] = units_for_mass(code[:, living].T.contiguous()) / len(code)
     summary["mass below 0.5"] = mass_share_below(code, 0.5)
     return summary
-
-
-def error_by_pixel_kind(x: torch.Tensor, x_hat: dict, core: float = 0.5, reach: int = 2,
-                        image_shape=(28, 28)) -> list:
-    """Where two models' reconstructions differ, by kind of pixel. x: (N, D) inputs in [0, 1]; x_hat:
-    {label: (N, D) reconstructions} with exactly two models A, B. Kinds: "stroke core" (x >= core),
-    "stroke edge" (0 < x < core), "background next to a stroke" (x = 0 within ``reach`` pixels, rows and
-    columns, of a pixel x > 0), "background farther away". One row per kind: "pixels", "share of pixels",
-    "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64), and per model L:
-    "L too bright" (mean of max(x_hat - x, 0) over the kind), "L too dark" (mean of min(x_hat - x, 0)),
-    "L signed" (their sum, the mean signed error)."""
-    x, (a, x_a), (b, x_b), gap = _bce_gap(x, x_hat)
-    stroke = x > 0
-    pooled = torch.nn.functional.max_pool2d(stroke.double().reshape(-1, 1, *image_shape), 2 * reach + 1, stride=1,
-                                            padding=reach)
-    near = pooled.reshape(stroke.shape) > 0
-    kinds = {f"stroke core (x >= {core:g})": x >= core, f"stroke edge (0 < x < {core:g})": stroke & (x < core),
-             "background next to a stroke": near & ~stroke, "background farther away": ~near}
-    rows = []
-    for name, mask in kinds.items():
-        row = _gap_share(name, mask, gap)
-        for label, value in ((a, x_a), (b, x_b)):
-            error = (value - x)[mask]
-            row |= {f"{label} too bright": error.clamp(min=0).mean().item(),
-                    f"{label} too dark": error.clamp(max=0).mean().item(), f"{label} signed": error.mean().item()}
-        rows.append(row)
-    return rows
 
 
 def _pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -923,53 +543,6 @@ def stroke_gap_totals(rows: list) -> dict:
             "share of the gap, darker": float(sum(r["share of the gap"] for r in stroke if r["pixels"].endswith("darker")))}
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``values``, ties sharing their average rank."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)                  # the rank of the last value of each group of ties
-    return (last - (counts - 1) / 2)[inverse]
-
-
-def _residual(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y minus its least-squares line on x (with intercept); y itself, centred, when x is constant."""
-    y, x = y - y.mean(), x - x.mean()
-    return y if x @ x == 0 else y - (y @ x) / (x @ x) * x
-
-
-def rank_correlation(a, b, n_boot: int = 0, seed: int = 0, level: float = 0.95, held=None):
-    """Spearman's rank correlation of two (n,) arrays (Pearson's on their ranks, ties at their average
-    rank), and with ``n_boot`` > 0 a percentile bootstrap interval at ``level`` (pairs resampled with a
-    generator seeded ``seed``; resamples with a constant column are skipped): (rho, (low, high) | None).
-
-    held: an (n,) array to hold fixed, giving the partial rank correlation: Pearson's correlation of the
-    residuals of a's and b's ranks after a least-squares line on held's ranks (what a and b share beyond
-    what each shares with held)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
-        raise ValueError(f"a and b must be two (n,) arrays of the same length n >= 3, got shapes {a.shape} and {b.shape}")
-    c = None if held is None else np.asarray(held, dtype=np.float64)
-    if c is not None and c.shape != a.shape:
-        raise ValueError(f"held must be an (n,) array like a and b, got shape {c.shape} for n = {len(a)}")
-
-    def spearman(i):
-        rx, ry = _ranks(a[i]), _ranks(b[i])
-        if c is not None:
-            rc = _ranks(c[i])
-            rx, ry = _residual(rx, rc), _residual(ry, rc)
-        if rx.std() == 0 or ry.std() == 0:
-            return np.nan
-        return float(np.corrcoef(rx, ry)[0, 1])
-
-    rho = spearman(np.arange(len(a)))
-    if n_boot <= 0:
-        return rho, None
-    rng = np.random.default_rng(seed)
-    draws = [spearman(i) for i in (rng.integers(0, len(a), len(a)) for _ in range(n_boot))]
-    draws = np.array([d for d in draws if not np.isnan(d)])
-    tail = (1 - level) / 2 * 100
-    return rho, (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
-
-
 def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """sum (x - x_hat)^2 / sum (x - mean_b x)^2, summed over digits and pixels, computed in float64.
 
@@ -985,23 +558,6 @@ def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float
     if spread == 0:
         raise ValueError("x has no variance across digits, so the fraction of variance unexplained is undefined")
     return ((x - x_hat).pow(2).sum() / spread).item()
-
-
-def noise_pass_rate(n_seeds: int | None, threshold: float = 3.0) -> float:
-    """The chance that pure seed noise passes the rule "a difference of two runs exceeds threshold * sqrt(2)
-    * sigma", with sigma the sample standard deviation of ``n_seeds`` other runs: P(|T| > threshold) for
-    Student's t with n_seeds - 1 degrees of freedom (the difference over sqrt(2) * sigma is t-distributed
-    when the runs are normal and independent). Computed as the regularised incomplete beta
-    I_{nu / (nu + threshold^2)}(nu / 2, 1 / 2), nu = n_seeds - 1 (the t tail; the same function as
-    ``variance_ratio_p``). n_seeds=None: sigma known exactly, P(|Z| > threshold) for a standard normal Z,
-    erfc(threshold / sqrt(2)) (the limit of many seeds)."""
-    if n_seeds is None:
-        threshold = check_number("threshold", threshold, low=0)
-        return math.erfc(threshold / math.sqrt(2))
-    n_seeds = check_int("n_seeds", n_seeds, low=2)
-    threshold = check_number("threshold", threshold, low=0)
-    nu = n_seeds - 1
-    return float(_incomplete_beta(nu / (nu + threshold ** 2), nu / 2, 0.5))
 
 
 def _incomplete_beta(x: float, a: float, b: float) -> float:
@@ -1111,47 +667,6 @@ def unit_dashboards(code: torch.Tensor, units, threshold: float, n_top: int = DA
     return {"top_digits": order.numpy(), "top_values": values.gather(1, order).float().numpy(),
             "histogram": torch.stack(histogram).round().long().numpy(), "edges": torch.stack(edges).float().numpy(),
             "firing_frequency": (values > threshold).double().mean(dim=1).float().numpy()}
-
-
-def mean_gap_in_se(a, b) -> float:
-    """How far apart the means of two samples are, in standard errors of their difference (Welch's t):
-    (mean a - mean b) / sqrt(se_a^2 + se_b^2), with se = std (n - 1) / sqrt(n). a, b: (n,) arrays, n >= 2."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
-        raise ValueError(f"a and b must be (n,) arrays with n >= 2, got shapes {a.shape} and {b.shape}")
-    se = np.hypot(a.std(ddof=1) / np.sqrt(len(a)), b.std(ddof=1) / np.sqrt(len(b)))
-    with np.errstate(divide="ignore", invalid="ignore"):  # no spread on either side: +-inf (or nan if equal)
-        return float((a.mean() - b.mean()) / se)
-
-
-def panel_vs_rest(code: torch.Tensor, panel_units, labels, threshold: float, min_active: int = DASHBOARD_TOP,
-                  n_boot: int = 1000, seed: int = 0) -> dict:
-    """Are the units a panel shows purer than the other living units? From the code (N, H) of N labelled
-    inputs (labels (N,)): each unit's class purity (``top_class_purity`` of its ``min_active`` top inputs),
-    for the panel's units and for every other unit active (code > threshold) on at least ``min_active``
-    inputs (with fewer, its top list would hold inputs on which it is not active).
-
-    Returns "panel_purity" (P,), "rest_purity" (R,), "rest_units" (R,) int64, "left_out" (living units
-    outside the panel active on fewer than min_active inputs), "gap_se" (``mean_gap_in_se`` of panel and
-    rest), "rank_correlation" ((rho, (low, high)): ``rank_correlation`` of purity and firing frequency
-    over panel and rest, with an ``n_boot`` bootstrap), "firing" (H,) every unit's firing frequency.
-    """
-    code = _check_code(code)
-    panel = np.asarray(panel_units, dtype=np.int64)
-    n_active = (code > threshold).sum(dim=0).numpy()
-    living_rest = np.setdiff1d(np.flatnonzero(n_active > 0), panel)
-    rest = living_rest[n_active[living_rest] >= min_active]
-
-    def purity(units):
-        return top_class_purity(unit_dashboards(code, units, threshold, n_top=min_active)["top_digits"], labels)
-
-    panel_purity, rest_purity = purity(panel), purity(rest)
-    firing = n_active / code.shape[0]
-    return {"panel_purity": panel_purity, "rest_purity": rest_purity, "rest_units": rest,
-            "left_out": int(len(living_rest) - len(rest)), "gap_se": mean_gap_in_se(panel_purity, rest_purity),
-            "rank_correlation": rank_correlation(np.concatenate([panel_purity, rest_purity]),
-                                                 firing[np.concatenate([panel, rest])], n_boot=n_boot, seed=seed),
-            "firing": firing}
 
 
 def encoder_peak_statistics(rows: torch.Tensor, code: torch.Tensor, x_train: torch.Tensor, x_test: torch.Tensor,

@@ -19,7 +19,7 @@ import torch
 
 from .checks import check_choice, check_code, check_int, check_number
 from .data import prepare_images
-from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use, units_for_mass
+from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use
 from .probe import probe_features
 
 
@@ -168,11 +168,6 @@ def feature_images(model, which: str = "encoder", image_shape=None) -> torch.Ten
     return weights.detach().reshape(model.n_hidden, *drawn_shape(model.n_input, image_shape))
 
 
-def _chosen_features(model, n, units, which, image_shape=None):
-    images = feature_images(model, which, image_shape)
-    return images[:n] if units is None else images[list(units)[:n]]
-
-
 def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None):
     """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
 
@@ -280,49 +275,6 @@ def plot_code_values(code: torch.Tensor, rho: float | None = None, threshold: fl
     return fig
 
 
-def plot_sorted_code(codes: dict, share: float = 0.9, title: str | None = None, threshold: float | None = None,
-                     legend_loc: str = "center right", ylim: tuple | None = None):
-    """One input's code per panel, its values sorted from the largest (bars), with the cumulative share of
-    the code's mass (line, right axis) and where it first reaches ``share``: the input's k90
-    (``metrics.units_for_mass``). codes: {panel title: (H,) non-negative code of one input}; each panel's
-    title adds its k90 and, when it has any, its exact zeros. threshold: the family's "active" rule (e.g. 0.5 for sigmoid
-    codes), drawn as a horizontal line on the bars' axis and named in the legend; None for none.
-    legend_loc: where each panel's legend goes, a matplotlib location string (default "center right").
-    ylim: (low, high) limits of both y axes, the bars' and the cumulative share's, e.g. (0, 1.05) to put them on
-    one scale; None (default) keeps today's limits."""
-    if not (isinstance(legend_loc, str) and legend_loc.strip()):
-        raise ValueError(f"legend_loc must be a matplotlib location string, got {legend_loc!r}")
-    if ylim is not None and not (len(ylim) == 2 and float(ylim[0]) < float(ylim[1])):
-        raise ValueError(f"ylim must be None or (low, high) with low < high, got {ylim!r}")
-    fig, axes = plt.subplots(1, len(codes), figsize=(5 * len(codes), 3.4), squeeze=False)
-    for ax, (label, code) in zip(axes[0], codes.items()):
-        y = torch.as_tensor(code, dtype=torch.float32).reshape(-1).sort(descending=True).values
-        k = int(units_for_mass(y[None], share, per_digit=True).item())   # checks the code is non-negative
-        ranks = np.arange(1, len(y) + 1)
-        ax.bar(ranks, y.numpy(), width=1.0, color="C0")
-        zeros = (y == 0).sum().item()  # only a code with exact zeros (ReLU, TopK) says how many
-        ax.set(title=f"{label}: k{round(100 * share)} = {k}" + (f", {zeros} exact zeros" if zeros else ""),
-               xlabel="units, sorted by value", ylabel="code value y (bars)")
-        if ylim is not None:
-            ax.set_ylim(*ylim)
-        cumulative = ax.twinx()   # the mass and its share line on the right axis, in the curve's colour
-        cumulative.plot(ranks, (y.cumsum(0) / y.sum()).numpy(), color="C1", label="cumulative share of the mass")
-        cumulative.axhline(share, color="C1", ls="--", lw=0.8, label=f"{share:.0%} of the mass")
-        cumulative.axvline(k, color="grey", ls=":", lw=0.8, label=f"$k_{{{round(100 * share)}}}$ = {k}")
-        cumulative.set(ylim=(0, 1.02) if ylim is None else ylim)
-        cumulative.set_ylabel("cumulative share of the mass (right axis)", color="C1")
-        cumulative.tick_params(axis="y", colors="C1")
-        handles, labels = cumulative.get_legend_handles_labels()
-        if threshold is not None:
-            on_line = ax.axhline(threshold, color="C3", lw=0.8, label=f"on (y > {threshold:g})")
-            handles, labels = handles + [on_line], labels + [on_line.get_label()]
-        cumulative.legend(handles, labels, fontsize=7, loc=legend_loc)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def plot_kl_curves(targets=(0.02, 0.08, 0.2, 0.5), n_points: int = 1000, zoom=(1.5e-3, 0.85)):
     """KL(rho || rho_hat) against the average activation rho_hat on a logit axis, one curve per target rho in
     ``targets`` (each with a dotted line at its rho). Left panel: rho_hat over [sigmoid(-9.2), sigmoid(9.2)]
@@ -352,39 +304,6 @@ def plot_kl_curves(targets=(0.02, 0.08, 0.2, 0.5), n_points: int = 1000, zoom=(1
                ylim=(0, top), title=title)
     axes[1].set_xlim(low, high)
     axes[0].legend()
-    return fig
-
-
-def plot_kl_pull(misses: dict, span=(-0.009, 0.02), n_points: int = 300, right_title: str | None = None,
-                 left_ylabel: str | None = None, right_ylabel: str | None = None):
-    """Why the KL term's steepness at small rho does not raise the bound on its pull, for each target rho.
-    Left: KL(rho || rho_hat) against the miss rho_hat - rho over ``span``. Right: rho_hat * dKL/drho_hat =
-    (rho_hat - rho) / (1 - rho_hat), the bound on the pull on an encoder bias divided by beta (see
-    ``metrics.bias_pulls``), with a dot at each model's miss. misses: {rho: a model's ybar - rho}, e.g.
-    {0.01: 0.0076, 0.08: 0.0018}. ``right_title``: the right panel's title (None: the default title).
-    ``left_ylabel``: the left panel's y label (None: the default "KL(ρ‖ρ̂)"); ``right_ylabel``: the right
-    panel's (None: the default "ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)"). Returns the figure."""
-    if not misses:
-        raise ValueError("misses must name at least one target rho, got none")
-    low, high = (check_number("span", v) for v in span)
-    n_points = check_int("n_points", n_points, low=2)
-    from .penalties import kl_divergence
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
-    for colour, (rho, miss) in zip(itertools.cycle(("C0", "C1", "C2", "C3")), misses.items()):
-        rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-        miss = check_number("miss", miss, low=-rho, high=1 - rho, low_open=True, high_open=True)
-        gap = torch.linspace(max(low, -0.9 * rho), high, n_points, dtype=torch.float64)
-        rho_hat = rho + gap
-        axes[0].plot(gap, kl_divergence(rho, rho_hat), colour, label=f"ρ = {rho:g}")
-        axes[1].plot(gap, gap / (1 - rho_hat), colour, label=f"ρ = {rho:g}")
-        axes[1].scatter(miss, miss / (1 - rho - miss), color=colour, zorder=3)
-    axes[0].set(xlabel="miss ρ̂ − ρ", ylabel="KL(ρ‖ρ̂)" if left_ylabel is None else left_ylabel, title="the KL term")
-    axes[1].set(xlabel="miss ρ̂ − ρ", ylabel="ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)" if right_ylabel is None else right_ylabel,
-                title="the bound on the pull on $b_j$, ÷ β\ndots: each model's ȳ − ρ" if right_title is None
-                else right_title)
-    axes[0].legend(loc="upper center")
-    axes[1].legend(loc="upper left")
     return fig
 
 
@@ -461,67 +380,6 @@ def plot_activation_histogram(model, images, rho: float | None = None, title: st
     return fig
 
 
-def plot_headroom(headroom, shifts: dict, dead=None, title: str | None = None, bins: int = 40):
-    """Histogram over hidden units of the headroom max_i z_ij (how far a unit's pre-activations can fall before
-    it outputs 0 on every digit), with one dashed vertical line per entry of ``shifts`` ({label: shift}, e.g. the
-    first Adam step's predicted shift eta(ink + 1) per learning rate).
-
-    headroom: (H,) tensor or array. dead: optional (H,) bool mask; those units are drawn as a second, stacked
-    bar in red and counted in the legend. Returns the figure; the bars' heights sum to H."""
-    values = np.asarray(headroom.detach().cpu() if torch.is_tensor(headroom) else headroom, dtype=float)
-    if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
-        raise ValueError(f"headroom must be a non-empty finite 1-D array, got shape {values.shape}")
-    if not isinstance(shifts, dict) or not all(np.isfinite(float(v)) for v in shifts.values()):
-        raise ValueError("shifts must be a dict {label: finite shift}")
-    check_int("bins", bins, low=1)
-    mask = np.zeros(len(values), bool) if dead is None else np.asarray(
-        dead.detach().cpu() if torch.is_tensor(dead) else dead)
-    if mask.shape != values.shape or mask.dtype != bool:
-        raise ValueError(f"dead must be a bool mask of shape {values.shape}, got {mask.dtype} {mask.shape}")
-    edges = np.histogram_bin_edges(values, bins=bins)
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    ax.hist([values[~mask], values[mask]], bins=edges, stacked=True, color=["C0", "C3"],
-            label=[f"{(~mask).sum()} units alive after the step", f"{mask.sum()} units dead after the step"])
-    for k, (name, shift) in enumerate(shifts.items()):
-        ax.axvline(float(shift), color=f"C{k + 1 if k + 1 != 3 else 9}", ls="--", lw=1.5, label=name)
-    ax.legend(fontsize=8)
-    ax.set(xlabel="headroom $\\max_i z_{ij}$ of unit $j$ at the start", ylabel="number of units",
-           title=title or "Headroom per unit and the first step's shift")
-    fig.tight_layout()
-    return fig
-
-
-def plot_headroom_scatter(headroom, shift, dead, pushed_down, title: str | None = None):
-    """Per unit, the headroom max_i z_ij at the start (x) against the first step's predicted fall of its top
-    input (y), with the line y = x: below it the top input stays above 0. Units pushed down are drawn
-    blue (alive after the step) or red (dead); units pushed up are not drawn (their step is a rise), only
-    counted in the legend with the number of them that died.
-
-    headroom, shift: (H,) finite tensors or arrays; dead, pushed_down: (H,) bool masks. Returns the figure."""
-    def array(name, value, kind):
-        value = np.asarray(value.detach().cpu() if torch.is_tensor(value) else value)
-        if value.ndim != 1 or not len(value) or (kind is bool and value.dtype != bool) or (
-                kind is float and not np.isfinite(value.astype(float)).all()):
-            raise ValueError(f"{name} must be a non-empty 1-D {'bool mask' if kind is bool else 'finite array'}")
-        return value.astype(kind)
-    x, y = array("headroom", headroom, float), array("shift", shift, float)
-    dead, down = array("dead", dead, bool), array("pushed_down", pushed_down, bool)
-    if not x.shape == y.shape == dead.shape == down.shape:
-        raise ValueError(f"shapes differ: {x.shape}, {y.shape}, {dead.shape}, {down.shape}")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter([], [], s=8, color="0.7", label=f"{(~down).sum()} pushed up, not drawn ({(dead & ~down).sum()} dead)")
-    for mask, colour, name in ((down & ~dead, "C0", "alive"), (down & dead, "C3", "dead")):
-        ax.scatter(x[mask], y[mask], s=10, color=colour, label=f"{mask.sum()} pushed down, {name} after the step")
-    top = max(x.max(), y.max()) * 1.05
-    ax.plot([0, top], [0, top], "k--", lw=1, label="y = x")
-    ax.legend(fontsize=8)
-    ax.set(xlabel="headroom $\\max_i z_{ij}$ at the start",
-           ylabel="predicted fall $\\eta(\\mathrm{ink}_{i^*} + 1)$ of the top input",
-           title=title or "Headroom against the first step's fall")
-    fig.tight_layout()
-    return fig
-
-
 def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
 
@@ -574,21 +432,6 @@ def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str
     if title:
         fig.suptitle(title, y=1.04)
     return fig
-
-
-def plot_atlas_features(entries: dict, n: int = 36, title: str | None = None, shared_scale: bool = False):
-    """The stored decoder columns of atlas entries, one block per entry, side by side, each block on its
-    own shared colour scale with a colour bar, as ``plot_feature_comparison`` draws models. entries:
-    {label: ``atlas.AtlasEntry``}; each shows its first ``n`` stored units (the atlas keeps the 64 most
-    often active, most often first), tiles labelled with unit and firing frequency. shared_scale: True puts
-    all blocks on one colour scale (the 99.5th percentile of all their absolute weights), so that they can be
-    compared tile by tile; False (default) gives each block its own."""
-    if not isinstance(shared_scale, bool):
-        raise ValueError(f"shared_scale must be True or False, got {shared_scale!r}")
-    blocks = {label: (torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32)),
-                      unit_labels(entry.feature_units[:n], entry.firing_frequency))
-              for label, entry in entries.items()}
-    return _feature_blocks(blocks, n, title, shared_scale=shared_scale)
 
 
 def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = "beta",
@@ -686,34 +529,6 @@ def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig
-
-
-@torch.no_grad()
-def plot_error_maps(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
-    """Where the reconstructions differ: for ``n`` of ``images``, the input, each model's error x_hat - x,
-    and the difference of the first two models' reconstructions, all differences on one colour scale with
-    one colour bar (red: brighter than the reference of the row, blue: darker) whose symmetric scale ends at
-    the largest absolute difference over all rows of the figure.
-    models: {label: model} (two or more); image_shape as in ``plot_reconstructions``."""
-    n_input = next(iter(models.values())).n_input
-    shape = drawn_shape(n_input, image_shape)
-    x = prepare_images(images[:n], n_input=n_input)
-    labels = list(models)
-    x_hat = {label: model.reconstruct(x.to(next(model.parameters()).device)).cpu() for label, model in models.items()}
-    rows = [("input x", x)] + [(f"{label}: $\\hat{{x}} - x$", x_hat[label] - x) for label in labels]
-    rows.append((f"$\\hat{{x}}_{{{labels[0]}}} - \\hat{{x}}_{{{labels[1]}}}$", x_hat[labels[0]] - x_hat[labels[1]]))
-    limit = max(batch.abs().max().item() for _, batch in rows[1:])
-    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.1 * len(x) + 1.4, 1.15 * len(rows) + 0.5), squeeze=False)
-    for r, (ax_row, (label, batch)) in enumerate(zip(axes, rows)):
-        for ax, image in zip(ax_row, batch.reshape(-1, *shape)):
-            shown = ax.imshow(image.numpy(), cmap="gray" if r == 0 else "bwr",
-                              vmin=0 if r == 0 else -limit, vmax=1 if r == 0 else limit)
-            ax.set_xticks([]), ax.set_yticks([])
-        ax_row[0].set_ylabel(label, fontsize=8)
-    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.7, pad=0.02)  # every row shrinks alike
-    bar.set_label(f"difference (red > 0, blue < 0)\nscale ±{limit:.2f}: the largest |difference|", fontsize=8)
-    fig.suptitle(title or f"errors of each model, and {labels[0]} minus {labels[1]} (red: {labels[0]} brighter)")
     return fig
 
 
@@ -1233,61 +1048,6 @@ def _mark_off_scale(ax, xs, ys, limits, colour) -> None:
         ax.plot([x], [edge], "^" if above else "v", color=colour, ms=8, clip_on=False, zorder=5)
         ax.annotate(f"{y:.3g}", (x, edge), textcoords="offset points", xytext=(-6, -10 if above else 4),
                     ha="right", fontsize=7, color=colour)
-
-
-def plot_steps(steps: dict, series: dict, labels: dict, threshold: float = 3 * math.sqrt(2),
-               starred: dict | None = None, note: str | None = None, title: str | None = None):
-    """How far each notch of a slider moves each metric, in units of the seed spread: one panel per series.
-
-    steps: {(series name, metric key): (n_values - 1,) signed changes between neighbouring settings,
-    divided by the seed std (``atlas.steps``)}; series: {series name: (family, the slider's values)};
-    labels: {metric key: legend text}, in the order the markers are drawn. Markers show |change| on a log
-    axis, labelled with the signed change; the dashed line is ``threshold`` (default 3 sqrt(2): three standard
-    deviations of the difference of two runs). A notch whose ratio of values differs from the series'
-    usual one says so on its tick ("(×4)"). starred: {series name: [notch index, ...]} marks notches
-    with "*" (explained in ``note``, the title of the legend below the panels).
-    """
-    widths = [len(values) - 1 for _, values in series.values()]
-    fig, axes = plt.subplots(1, len(series), figsize=(2 + 0.75 * sum(widths), 3.8), sharey=True, squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
-    spacing = 0.8 / len(labels)                                # the metrics of one notch side by side
-    for ax, (name, (family, values)) in zip(axes[0], series.items()):
-        for k, key in enumerate(labels):
-            x = np.arange(len(values) - 1) + (k - (len(labels) - 1) / 2) * spacing
-            change = np.asarray(steps[name, key], dtype=float)
-            # markers, not bars: on a log axis a bar's length would depend on where the axis happens to start
-            ax.plot(x, np.abs(change), "os^Dv"[k % 5], color=f"C{k}", ms=6, ls="none", label=labels[key])
-            for xi, c in zip(x, change):
-                ax.text(xi, abs(c) * 1.6, f"{c:+.1f}" if abs(c) < 10 else f"{c:+.0f}", ha="center",
-                        va="bottom", fontsize=8, rotation=90)
-        ax.axhline(threshold, color="black", ls="--", lw=0.9, label=f"threshold {threshold:.1f}σ")
-        marks = set((starred or {}).get(name, ()))
-        ax.set_xticks(range(len(values) - 1), [f"{a:g}→{b:g}" + _unusual_ratio(values, i) + ("*" if i in marks else "")
-                                               for i, (a, b) in enumerate(zip(values, values[1:]))],
-                      rotation=35, ha="right", rotation_mode="anchor", fontsize=8.5)
-        ax.set_title(f"{family.upper()}: notches of {name}", fontsize=9)
-    axes[0, 0].set_yscale("log")
-    top = max(float(np.max(np.abs(v))) for v in steps.values())
-    axes[0, 0].set_ylim(0.3, top * 20)                         # room above the highest marker for its label
-    axes[0, 0].set_ylabel("|change| per notch (σ)")
-    handles, texts = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, texts, fontsize=8, loc="lower center", ncol=len(texts) + 1, title=note, title_fontsize=8,
-               frameon=False)                                   # below the panels: clear of every label
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.09 if note else 0.06, 1, 1))
-    return fig
-
-
-def _unusual_ratio(values, i: int) -> str:
-    """" (×4)" when notch i's ratio of values (b / a, both > 0) is more than 25 % away from the series'
-    median ratio (a grid of ×3 and ×3.33 notches is one kind of step; ×4 among ×2 is not), else ""."""
-    ratios = [b / a for a, b in zip(values, values[1:]) if a > 0]
-    a, b = values[i], values[i + 1]
-    if a <= 0 or not ratios:
-        return ""
-    usual = float(np.median(ratios))
-    return f" (×{b / a:.3g})" if not 0.8 <= (b / a) / usual <= 1.25 else ""
 
 
 def _label_format(values) -> str:

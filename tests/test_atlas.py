@@ -271,13 +271,6 @@ def test_seed_spread_collects_every_stored_seed_of_a_setting():
         atlas.seed_spread("kl", rho=0.16, beta=0.005)
 
 
-def test_check_recipe_passes_the_shipped_atlas_and_names_a_point_trained_otherwise(tiny, tmp_path):
-    assert atlas.check_recipe("l1") == len(atlas.load_atlas("l1").records(variants=True))
-    atlas.build("l1", [{"lam": 4e-5}], tmp_path, progress=False)  # the tiny recipe: 1 epoch
-    with pytest.raises(ValueError, match="the l1 point lam=4e-05 was trained with .*'epochs': 1"):
-        atlas.check_recipe("l1", tmp_path)
-
-
 def test_table_and_frontier_by_hand():
     records = [{"params": {"lam": 0.0}, "metrics": {"bce": 0.066, "units_for_mass": 150.0}},
                {"params": {"lam": 4e-5}, "metrics": {"bce": 0.067, "units_for_mass": 84.0}},
@@ -355,7 +348,6 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
         atlas.series_table(by_beta, "beta", {"bce": 0.001})
 
 
-
 def test_falling_test_on_a_line_and_on_flat_noise():
     line = atlas.falling_test(np.linspace(1.0, 0.81, 20))            # falls 0.01 per epoch, no jitter at all
     assert line["per_epoch"] == pytest.approx(0.01) and line["jitter"] == pytest.approx(0.0, abs=1e-12)
@@ -403,20 +395,7 @@ def test_noise_yardstick_by_hand():
         atlas.noise_yardstick({("kl", "a"): spreads["kl", "a"]})
 
 
-def test_beaten_by_and_below_line_by_hand():
-    records = [{"params": {"lam": 1}, "metrics": {"units_for_mass": 80.0, "bce": 0.066}},
-               {"params": {"lam": 2}, "metrics": {"units_for_mass": 95.0, "bce": 0.0699}}]
-    point = {"units_for_mass": 100.0, "bce": 0.070}
-    assert atlas.beaten_by(point, records) == records
-    assert atlas.beaten_by(point, records, margins=(10.0, 0.001)) == records[:1]  # the second leads by 5 and 0.0001
-    line = {1: {"metrics": {"units_for_mass": 120.0, "bce": 0.060}}, 2: {"metrics": {"units_for_mass": 80.0, "bce": 0.080}}}
-    assert atlas.below_line(point, line) == pytest.approx(0.070 - 0.070)            # halfway: 0.070
-    assert atlas.below_line({"units_for_mass": 90.0, "bce": 0.070}, line) == pytest.approx(0.075 - 0.070)
-    with pytest.raises(ValueError, match="outside the line"):
-        atlas.below_line({"units_for_mass": 200.0, "bce": 0.07}, line)
-
-
-def test_reference_runs_and_unit_means_read_the_stored_entries():
+def test_reference_runs_read_the_stored_entries():
     cross = {"units_for_mass": 2.0, "bce": 0.001}
     (row,) = atlas.reference_runs({"recipe": {}}, cross, wide={"bce": 0.002})
     kl, l1 = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005), atlas.load_atlas("l1").entry(lam=4e-5)
@@ -425,23 +404,6 @@ def test_reference_runs_and_unit_means_read_the_stored_entries():
     assert row["L1 BCE lead (wide tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
     assert row["L1 living units"] == int((l1.firing_frequency > 0).sum())
     assert row["KL still falling"] == ("yes" if atlas.falling_test(kl.history["test_bce"])["falling"] else "no")
-    rows = atlas.unit_means_along("kl", "beta", target=0.08, rho=0.08)
-    assert [r["beta"] for r in rows] == [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]
-    reference = rows[2]
-    assert reference["spread of rho_hat_j / rho"] == pytest.approx(np.std(kl.mean_activation / 0.08, ddof=1))
-    assert reference["median firing frequency"] == pytest.approx(np.median(kl.firing_frequency))
-
-
-def test_seed_mean_record_averages_the_stored_seeds_by_hand():
-    params = {"rho": 0.08, "beta": 0.005, "start": "default"}
-    record = atlas.seed_mean_record("kl", ("units_for_mass", "bce"), **params)
-    runs = [q for q in atlas.load_atlas("kl").records(variants=True)
-            if {k: v for k, v in q["params"].items() if k != "seed"} == params]
-    assert len(runs) == len(record["seeds"]) >= 2 and record["params"] == params
-    for key in ("units_for_mass", "bce"):
-        assert record["metrics"][key] == pytest.approx(sum(q["metrics"][key] for q in runs) / len(runs))
-    with pytest.raises(atlas.MissingSettingError):
-        atlas.seed_mean_record("l1", lam=1e-5)
 
 
 def test_noise_verdict_bins_are_disjoint_and_symmetric():
@@ -478,31 +440,6 @@ def test_the_shipped_models_fire_as_their_atlas_reference_entries_say(family):
     np.testing.assert_allclose(recomputed, stored, atol=1e-4)
 
 
-def test_welch_dof_against_hand_computed_values():
-    assert atlas.welch_dof(1.0, 4, 1.0, 4) == pytest.approx(8.0)  # equal spreads: the dof add up
-    assert atlas.welch_dof(1.0, 4, 0.0, 9) == pytest.approx(4.0)  # one side exact: the other's dof
-    assert atlas.welch_dof(1.0, 4, 2.0, 9) == pytest.approx(25 / (1 / 4 + 16 / 9))
-    with pytest.raises(ValueError, match="dof_b must be an integer >= 1, got 0"):
-        atlas.welch_dof(1.0, 4, 1.0, 0)
-    with pytest.raises(ValueError, match="sd_a or sd_b > 0"):
-        atlas.welch_dof(0.0, 4, 0.0, 4)
-
-
-def test_describe_compare_writes_one_line_from_a_compare_result():
-    result = {"a": 1.0, "b": 1.5, "z": 5.0, "verdict": "beyond seed noise", "borrowed": True}
-    assert atlas.describe_compare(result, "k90") == "k90: 1 → 1.5 (+50%, z = +5.0, beyond seed noise, borrowed σ)"
-    own = {"a": 0.0, "b": 0.0123456, "z": -1.23, "verdict": "within seed noise", "borrowed": False}
-    assert atlas.describe_compare(own, "dead", digits=3) == "dead: 0 → 0.0123 (z = -1.2, within seed noise)"
-    real = atlas.compare("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, "bce")
-    assert atlas.describe_compare(real, "BCE").startswith(f"BCE: {real['a']:.4g} → {real['b']:.4g}")
-    small = {"a": 0.06607, "b": 0.0673, "z": 3.8, "verdict": "borderline", "borrowed": True}
-    assert atlas.describe_compare(small, "BCE", decimals=5, change_decimals=1) == \
-        "BCE: 0.06607 → 0.06730 (+1.9%, z = +3.8, borderline, borrowed σ)"   # 0.0673 / 0.06607 - 1 = 0.0186
-    assert atlas.describe_compare({**small, "b": 0.0661}, "BCE", change_decimals=1).startswith("BCE: 0.06607 → 0.0661 (+0.0%")
-    with pytest.raises(ValueError, match="decimals"):
-        atlas.describe_compare(small, "BCE", decimals=-1)
-
-
 def test_label_prints_hyperparameters_short():
     cases = {0: "0", 0.0: "0", 4e-5: "4e-5", 1e-5: "1e-5", 1.6e-4: "1.6e-4", 6.4e-4: "6.4e-4", 2e-2: "2e-2",
              9e-3: "9e-3", 1e-3: "1e-3", 0.08: "0.08", 0.15: "0.15", 0.0015: "1.5e-3", 12.0: "12"}
@@ -523,76 +460,6 @@ def test_entry_unit_scale_statistics_match_the_stored_columns():
     assert np.isnan(stats["column_norm"].numpy()[others]).all()
     assert np.array_equal(stats["firing_frequency"].numpy(), entry.firing_frequency.astype(np.float64))
     assert np.array_equal(stats["mean_activation"].numpy(), entry.mean_activation.astype(np.float64))
-
-def test_compare_steps_is_compare_on_each_neighbouring_pair():
-    steps_ = atlas.compare_steps("kl", "beta", "bce", rho=0.08)
-    values = list(atlas.series("kl", "beta", rho=0.08))
-    assert [(s["from"], s["to"]) for s in steps_] == list(zip(values[:-1], values[1:]))
-    for s in steps_:
-        expected = atlas.compare("kl", {"rho": 0.08, "beta": s["from"]}, {"rho": 0.08, "beta": s["to"]}, "bce")
-        assert s["z"] == expected["z"] and s["borrowed"] == expected["borrowed"]
-    assert steps_[0]["z"] == (steps_[0]["b"] - steps_[0]["a"]) / steps_[0]["s"]
-
-
-def test_stored_roughness_is_the_median_centred_roughness_of_each_seeds_columns():
-    from sae_utils.metrics import roughness
-    values = atlas.stored_roughness("kl", rho=0.08, beta=0.005)
-    assert len(values) == len(atlas.seed_spread("kl", ("bce",), rho=0.08, beta=0.005)["bce"]["seeds"])
-    columns = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005, seed=1).features.astype(np.float64)
-    centred = columns - columns.mean(axis=(1, 2), keepdims=True)
-    across = (np.diff(centred, axis=2) ** 2).mean(axis=(1, 2))
-    down = (np.diff(centred, axis=1) ** 2).mean(axis=(1, 2))
-    scores = np.sort((across + down) / 2 / (2 * (centred ** 2).mean(axis=(1, 2))))
-    by_hand = scores[(len(scores) - 1) // 2]                              # torch's median: the lower middle value
-    assert abs(values[1] - by_hand) < 1e-6
-
-
-def test_stored_roughness_max_firing_keeps_only_the_rarer_units():
-    from sae_utils.metrics import roughness
-    entry = atlas.load_atlas("kl").entry(rho=0.08, beta=0.0, seed=0)
-    firing = np.asarray(entry.firing_frequency)[entry.feature_units]
-    kept = firing <= 0.9
-    assert 0 < kept.sum() < len(kept)                                     # the filter removes some, not all
-    columns = entry.features.astype(np.float64)[kept]
-    centred = torch.from_numpy(columns - columns.mean(axis=(1, 2), keepdims=True))
-    by_hand = np.sort(roughness(centred).numpy())[(kept.sum() - 1) // 2]   # the lower middle value
-    filtered = atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=0.9)
-    assert abs(filtered[0] - by_hand) < 1e-6
-    assert atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=1.0) == atlas.stored_roughness(
-        "kl", rho=0.08, beta=0.0)                                           # nothing removed: today's values
-    assert all(np.isnan(v) for v in atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=0.0))
-    with pytest.raises(ValueError, match="max_firing"):
-        atlas.stored_roughness("kl", rho=0.08, beta=0.0, max_firing=1.5)
-
-
-def test_compare_miss_and_miss_table_by_hand():
-    reference, low = {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}
-    book = atlas.load_atlas("kl")
-    means = [book.entry(**p).metrics["mean_activation"] for p in (reference, low)]
-    sds = [atlas.setting_sd("kl", "mean_activation", **p)[0] for p in (reference, low)]
-    plain = atlas.compare_miss(reference, low)
-    assert plain["a"] == pytest.approx(means[0] - 0.08) and plain["b"] == pytest.approx(means[1] - 0.01)
-    assert plain["z"] == pytest.approx((means[1] - 0.01 - means[0] + 0.08) / math.hypot(*sds))
-    weighted = atlas.compare_miss(reference, low, weighted=True)
-    assert weighted["b"] == pytest.approx(0.05 * (means[1] - 0.01))
-    assert weighted["s"] == pytest.approx(math.hypot(0.005 * sds[0], 0.05 * sds[1]))
-    assert weighted["verdict"] == atlas.noise_verdict(weighted["z"])
-    lines = atlas.miss_table(0.08).splitlines()
-    assert len(lines) == 1 + 5 and lines[0].split()[0] == "β"  # beta = 0 left out
-    row = dict(zip(("beta", "ratio", "miss"), lines[2].split()[:3]))  # beta = 0.005, the reference (own seeds)
-    assert row["beta"] == "0.005" and float(row["miss"]) == pytest.approx(means[0] - 0.08, abs=1e-4)
-
-
-def test_compare_miss_borrows_from_a_named_seeded_setting():
-    seeded, bare, other = {"rho": 0.01, "beta": 0.005}, {"rho": 0.01, "beta": 0.05}, {"rho": 0.01, "beta": 0.015}
-    sd_seeded = atlas.seed_spread("kl", ("mean_activation",), **seeded)["mean_activation"]["std"]
-    result = atlas.compare_miss(other, bare, borrow_from=seeded)
-    assert result["s"] == pytest.approx(math.hypot(sd_seeded, sd_seeded)) and result["borrowed"]
-    own = atlas.compare_miss(seeded, bare, weighted=True, borrow_from=seeded)
-    assert own["s"] == pytest.approx(math.hypot(0.005 * sd_seeded, 0.05 * sd_seeded))
-    assert atlas.compare_miss(other, bare)["s"] != pytest.approx(result["s"])  # the default borrows the reference's
-    lines = atlas.miss_table(0.01, borrow_from=seeded).splitlines()
-    assert lines[2].split()[0] == "0.005" and lines[3].split()[0] == "0.015*"
 
 
 def test_code_mass_along_is_the_per_digit_code_sum_of_the_shipped_models():
@@ -651,46 +518,6 @@ def test_margin_census_counts_records_beaten_on_every_key_and_names_the_closest(
         atlas.margin_census(judged, {"none": []}, unit)
 
 
-def test_power_law_fit_recovers_an_exact_power_law_and_matches_weighted_least_squares():
-    x = np.array([0.005, 0.015, 0.05, 0.15])
-    exact = atlas.power_law_fit(x, 3.0 * x ** -0.9, np.full(4, 1e-3))
-    assert exact["exponent"] == pytest.approx(-0.9, abs=1e-10) and exact["chi2"] == pytest.approx(0.0, abs=1e-12)
-    y, sd = np.array([2.0, 0.9, 0.2, 0.09]), np.array([0.1, 0.05, 0.02, 0.02])
-    fit = atlas.power_law_fit(x, y, sd)
-    # independent reference: the closed-form weighted regression slope and its standard error
-    w, u, v = (y / sd) ** 2, np.log(x), np.log(y)
-    ubar, vbar = (w * u).sum() / w.sum(), (w * v).sum() / w.sum()
-    slope = (w * (u - ubar) * (v - vbar)).sum() / (w * (u - ubar) ** 2).sum()
-    assert fit["exponent"] == pytest.approx(slope, rel=1e-10)
-    assert fit["se"] == pytest.approx(1 / math.sqrt((w * (u - ubar) ** 2).sum()), rel=1e-10)
-    with pytest.raises(ValueError, match="y"):
-        atlas.power_law_fit(x, -y, sd)
-    with pytest.raises(ValueError, match="length"):
-        atlas.power_law_fit(x[:2], y[:2], sd[:2])
-
-
-def test_miss_exponent_fits_the_stored_misses():
-    betas = (0.005, 0.015, 0.05, 0.15)
-    result = atlas.miss_exponent(0.01, betas, borrow_from={"rho": 0.01, "beta": 0.005})
-    miss = [atlas.load_atlas("kl").entry(rho=0.01, beta=b).metrics["mean_activation"] - 0.01 for b in betas]
-    np.testing.assert_allclose(result["miss"], miss, rtol=1e-12)
-    assert result["exponent"] == pytest.approx(atlas.power_law_fit(betas, miss, result["sd"])["exponent"], rel=1e-12)
-    with pytest.raises(ValueError, match="betas"):
-        atlas.miss_exponent(0.01, (0.0, 0.005, 0.015))
-
-
-def test_mass_rows_match_the_stored_entries_by_hand():
-    rows = atlas.mass_rows(beta=0.005)
-    assert [row["ρ"] for row in rows] == ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32"]
-    entry, free = atlas.load_atlas("kl").entry(rho=0.01, beta=0.005), atlas.load_atlas("kl").entry(rho=0.01, beta=0.0)
-    first = rows[0]
-    assert first["mean ÷ ρ"] == pytest.approx(entry.mean_activation.mean() / 0.01, rel=1e-5)   # from the per-unit means
-    assert first["code per digit H·ȳ"] == pytest.approx(512 * entry.mean_activation.mean(), rel=1e-5)
-    assert first["k90"] == entry.metrics["units_for_mass"] and first["BCE, β=0"] == free.metrics["bce"]
-    with pytest.raises(ValueError, match="beta"):
-        atlas.mass_rows(beta=-1.0)
-
-
 def test_pull_rows_match_the_stored_means_by_hand():
     rows = atlas.pull_rows(beta=0.005)
     assert [row["ρ"] for row in rows] == ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32"]
@@ -719,32 +546,6 @@ def test_near_constant_units_counts_units_by_hand():
     assert atlas.near_constant_units(seeds=(0,), firing=0.0, mean=0.0, rho=0.08, beta=0.0) == [512]
     with pytest.raises(ValueError, match="firing"):
         atlas.near_constant_units(firing=2.0, rho=0.08, beta=0.0)
-
-
-def test_budget_vs_knob_against_the_entries():
-    from sae_utils.atlas import budget_vs_knob, load_atlas
-    rows = budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15}, ("units_for_mass", "bce"))
-    kl = load_atlas("kl")
-    a, b = kl.entry(rho=0.08, beta=0.005).metrics, kl.entry(rho=0.08, beta=0.005, epochs=60).metrics
-    c = kl.entry(rho=0.08, beta=0.15).metrics
-    for row, key in zip(rows, ("units_for_mass", "bce")):
-        assert row["metric"] == key
-        assert row["longer"] == pytest.approx((b[key] - a[key]) / a[key], rel=1e-12)
-        assert row["knob"] == pytest.approx((c[key] - a[key]) / a[key], rel=1e-12)
-    with pytest.raises(ValueError, match="keys"):
-        budget_vs_knob("kl", {"rho": 0.08, "beta": 0.005}, {"beta": 0.15}, "bce")
-
-
-def test_miss_table_unit_spread_against_numpy():
-    from sae_utils.atlas import load_atlas, miss_table
-    plain, spread = miss_table(0.08), miss_table(0.08, unit_spread=True)
-    assert "unit miss sd" not in plain and "unit miss sd" in spread
-    means = np.asarray(load_atlas("kl").entry(rho=0.08, beta=0.005).mean_activation, np.float64)
-    sd = float(np.sqrt(((means - means.mean()) ** 2).sum() / (len(means) - 1)))
-    row = next(line for line in spread.splitlines() if line.split()[0].rstrip("*") == "0.005")
-    assert f"{sd:.4f}" in row
-    low = np.percentile(means - 0.08, 5)
-    assert f"{low:+.4f}" in row
 
 
 def test_spread_ratios_by_hand():
@@ -880,18 +681,6 @@ def test_metric_rows_match_the_stored_runs_and_their_seeds():
         atlas.metric_rows("kl", "lam", (0.0,), ("bce",), rho=0.08)
     with pytest.raises(ValueError, match="keys must be"):
         atlas.metric_rows("kl", "beta", (0.0,), (), rho=0.08)
-
-
-def test_step_verdicts_divides_each_neighbouring_change_by_root_two_sigma():
-    rows = atlas.series("kl", "beta", rho=0.08)
-    got = atlas.step_verdicts("kl", "beta", "bce", 1e-4, values=(0.0015, 0.005, 0.015), rho=0.08)
-    assert [(r["from"], r["to"]) for r in got] == [(0.0015, 0.005), (0.005, 0.015)]
-    for r in got:   # independent: float64 by hand
-        change = float(rows[r["to"]]["metrics"]["bce"]) - float(rows[r["from"]]["metrics"]["bce"])
-        assert abs(r["z"] - change / (1e-4 * 2 ** 0.5)) < 1e-9
-        assert r["verdict"] == atlas.noise_verdict(r["z"])
-    with pytest.raises(ValueError, match="sigma"):
-        atlas.step_verdicts("kl", "beta", "bce", 0.0, rho=0.08)
 
 
 def test_largest_sd_is_the_max_of_the_settings_sample_stds():

@@ -231,28 +231,6 @@ def test_mass_below_a_threshold_and_its_floor_by_hand():
     assert bound == pytest.approx(1 - 1 / (3 * 2.2 / 6)) and bound <= mass_share_below(code)
 
 
-def test_top_class_purity_by_hand():
-    from sae_utils.metrics import top_class_purity
-
-    labels = np.array([3, 3, 3, 1, 7, 1])
-    assert top_class_purity(np.array([[0, 1, 2], [0, 3, 4], [3, 5, 0]]), labels).tolist() == \
-        pytest.approx([1.0, 1 / 3, 2 / 3])
-
-
-def test_rank_correlation_by_hand_with_ties_and_a_bootstrap_interval():
-    from sae_utils.metrics import rank_correlation
-
-    assert rank_correlation([1, 2, 3, 4], [10, 30, 20, 40])[0] == pytest.approx(1 - 6 * 2 / (4 * 15))  # d = 0, 1, 1, 0
-    tied = np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1]  # a's two equal values share rank 1.5
-    assert rank_correlation([5, 5, 9], [0.1, 0.2, 0.3])[0] == pytest.approx(tied)
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=200)
-    rho, (low, high) = rank_correlation(x, x + rng.normal(size=200), n_boot=300)
-    assert low < rho < high and 0.5 < low and high < 0.9  # a clearly positive correlation, interval excludes 0
-    with pytest.raises(ValueError, match="two \\(n,\\) arrays of the same length"):
-        rank_correlation([1, 2, 3], [1, 2])
-
-
 def test_sparsity_summary_by_hand():
     from sae_utils.metrics import sparsity_summary
 
@@ -262,48 +240,6 @@ def test_sparsity_summary_by_hand():
     assert s["k_90"] == pytest.approx((2 + 2 + 1) / 3) and s["k_90 / living"] == pytest.approx(5 / 9)
     assert s["unit: own rule"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
     assert s["mass below 0.5"] == pytest.approx(0.4 / 2.7)
-
-
-def test_error_by_pixel_kind_splits_the_gap_and_the_errors_by_hand():
-    from sae_utils.metrics import error_by_pixel_kind
-
-    x = torch.zeros(1, 25)
-    x[0, 12], x[0, 13] = 1.0, 0.3            # a core pixel at the centre of a 5x5 image, an edge pixel to its right
-    a, b = torch.full((1, 25), 0.1), torch.full((1, 25), 0.1)
-    a[0, 12], b[0, 12] = 0.5, 0.9
-    rows = {r["pixels"]: r for r in error_by_pixel_kind(x, {"A": a, "B": b}, reach=1, image_shape=(5, 5))}
-    core, edge = rows["stroke core (x >= 0.5)"], rows["stroke edge (0 < x < 0.5)"]
-    near, far = rows["background next to a stroke"], rows["background farther away"]
-    assert [r["share of pixels"] for r in (core, edge, near, far)] == pytest.approx([1 / 25, 1 / 25, 10 / 25, 13 / 25])
-    assert core["share of the gap"] == pytest.approx(1.0)   # the models differ only on the core pixel
-    assert core["A too dark"] == pytest.approx(-0.5) and core["B signed"] == pytest.approx(-0.1)
-    assert edge["A too dark"] == pytest.approx(-0.2) and near["B too bright"] == pytest.approx(0.1)
-
-
-def test_mean_gap_in_se_by_hand():
-    from sae_utils.metrics import mean_gap_in_se
-    # means 2 and 1/3; se^2 = 1/3 and (1/3)/3 = 1/9; gap = (5/3) / sqrt(4/9) = 2.5
-    assert mean_gap_in_se([1, 2, 3], [0, 0, 1]) == pytest.approx(2.5)
-    with pytest.raises(ValueError, match=r"n >= 2, got shapes \(1,\) and \(3,\)"):
-        mean_gap_in_se([1.0], [0, 0, 1])
-
-
-def test_panel_vs_rest_on_a_hand_made_code():
-    from sae_utils.metrics import panel_vs_rest
-    labels = np.repeat([0, 1], 9)                       # 18 inputs: nine 0s, then nine 1s
-    code = torch.zeros(18, 5)
-    code[:9, 0] = 1.0                                   # unit 0 (panel): active on the nine 0s: purity 1
-    code[:, 1] = torch.linspace(0.1, 1.0, 18)           # unit 1 (panel): top nine are the 1s: purity 1
-    code[::2, 2] = torch.arange(1.0, 10.0)              # unit 2: every other input, 0s and 1s: purity 5/9
-    code[0:3, 3] = 1.0                                  # unit 3: active on 3 < 9 inputs: left out
-    code[[0, 1, 2, 3, 4, 9, 10, 11, 12], 4] = 1.0       # unit 4: five 0s, four 1s: purity 5/9
-    result = panel_vs_rest(code, [0, 1], labels, threshold=0.0, n_boot=0)
-    assert result["panel_purity"].tolist() == [1.0, 1.0]
-    assert result["rest_units"].tolist() == [2, 4] and result["left_out"] == 1
-    assert result["rest_purity"] == pytest.approx([5 / 9, 5 / 9])
-    assert result["firing"].tolist() == pytest.approx([0.5, 1.0, 0.5, 3 / 18, 0.5])
-    assert result["rank_correlation"][1] is None
-    assert result["gap_se"] == np.inf   # no spread on either side: an infinite gap
 
 
 def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
@@ -316,45 +252,6 @@ def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
     assert roughness(noise[:1] * 7.5).item() == pytest.approx(roughness(noise[:1]).item())
     with pytest.raises(ValueError, match=r"images must have shape \(N, height, width\).*got \(784,\)"):
         roughness(torch.zeros(784))
-
-
-def test_partial_rank_correlation_matches_the_textbook_formula():
-    rng = np.random.default_rng(1)
-    c = rng.normal(size=300)
-    a = c + rng.normal(size=300)
-    b = c + 0.5 * a + rng.normal(size=300)
-    rab, rac, rbc = metrics_rank(a, b), metrics_rank(a, c), metrics_rank(b, c)
-    expected = (rab - rac * rbc) / math.sqrt((1 - rac ** 2) * (1 - rbc ** 2))   # partial correlation of the ranks
-    partial, (low, high) = sae_utils.metrics.rank_correlation(a, b, held=c, n_boot=200)
-    assert partial == pytest.approx(expected, abs=1e-12) and low < partial < high and partial < rab - 0.1
-    assert sae_utils.metrics.rank_correlation(a, b, held=np.ones(300))[0] == pytest.approx(rab)  # nothing to hold
-    with pytest.raises(ValueError, match=r"held must be an \(n,\) array like a and b, got shape \(3,\) for n = 300"):
-        sae_utils.metrics.rank_correlation(a, b, held=c[:3])
-
-
-def metrics_rank(x, y):
-    return sae_utils.metrics.rank_correlation(x, y)[0]
-
-
-def test_noise_pass_rate_is_the_two_sided_t_tail():
-    # known two-sided tails of Student's t at 3: 1 dof (Cauchy) 1 - 2 atan(3) / pi; 2 dof 1 - 3 / sqrt(11); 4 dof 0.0400
-    assert sae_utils.metrics.noise_pass_rate(2) == pytest.approx(1 - 2 * math.atan(3) / math.pi, abs=1e-9)
-    assert sae_utils.metrics.noise_pass_rate(3) == pytest.approx(1 - 3 / math.sqrt(11), abs=1e-9)
-    assert sae_utils.metrics.noise_pass_rate(5) == pytest.approx(0.039942, abs=1e-6)
-    assert sae_utils.metrics.noise_pass_rate(1_000_000) == pytest.approx(0.0026998, abs=1e-6)  # the normal's 3-sigma tail
-    with pytest.raises(ValueError, match="n_seeds must be an integer >= 2, got 1"):
-        sae_utils.metrics.noise_pass_rate(1)
-
-
-def test_noise_pass_rate_with_sigma_known_is_the_normal_tail():
-    # known two-sided normal tails: 1.959964 -> 0.05, 3 -> 0.0026998, 0 -> 1; and the t tail's large-n limit
-    assert sae_utils.metrics.noise_pass_rate(None, 1.959964) == pytest.approx(0.05, abs=1e-7)
-    assert sae_utils.metrics.noise_pass_rate(None, 3.0) == pytest.approx(0.0026998, abs=1e-7)
-    assert sae_utils.metrics.noise_pass_rate(None, 0.0) == pytest.approx(1.0)
-    assert sae_utils.metrics.noise_pass_rate(None, 2.12) == pytest.approx(
-        sae_utils.metrics.noise_pass_rate(10_000_000, 2.12), abs=1e-6)
-    with pytest.raises(ValueError, match="threshold"):
-        sae_utils.metrics.noise_pass_rate(None, -1.0)
 
 
 # truncate_code: 3 digits x 3 units, k = 1 keeps the diagonal; the fills computed by hand.
@@ -401,19 +298,6 @@ def test_truncation_rise_by_hand():
     assert rows[0]["units kept per digit"] == 1
     assert rows[0]["M BCE rise, zero fill"] == pytest.approx((cut - full).item(), abs=1e-12)
     assert rows[1]["M BCE rise, zero fill"] == pytest.approx(0.0, abs=1e-12)           # k = H keeps everything
-
-
-def test_small_value_share_bound_never_exceeds_the_exact_share():
-    generator = torch.Generator().manual_seed(2)
-    code = torch.rand(1000, 8, generator=generator, dtype=torch.float64) ** 3           # values in [0, 1]
-    exact = (code * (code <= 0.5)).mean(dim=0) / code.mean(dim=0)
-    bound = sae_utils.metrics.small_value_share_bound(code.mean(dim=0).numpy(), (code > 0.5).double().mean(dim=0).numpy())
-    assert (bound <= exact.numpy() + 1e-12).all() and (bound > 0).all()
-    ones = torch.tensor([[1.0, 0.2], [0.0, 0.2], [0.0, 0.2], [0.3, 0.2]], dtype=torch.float64)  # large values exactly 1
-    tight = sae_utils.metrics.small_value_share_bound(ones.mean(dim=0).numpy(), (ones > 0.5).double().mean(dim=0).numpy())
-    np.testing.assert_allclose(tight, [0.3 / 1.3, 1.0])                                 # the bound is reached
-    with pytest.raises(ValueError, match="one shape"):
-        sae_utils.metrics.small_value_share_bound(np.ones(3) / 2, np.ones(2) / 2)
 
 
 @pytest.mark.parametrize("k, fill, message", [(0, "mean", "k must be an integer >= 1"),
@@ -483,51 +367,6 @@ def test_gap_by_brightness_splits_the_bce_gap_by_who_draws_each_pixel_brighter()
         sae_utils.metrics.gap_by_brightness(x, {"A": a})
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
-def test_penalty_push_ratio_against_the_hand_written_gradients(activation, test_digits):
-    torch.manual_seed(0)
-    model = SparseAutoencoder(8, activation)
-    x = sae_utils.prepare_images(test_digits[:20])
-    n, d = x.shape
-    with torch.no_grad():
-        z = model.encoder(x).double()
-        y = torch.sigmoid(z) if activation == "sigmoid" else torch.relu(z)
-        slope = y * (1 - y) if activation == "sigmoid" else (z > 0).double()
-        if activation == "sigmoid":  # beta * sum_j KL(rho || rho_hat_j), rho_hat over the n inputs
-            rho_hat = y.mean(dim=0)
-            g_p = 0.005 * (-0.08 / rho_hat + 0.92 / (1 - rho_hat)) * slope / n
-        else:  # lam * mean_i sum_j y_ij
-            g_p = 4e-5 * slope / n
-        x_hat = torch.sigmoid(model.decoder(y.float()).double())
-        g_b = (x_hat - x.double()) @ model.decoder.weight.double() / (n * d) * slope
-    expected = {side: (g_p[w].abs().mean() / g_b[w].abs().mean()).item() if w.any() else math.nan
-                for side, w in (("down", g_p > 0), ("up", g_p < 0))}
-    result = sae_utils.metrics.penalty_push_ratio(model, test_digits[:20])
-    for side in ("down", "up"):
-        if math.isnan(expected[side]):
-            assert math.isnan(result[side])
-        else:
-            assert result[side] == pytest.approx(expected[side], rel=1e-4)
-    with pytest.raises(ValueError, match="the TOPK family has no penalty"):
-        sae_utils.metrics.penalty_push_ratio(SparseAutoencoder(8, "topk", k=2), test_digits[:20])
-
-
-def test_auc_against_pair_counting_and_hand_values():
-    from sae_utils.metrics import auc
-    assert auc([1, 2, 3, 4], np.array([False, False, True, True])) == 1.0
-    assert auc([4, 3, 2, 1], np.array([False, False, True, True])) == 0.0
-    assert auc([1, 1, 2, 0], np.array([True, False, True, False])) == 0.875  # pairs (1,1) half, (1,0), (2,1), (2,0)
-    rng = np.random.default_rng(0)
-    score, label = rng.integers(0, 5, 200).astype(float), rng.random(200) < 0.3
-    pos, neg = score[label], score[~label]
-    by_pairs = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
-    assert auc(score, label) == pytest.approx(by_pairs, abs=1e-12)
-    with pytest.raises(ValueError, match="both True and False"):
-        auc([1.0, 2.0], np.array([True, True]))
-    with pytest.raises(ValueError, match="label"):
-        auc([1.0, 2.0], np.array([1, 0]))
-
-
 def test_scale_summary_and_rescaling_ratios_by_hand():
     from sae_utils.metrics import rescaling_ratios, scale_summary, unit_scale_statistics
     stats = {"column_norm": torch.tensor([1.0, 2.0, 4.0, 3.0]), "mean_activation": torch.tensor([0.5, 0.25, 0.0, 1.0]),
@@ -560,68 +399,6 @@ def test_scale_summary_and_rescaling_ratios_by_hand():
     assert s["L0"] == pytest.approx(l0(code), rel=1e-12)
     assert s["scale"] == pytest.approx(code.sum().item() / (code > 0).sum().item(), rel=1e-12)
 
-
-def test_auc_table_matches_auc_on_the_masked_units():
-    from sae_utils.metrics import auc_table
-    scores = {"s": np.array([1.0, 2.0, 3.0, 4.0, 0.0]), "t": np.array([4.0, 3.0, 2.0, 1.0, 9.0])}
-    outcomes = {"o": np.array([False, False, True, True, True])}
-    within = np.array([True, True, True, True, False])      # unit 4 left out: s splits perfectly, t inversely
-    assert auc_table(scores, outcomes, within) == [{"outcome": "o", "s": 1.0, "t": 0.0}]
-    assert auc_table(scores, outcomes)[0]["t"] == pytest.approx(2 / 6)   # with unit 4: 2 of 6 pairs won by positives
-    with pytest.raises(ValueError, match="within"):
-        auc_table(scores, outcomes, within.astype(int))
-    with pytest.raises(ValueError, match="shape"):
-        auc_table({"s": np.ones(3)}, outcomes)
-
-
-def test_weights_by_lit_share_against_a_hand_loop():
-    from sae_utils.metrics import weights_by_lit_share
-    torch.manual_seed(0)
-    model = SparseAutoencoder(3, "relu", n_input=6)
-    x = torch.zeros(10, 6)
-    for p, n_lit in enumerate((0, 1, 2, 4, 7, 10)):         # pixel p lit on its first n_lit inputs
-        x[:n_lit, p] = torch.rand(n_lit) * 0.5 + 0.5
-    lam = 0.1
-    result = weights_by_lit_share(model, x, lam, cuts=(0.15, 0.5), n_batches=2, batch_size=5)
-    weight = model.encoder.weight.detach().double()
-    squares = torch.zeros(3, 6, dtype=torch.float64)
-    for b in range(2):                                     # the gradient by the chain rule, in float64
-        xb = x[5 * b:5 * b + 5].double()
-        z = xb @ weight.T + model.encoder.bias.detach().double()
-        y = torch.relu(z)
-        x_hat = torch.sigmoid(y @ model.decoder.weight.detach().double().T + model.decoder.bias.detach().double())
-        delta = ((x_hat - xb) @ model.decoder.weight.detach().double() / 6 + lam) * (z > 0) / 5
-        squares += (delta.T @ xb) ** 2
-    rms = (squares / 2).sqrt()
-    size = weight.abs().mean(dim=0)[1:]                    # pixels lit at least once: 1 ... 5
-    lit = torch.tensor([0.1, 0.2, 0.4, 0.7, 1.0])
-    d = (size.argsort().argsort() - lit.argsort().argsort()).double()
-    assert result["rank_correlation"] == pytest.approx(1 - 6 * (d ** 2).sum().item() / (5 * 24), abs=1e-9)
-    groups = ([1], [2, 3], [4, 5])                           # lit 0.1 | 0.2, 0.4 | 0.7, 1.0
-    assert [row["pixels"] for row in result["rows"]] == [1, 2, 2]
-    for row, pixels in zip(result["rows"], groups):
-        assert row["median |W_e|"] == pytest.approx(weight.abs()[:, pixels].median().item(), rel=1e-6)
-        assert row["median rms gradient"] == pytest.approx(rms[:, pixels].median().item(), rel=1e-4)
-    with pytest.raises(ValueError, match="cuts"):
-        weights_by_lit_share(model, x, lam, cuts=(0.5, 0.2), n_batches=2, batch_size=5)
-    with pytest.raises(ValueError, match="exceeds"):
-        weights_by_lit_share(model, x, lam, n_batches=3, batch_size=5)
-
-
-def test_overlap_against_chance_matches_exhaustive_enumeration():
-    import itertools
-    from sae_utils.metrics import overlap_against_chance
-    within = np.array([True] * 7 + [False])
-    a = np.array([True, True, True, False, False, False, False, True])   # 3 in the pool (unit 7 is outside)
-    b = np.array([True, False, True, False, True, False, False, True])   # 3 in the pool, overlap 2 there
-    result = overlap_against_chance(a, b, within)
-    overlaps = [len({0, 1, 2} & set(draw)) for draw in itertools.combinations(range(7), 3)]  # b drawn at random
-    assert result["overlap"] == 2
-    assert result["chance"] == pytest.approx(np.mean(overlaps), abs=1e-12)
-    assert result["sd"] == pytest.approx(np.std(overlaps), abs=1e-12)
-    assert result["z"] == pytest.approx((2 - np.mean(overlaps)) / np.std(overlaps), abs=1e-12)
-    with pytest.raises(ValueError, match="boolean masks"):
-        overlap_against_chance(a.astype(int), b)
 
 def test_bce_floor_is_the_mean_binary_entropy_and_the_bce_of_a_perfect_model():
     from sae_utils.metrics import bce_floor
@@ -689,22 +466,6 @@ def test_bias_pulls_by_minibatch_is_the_mean_gradient_of_the_minibatch_objective
         bias_pulls(model, x, rho, beta, batch_size=0)
     with pytest.raises(ValueError, match="n_batches"):
         bias_pulls(model, x, rho, beta, batch_size=6, n_batches=0)
-
-
-def test_with_lowered_units_hits_the_targets_and_leaves_the_model_alone():
-    from sae_utils.metrics import with_lowered_units
-    torch.manual_seed(0)
-    model = SparseAutoencoder(6, "sigmoid", n_input=10).double()
-    x = torch.rand(40, 10, dtype=torch.float64)
-    before = model.encoder.bias.detach().clone()
-    lowered = with_lowered_units(model, x, [0, 3], [1e-5, 1e-30], rare_unit=4, gain=30.0, peak=6.0)
-    z = lowered.encoder(x).detach()
-    assert torch.allclose(z[:, [0, 3]].exp().mean(dim=0), torch.tensor([1e-5, 1e-30], dtype=torch.float64), rtol=1e-9)
-    assert abs(z[:, 4].max().item() - 6.0) < 1e-9
-    assert torch.equal(model.encoder.bias.detach(), before)            # a copy: the model is unchanged
-    assert torch.equal(lowered.encoder.bias[[1, 2, 5]], before[[1, 2, 5]])
-    with pytest.raises(ValueError, match="targets"):
-        with_lowered_units(model, x, [0], [2.0])
 
 
 def test_blob_rows_finds_rows_with_one_high_peak():
@@ -802,35 +563,6 @@ def test_kl_jensen_gap_matches_the_exact_expectation_over_all_minibatches():
         kl_jensen_gap(code, 1.0, beta, batch_size=b)
 
 
-def test_bias_balance_averages_bias_pulls_over_shuffled_minibatches():
-    from sae_utils.metrics import bias_balance, bias_pulls
-    torch.manual_seed(0)
-    model = SparseAutoencoder(n_hidden=5, activation="sigmoid", n_input=7)
-    x = torch.rand(12, 7)
-    result = bias_balance(model, x, rho=0.1, beta=0.3, batch_size=4, n_batches=2, seed=5)
-    order = torch.randperm(12, generator=torch.Generator().manual_seed(5))
-    first, second = (bias_pulls(model, x[order[i * 4:(i + 1) * 4]], 0.1, 0.3) for i in (0, 1))
-    bce, penalty = (first["bce"] + second["bce"]) / 2, (first["penalty"] + second["penalty"]) / 2
-    assert torch.allclose(result["bce"], bce, rtol=1e-12) and torch.allclose(result["penalty"], penalty, rtol=1e-12)
-    assert torch.allclose(result["residual"], (bce + penalty).abs() / penalty.abs(), rtol=1e-12)
-    assert result["norm_ratio"] == pytest.approx(((bce + penalty).norm() / penalty.norm()).item(), rel=1e-12)
-    with pytest.raises(ValueError, match="n_batches"):
-        bias_balance(model, x, rho=0.1, beta=0.3, batch_size=4, n_batches=4)
-
-
-def test_histogram_moments_by_hand():
-    from sae_utils.metrics import histogram_moments
-    counts = np.array([[1, 0, 3], [0, 2, 0]])
-    edges = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 0.5, 1.5, 2.0]])
-    mean, std = histogram_moments(counts, edges)
-    # row 0: centres 0.5 (x1) and 2.5 (x3): mean 2.0, variance (1.5^2 + 3 * 0.5^2) / 4 = 0.75
-    assert mean.tolist() == pytest.approx([2.0, 1.0]) and std.tolist() == pytest.approx([math.sqrt(0.75), 0.0])
-    with pytest.raises(ValueError, match="edges"):
-        histogram_moments(counts, edges[:, :3])
-    with pytest.raises(ValueError, match="non-negative"):
-        histogram_moments(-counts, edges)
-
-
 def test_floor_by_grey_level_is_the_mean_pixel_entropy_and_splits_it_by_band():
     from sae_utils import prepare_images
     from sae_utils.metrics import bce_floor, floor_by_grey_level
@@ -861,118 +593,6 @@ def test_variance_ratio_p_against_closed_forms():
         p(1.0, 3, 0.0, 5)
     with pytest.raises(ValueError, match="n_a"):
         p(1.0, 1, 1.0, 5)
-
-
-def test_net_pull_z_is_a_one_sample_t_statistic_by_hand():
-    from sae_utils.metrics import net_pull_z, noise_pass_rate
-    # unit 0: nets 1, 2, 3 -> mean 2, sd 1, z = 2 / (1 / sqrt 3) = 2 sqrt 3; unit 1: nets 0, 0, 6 -> mean 2,
-    # sd sqrt(12), z = 1; unit 2: nets -1, 1, 0 -> mean 0, z = 0
-    pulls = [{"bce": torch.tensor([0.5, -1.0, -2.0]), "penalty": torch.tensor([0.5, 1.0, 1.0])},
-             {"bce": torch.tensor([1.0, 0.0, 1.0]), "penalty": torch.tensor([1.0, 0.0, 0.0])},
-             {"bce": torch.tensor([2.0, 5.0, 0.0]), "penalty": torch.tensor([1.0, 1.0, 0.0])}]
-    result = net_pull_z(pulls, threshold=3.0)
-    assert torch.allclose(result["z"], torch.tensor([2 * math.sqrt(3), 1.0, 0.0], dtype=torch.float64), atol=1e-12)
-    assert result["share_beyond"] == pytest.approx(1 / 3) and result["n"] == 3
-    assert result["share_at_rest"] == pytest.approx(noise_pass_rate(3, 3.0))
-    with pytest.raises(ValueError, match="pulls"):
-        net_pull_z(pulls[:1])
-    with pytest.raises(ValueError, match="threshold"):
-        net_pull_z(pulls, threshold=0)
-
-
-def test_ratio_root_solves_the_quadratic_and_bounds_the_ratio():
-    from sae_utils.metrics import ratio_root
-    beta, rho, c = 0.005, 0.08, 0.4
-    q = ratio_root(beta, rho, c)
-    assert abs(beta * (rho - q) - c * q * (1 - q)) < 1e-15 and 0 < q < rho
-    below, above = 0.5 * q, 2 * q                      # the ratio bound is above 1 below q, under 1 above
-    assert beta * (rho - below) / (c * below * (1 - below)) > 1 > beta * (rho - above) / (c * above * (1 - above))
-    assert ratio_root(1.0, 0.5, 1.0) == pytest.approx((2 - math.sqrt(2)) / 2)   # q^2 - 2q + 1/2 = 0 by hand
-    with pytest.raises(ValueError, match="c"):
-        ratio_root(beta, rho, 0.0)
-
-
-def test_pull_ratio_rows_by_hand():
-    from sae_utils.metrics import pull_ratio_rows
-    pulls = {"rho_hat": torch.tensor([0.01, 0.02, 0.5]), "S": torch.tensor([0.005, 0.02, 0.2]),
-             "bce": torch.tensor([1e-3, -2e-3, 1.0]), "penalty": torch.tensor([-4e-3, -1e-3, 1.0]),
-             "C": torch.tensor([0.5, 0.25, 1.0])}
-    rows = pull_ratio_rows(pulls, {"a": range(0, 2), "b": [2]}, rho=0.1, beta=0.01)
-    a = rows[0]
-    assert a["units"] == "a" and a["rho_hat"] == pytest.approx(0.02) and a["S / q"] == pytest.approx(0.5)
-    assert a["beta dOmega/db"] == pytest.approx(-1e-3) and a["pull ratio"] == pytest.approx(0.5)   # ratios 4, 0.5
-    # bounds: 0.01 * 0.09 / (0.5 * 0.01 * 0.99) = 0.18182; 0.01 * 0.08 / (0.25 * 0.02 * 0.98) = 0.16327
-    assert a["its bound"] == pytest.approx(0.0008 / (0.25 * 0.02 * 0.98))
-    assert rows[1]["its bound"] == pytest.approx(0.01 * (0.1 - 0.5) / (1.0 * 0.5 * 0.5))
-    with pytest.raises(ValueError, match="groups"):
-        pull_ratio_rows(pulls, {"c": [5]}, rho=0.1, beta=0.01)
-
-
-def test_balance_summary_by_hand():
-    from sae_utils.metrics import balance_summary, noise_pass_rate
-    # mean bce (1, -1, 2), mean penalty (-1, -1, 1): only unit 0 has opposite signs -> 1/3;
-    # mean rho_hat (0.1, 0.2, 0.3) over rho 0.1 -> 1 to 3; nets (0, -2, 3) and (0, -2, 3) +- 1 as below
-    pulls = [{"bce": torch.tensor([2.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, -2.0, 2.0]),
-              "rho_hat": torch.tensor([0.1, 0.1, 0.2])},
-             {"bce": torch.tensor([0.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, 0.0, 0.0]),
-              "rho_hat": torch.tensor([0.1, 0.3, 0.4])}]
-    result = balance_summary(pulls, rho=0.1, threshold=3.5)
-    assert result["rho_hat_j / rho, min"] == pytest.approx(1.0) and result["max"] == pytest.approx(3.0)
-    assert result["BCE opposes penalty"] == pytest.approx(1 / 3)
-    # nets: unit 0 (1, -1) z = 0; unit 1 (-3, -1) mean -2, sd sqrt 2, z = -2; unit 2 (4, 2) mean 3, sd sqrt 2, z = 3
-    assert result["beyond noise"] == 0.0 and result["noise alone"] == pytest.approx(noise_pass_rate(2, 3.5))
-    with pytest.raises(ValueError, match="rho"):
-        balance_summary(pulls, rho=1.0)
-    with pytest.raises(ValueError, match="rho_hat"):
-        balance_summary([{k: v for k, v in p.items() if k != "rho_hat"} for p in pulls], rho=0.1)
-
-
-def test_balance_summary_of_some_units_equals_the_summary_of_those_units_alone():
-    from sae_utils.metrics import balance_summary
-    pulls = [{"bce": torch.tensor([2.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, -2.0, 2.0]),
-              "rho_hat": torch.tensor([0.1, 0.1, 0.2])},
-             {"bce": torch.tensor([0.0, -1.0, 2.0]), "penalty": torch.tensor([-1.0, 0.0, 0.0]),
-              "rho_hat": torch.tensor([0.1, 0.3, 0.4])}]
-    # units 0 and 2: mean bce (1, 2), penalty (-1, 1): one of two opposed; rho_hat (0.1, 0.3) -> 1 to 3
-    for units in ([0, 2], torch.tensor([True, False, True])):
-        part = balance_summary(pulls, rho=0.1, threshold=3.5, units=units)
-        assert part["BCE opposes penalty"] == pytest.approx(1 / 2)
-        assert part["rho_hat_j / rho, min"] == pytest.approx(1.0) and part["max"] == pytest.approx(3.0)
-    only_1 = balance_summary(pulls, rho=0.1, units=[1])          # unit 1: bce -1, penalty -1, same sign
-    assert only_1["BCE opposes penalty"] == 0.0 and only_1["max"] == pytest.approx(2.0)
-    for bad in ([3], [], torch.tensor([True, False])):
-        with pytest.raises(ValueError, match="units must be None"):
-            balance_summary(pulls, rho=0.1, units=bad)
-
-
-def test_net_pull_z_at_rest_passes_at_the_t_rate():
-    from sae_utils.metrics import net_pull_z
-    generator = torch.Generator().manual_seed(0)
-    pulls = [{"bce": torch.randn(20000, generator=generator, dtype=torch.float64), "penalty": torch.zeros(20000)}
-             for _ in range(5)]
-    result = net_pull_z(pulls, threshold=2.0)
-    assert abs(result["share_beyond"] - result["share_at_rest"]) < 0.01   # pure noise: the t rate
-
-
-def test_auc_standard_error_is_hanley_mcneil_and_the_exact_null_variance_at_one_half():
-    from sae_utils.metrics import auc, auc_standard_error
-
-    for m, n in ((5, 7), (192, 94)):   # at A = 1/2: the Mann-Whitney null variance (m + n + 1) / (12 m n)
-        assert auc_standard_error(0.5, m, n) == pytest.approx(math.sqrt((m + n + 1) / (12 * m * n)), rel=1e-12)
-    # by hand, A = 0.8, 10 and 20: Q1 = 0.8/1.2, Q2 = 1.28/1.8
-    q1, q2 = 0.8 / 1.2, 1.28 / 1.8
-    by_hand = math.sqrt((0.16 + 9 * (q1 - 0.64) + 19 * (q2 - 0.64)) / 200)
-    assert auc_standard_error(0.8, 10, 20) == pytest.approx(by_hand, rel=1e-12)
-    assert auc_standard_error(1.0, 10, 20) == 0.0
-    # against simulation: normal scores with a shift, sd of the AUC over 2000 draws
-    rng = np.random.default_rng(0)
-    draws = [auc(np.concatenate([rng.normal(1, 1, 40), rng.normal(0, 1, 60)]), np.arange(100) < 40)
-             for _ in range(2000)]
-    assert auc_standard_error(float(np.mean(draws)), 40, 60) == pytest.approx(np.std(draws), rel=0.1)
-    with pytest.raises(ValueError, match="auc_value must lie in"):
-        auc_standard_error(1.2, 10, 20)
-    with pytest.raises(ValueError, match="n_neg must be an integer >= 1, got 0"):
-        auc_standard_error(0.7, 10, 0)
 
 
 def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():

@@ -244,17 +244,6 @@ def test_activation_histogram_leaves_dead_units_out_and_counts_them(test_digits)
     assert "2 dead units" in ax.get_legend().get_texts()[0].get_text()
 
 
-def test_error_maps_show_each_models_error_and_their_difference(test_digits):
-    torch.manual_seed(0)
-    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
-    fig = plots.plot_error_maps(models, test_digits, n=3)
-    x = prepare_images(test_digits[:3])
-    images = [ax.images[0].get_array() for ax in fig.axes if ax.images][:12]  # 4 rows of 3, colour bars after
-    np.testing.assert_allclose(images[3], (models["A"].reconstruct(x[:1]) - x[:1]).reshape(28, 28).numpy(), atol=1e-6)
-    np.testing.assert_allclose(images[9], (models["A"].reconstruct(x[:1]) - models["B"].reconstruct(x[:1]))
-                               .reshape(28, 28).numpy(), atol=1e-6)
-
-
 def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     def record(rho, beta, bce, mass):
         return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
@@ -543,23 +532,6 @@ def test_dashboard_titles_give_the_digits_that_tell_the_top_values_apart():
     assert plots._value_range(1.0, 1.0) == "all 1.0000"  # a saturated sigmoid unit's top values
 
 
-def test_plot_steps_draws_each_notch_as_its_size_with_its_sign_and_the_threshold():
-    steps = {("β", "bce"): np.array([2.0, -12.0]), ("β", "k90"): np.array([-1.0, 50.0]),
-             ("λ", "bce"): np.array([0.5]), ("λ", "k90"): np.array([-3.0])}
-    fig = plots.plot_steps(steps, {"β": ("kl", [0.0, 0.005, 0.05]), "λ": ("l1", [0.0, 4e-5])},
-                           {"bce": "test BCE", "k90": "k90"}, starred={"β": [0]}, note="* see text")
-    beta_ax, lam_ax = fig.axes
-    heights = [list(line.get_ydata()) for line in beta_ax.lines if line.get_linestyle() == "None"]
-    assert heights == [[2.0, 12.0], [1.0, 50.0]]  # |change|, the bce markers first
-    assert [t.get_text() for t in beta_ax.texts] == ["+2.0", "-12", "-1.0", "+50"]
-    assert [t.get_text() for t in beta_ax.get_xticklabels()] == ["0→0.005*", "0.005→0.05"]
-    (threshold,) = [l for l in lam_ax.lines if l.get_linestyle() == "--"]
-    assert threshold.get_ydata()[0] == pytest.approx(3 * 2 ** 0.5)
-    legend = fig.legends[0]
-    assert beta_ax.get_yscale() == "log" and "threshold 4.2σ" in [t.get_text() for t in legend.get_texts()]
-    assert legend.get_title().get_text() == "* see text" and lam_ax.get_legend() is None   # below, not on a panel
-
-
 def test_features_png_washes_out_the_tiles_of_never_active_units():
     features = -np.ones((2, 3, 3))                                      # both full blue
     rgb = np.array(decode_png(plots.features_png(features, never_active=np.array([False, True]))[0]).convert("RGB"))
@@ -579,21 +551,6 @@ def test_loss_curves_draw_single_points_inside_the_limits():
     assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.05]
     low, high = fig.axes[0].get_ylim()
     assert low < 0.05 < high
-
-
-def test_plot_sorted_code_sorts_one_code_and_marks_where_its_mass_reaches_the_share():
-    code = torch.tensor([0.0, 1.0, 6.0, 0.0, 3.0])         # sorted 6, 3, 1, 0, 0: 60 %, 90 %, 100 % of 10
-    fig = plots.plot_sorted_code({"ReLU": code})
-    bars, line_ax = fig.axes
-    assert [p.get_height() for p in bars.patches] == [6.0, 3.0, 1.0, 0.0, 0.0]
-    assert line_ax.lines[0].get_ydata() == pytest.approx([0.6, 0.9, 1.0, 1.0, 1.0])
-    assert line_ax.lines[2].get_xdata()[0] == 2                 # k90 = 2 units
-    assert line_ax.get_legend()._loc == 7                        # "center right", the default
-    moved = plots.plot_sorted_code({"ReLU": code}, legend_loc="lower right").axes[1].get_legend()
-    assert moved._loc == 4                                       # matplotlib's code for "lower right"
-    with pytest.raises(ValueError, match="legend_loc must be a matplotlib location string, got ''"):
-        plots.plot_sorted_code({"ReLU": code}, legend_loc="")
-    assert bars.get_title() == "ReLU: k90 = 2, 2 exact zeros"
 
 
 def test_activation_histogram_of_a_model_whose_weights_require_grad(test_digits):
@@ -625,17 +582,6 @@ def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
     np.testing.assert_allclose(x_bar, [[192.0, 0.072], [208.0, 0.072]])
     np.testing.assert_allclose(y_bar, [[200, 0.0715], [200, 0.0725]])
     assert not plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}).axes[0].containers
-
-
-def test_plot_steps_marks_a_notch_wider_than_the_others():
-    values = [0.0, 1e-5, 2e-5, 4e-5, 1.6e-4]                   # doublings, then one ×4 notch
-    steps = {("λ", "bce"): np.array([1.0, 2.0, 3.0, 4.0])}
-    fig = plots.plot_steps(steps, {"λ": ("l1", values)}, {"bce": "test BCE"})
-    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert ticks == ["0→1e-05", "1e-05→2e-05", "2e-05→4e-05", "4e-05→0.00016 (×4)"]
-    betas = [0.0, 0.0015, 0.005, 0.015, 0.05, 0.15]          # ×3.33 and ×3 alternate: one kind of step
-    fig = plots.plot_steps({("β", "bce"): np.ones(5)}, {"β": ("kl", betas)}, {"bce": "test BCE"})
-    assert not any("×" in t.get_text() for t in fig.axes[0].get_xticklabels())
 
 
 def test_plot_test_curves_draws_one_panel_per_group_on_a_shared_axis():
@@ -670,28 +616,6 @@ def test_plot_test_curves_draws_the_floor_in_every_panel_only_when_asked():
     with pytest.raises(ValueError, match="floor"):
         plots.plot_test_curves(curves, floor=-1.0)
     plt.close("all")
-
-
-def test_atlas_features_draw_each_entrys_stored_columns_with_their_labels():
-    from sae_utils.atlas import load_atlas
-
-    kl = load_atlas("kl")
-    entries = {"β = 0.005": kl.entry(rho=0.08, beta=0.005), "β = 0": kl.entry(rho=0.08, beta=0.0)}
-    fig = plots.plot_atlas_features(entries, n=4)
-    tiles = [ax for ax in fig.axes if ax.images]
-    assert len(tiles) == 8
-    for tile, (label, entry) in zip(tiles[::4], entries.items()):
-        np.testing.assert_allclose(tile.images[0].get_array(), entry.features[0], rtol=1e-6)
-        assert tile.get_title() == plots.unit_labels([entry.feature_units[0]], entry.firing_frequency)[0]
-
-
-def test_sorted_code_draws_the_active_threshold_in_the_legend():
-    fig = plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.6, 0.2, 0.1])}, threshold=0.5)
-    bars, curve = fig.axes
-    assert [line.get_ydata()[0] for line in bars.lines] == [0.5]
-    assert "on (y > 0.5)" in [text.get_text() for text in curve.get_legend().get_texts()]
-    assert bars.get_title() == "a digit: k90 = 3"                         # no exact zeros: none mentioned
-    assert not plots.plot_sorted_code({"a digit": torch.tensor([0.9, 0.1])}).axes[0].lines
 
 
 def test_activation_histogram_counts_are_the_bars_drawn(test_digits):
@@ -755,31 +679,6 @@ def test_plot_kl_curves_draws_the_bernoulli_kl_of_each_target():
         plots.plot_kl_curves((0.0,))
     with pytest.raises(ValueError, match="zoom"):
         plots.plot_kl_curves(zoom=(0.5, 0.1))
-    plt.close("all")
-
-
-def test_plot_kl_pull_draws_the_kl_term_and_the_pull_bound():
-    from sae_utils.penalties import kl_divergence
-    fig = plots.plot_kl_pull({0.01: 0.0076, 0.08: 0.0018})
-    left, right = fig.axes[:2]
-    for line_left, line_right, rho in zip(left.get_lines(), right.get_lines(), (0.01, 0.08)):
-        gap = np.asarray(line_left.get_xdata(), dtype=np.float64)
-        rho_hat = torch.tensor(rho + gap, dtype=torch.float64)
-        assert np.allclose(line_left.get_ydata(), kl_divergence(rho, rho_hat).numpy())
-        assert np.allclose(line_right.get_ydata(), gap / (1 - rho - gap))  # (rho_hat - rho) / (1 - rho_hat)
-        assert gap.min() > -rho  # rho_hat stays positive
-    dots = [collection.get_offsets()[0] for collection in right.collections]
-    assert np.allclose(dots[0], (0.0076, 0.0076 / (1 - 0.0176)))
-    plt.close(fig)
-    with pytest.raises(ValueError, match="misses"):
-        plots.plot_kl_pull({})
-    default = plots.plot_kl_pull({0.01: 0.0076}).axes[1].get_title()
-    titled = plots.plot_kl_pull({0.01: 0.0076}, right_title="signed miss term")
-    assert "bound" in default and titled.axes[1].get_title() == "signed miss term"
-    assert plots.plot_kl_pull({0.01: 0.0076}).axes[0].get_ylabel() == "KL(ρ‖ρ̂)"
-    assert plots.plot_kl_pull({0.01: 0.0076}, left_ylabel="KL, nats").axes[0].get_ylabel() == "KL, nats"
-    assert plots.plot_kl_pull({0.01: 0.0076}).axes[1].get_ylabel() == "ρ̂·∂KL/∂ρ̂ = (ρ̂ − ρ)/(1 − ρ̂)"
-    assert plots.plot_kl_pull({0.01: 0.0076}, right_ylabel="signed").axes[1].get_ylabel() == "signed"
     plt.close("all")
 
 
@@ -897,31 +796,6 @@ def test_plot_loss_curves_draws_horizontal_lines_such_as_the_floor():
         plots.plot_loss_curves(history, hlines={"floor": 0.0})                      # 0 on a log axis
 
 
-def test_plot_sorted_code_sets_the_bars_axis_limits():
-    code = torch.tensor([0.9, 0.6, 0.2, 0.1])
-    bars, share = plots.plot_sorted_code({"a digit": code}, ylim=(0, 1.05)).axes
-    assert bars.get_ylim() == pytest.approx((0, 1.05)) and share.get_ylim() == pytest.approx((0, 1.05))
-    assert plots.plot_sorted_code({"a digit": code}).axes[0].get_ylim()[1] < 1.0     # default: matplotlib's choice
-    with pytest.raises(ValueError, match="ylim"):
-        plots.plot_sorted_code({"a digit": code}, ylim=(1, 0))
-
-
-def test_atlas_features_on_one_shared_scale_use_the_percentile_of_all_blocks():
-    from sae_utils.atlas import load_atlas
-
-    kl = load_atlas("kl")
-    entries = {"β = 0.005": kl.entry(rho=0.08, beta=0.005), "β = 0": kl.entry(rho=0.08, beta=0.0)}
-    weights = np.concatenate([np.abs(np.asarray(e.features[:4], dtype=np.float64)).ravel() for e in entries.values()])
-    expected = np.quantile(weights, 0.995)                                          # independent: numpy, float64
-    shared = [ax.images[0].get_clim() for ax in plots.plot_atlas_features(entries, n=4, shared_scale=True).axes
-              if ax.images]
-    assert len(shared) == 8 and all(c == pytest.approx((-expected, expected), rel=1e-5) for c in shared)
-    own = {ax.images[0].get_clim() for ax in plots.plot_atlas_features(entries, n=4).axes if ax.images}
-    assert len(own) == 2                                                            # default: one scale per block
-    with pytest.raises(ValueError, match="shared_scale"):
-        plots.plot_atlas_features(entries, n=4, shared_scale="yes")
-
-
 def test_plot_along_draws_log_keys_rows_on_a_log_y_axis_only():
     from sae_utils.atlas import load_atlas
 
@@ -1017,23 +891,6 @@ def test_penalty_shapes_rug_keeps_the_penalty_axis_non_negative():
     plt.close("all")
 
 
-def test_plot_headroom_stacks_dead_units_and_draws_one_line_per_shift():
-    headroom = torch.tensor([0.1, 0.2, 0.5, 0.9, 1.5])
-    dead = torch.tensor([True, True, False, False, False])
-    fig = plots.plot_headroom(headroom, {"a": 0.3, "b": 1.0}, dead=dead, bins=5)
-    ax = fig.axes[0]
-    heights = [p.get_height() for p in ax.patches]
-    assert sum(heights) == 5                                   # every unit counted once
-    red = [p.get_height() for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("C3")]
-    assert sum(red) == 2                                       # the dead units, stacked in red
-    assert sorted(line.get_xdata()[0] for line in ax.lines) == [0.3, 1.0]
-    assert "2 units dead" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
-    with pytest.raises(ValueError):
-        plots.plot_headroom(headroom, {"a": 0.3}, dead=torch.tensor([True, False]))
-    with pytest.raises(ValueError):
-        plots.plot_headroom(torch.tensor([float("nan")]), {"a": 0.3})
-
-
 def test_plot_sliders_draws_three_series_by_three_metrics_with_the_4_root2_band():
     def record(family, params, bce, mass, active):
         return {"params": params, "metrics": {"bce": bce, "units_for_mass": mass, "active_units_per_digit": active}}
@@ -1085,24 +942,6 @@ def test_plot_kl_l1_tradeoff_draws_two_views_with_the_sigmoid_line_and_outside_l
     with pytest.raises(ValueError, match="floor"):
         plots.plot_kl_l1_tradeoff(records, lines, sigmoid, floor=-1)
     plt.close("all")
-
-
-def test_plot_headroom_scatter_colours_units_by_push_and_death():
-    headroom = torch.tensor([0.1, 0.5, 0.9, 0.3])
-    shift = torch.tensor([0.6, 0.6, 0.6, 0.6])
-    dead = torch.tensor([True, False, False, False])
-    down = torch.tensor([True, True, True, False])
-    fig = plots.plot_headroom_scatter(headroom, shift, dead, down)
-    ax = fig.axes[0]
-    sizes = [len(c.get_offsets()) for c in ax.collections]
-    assert sizes == [0, 2, 1]                                             # pushed up (not drawn), alive, dead
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0] == "1 pushed up, not drawn (0 dead)" and labels[2] == "1 pushed down, dead after the step"
-    plt.close(fig)
-    with pytest.raises(ValueError):
-        plots.plot_headroom_scatter(headroom, shift, dead.float(), down)
-    with pytest.raises(ValueError):
-        plots.plot_headroom_scatter(headroom[:3], shift, dead, down)
 
 
 def test_plot_beta_comparison_draws_both_runs_and_the_sweep():
