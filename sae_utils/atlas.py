@@ -578,8 +578,6 @@ def start_rows(x, rho: float = 0.08, beta: float = 0.005, n_hidden: int = 512, s
     x: (B, 784) float images in [0, 1] (one minibatch); rho in (0, 1); beta >= 0.
     Returns [{"start": "ours" | "PyTorch default", "mean code value": mean of the (B, H) code,
     "weighted KL penalty": beta * sum_j KL(rho || rho_hat_j), rho_hat_j over the B images}], as floats."""
-    import torch
-
     from .families import build_model
     from .penalties import kl_sparsity_penalty
 
@@ -713,24 +711,23 @@ def penalty_scale_rows(directory=None, batch_size: int | None = None, shuffles: 
     with torch.no_grad():
         code = model.encode(prepare_images(load_mnist("test")[0])).double()
     kl_ref = FAMILIES["kl"].reference()
-    penalty = torch.stack([kl_sparsity_penalty(b, kl_ref["rho"]) for b in code.split(batch_size)]).mean().item()
+    rho, beta = kl_ref["rho"], kl_ref["beta"]
     bce_kl = load_atlas("kl", directory).entry(**kl_ref).metrics["bce"]
     for row in rows:
         row["KL, ρ̂ over all test digits"] = row["penalty ÷ test BCE"] if row["family"] == "KL" else None
-        if row["family"] == "KL":
-            row["penalty ÷ test BCE"] = kl_ref["beta"] * penalty / bce_kl
-    if shuffles is None:
+    kl_row = next(row for row in rows if row["family"] == "KL")
+    if shuffles is None:  # consecutive minibatches, the last one possibly shorter
+        penalty = torch.stack([kl_sparsity_penalty(b, rho) for b in code.split(batch_size)]).mean().item()
+        kl_row["penalty ÷ test BCE"] = beta * penalty / bce_kl
         return rows
     from .metrics import kl_jensen_gap, minibatch_kl_penalty
-    rho, beta = kl_ref["rho"], kl_ref["beta"]
     shuffled = np.mean([minibatch_kl_penalty(code, rho, beta, batch_size, shuffle_seed=s) for s in range(shuffles)])
     for row in rows:
-        kl = row["family"] == "KL"
-        row["KL, consecutive batches"] = (minibatch_kl_penalty(code, rho, beta, batch_size) / bce_kl) if kl else None
-        row["KL, all digits + Jensen estimate"] = (row["KL, ρ̂ over all test digits"]
-                                                   + kl_jensen_gap(code, rho, beta, batch_size) / bce_kl) if kl else None
-        if kl:
-            row["penalty ÷ test BCE"] = float(shuffled) / bce_kl
+        row["KL, consecutive batches"] = row["KL, all digits + Jensen estimate"] = None
+    kl_row["KL, consecutive batches"] = minibatch_kl_penalty(code, rho, beta, batch_size) / bce_kl
+    kl_row["KL, all digits + Jensen estimate"] = (kl_row["KL, ρ̂ over all test digits"]
+                                                  + kl_jensen_gap(code, rho, beta, batch_size) / bce_kl)
+    kl_row["penalty ÷ test BCE"] = float(shuffled) / bce_kl
     return rows
 
 
