@@ -194,6 +194,11 @@ def _scale_limit(features) -> float:
     return torch.quantile(features.abs().flatten().float(), 0.995).item() or features.abs().max().item() or 1.0
 
 
+def _shared_scale_limit(blocks) -> float:
+    """``_scale_limit`` of several blocks of feature images together (each (n_i, ...)): one scale for all."""
+    return _scale_limit(torch.cat([f.reshape(len(f), -1) for f in blocks]))
+
+
 def unit_labels(units, firing_frequency=None) -> list[str]:
     """Tile labels: "unit 17" or, with the units' firing frequencies (H,), "unit 17, 12.3%" (one decimal;
     "<0.1%" for a unit that fires, but on fewer than 0.1 % of the inputs)."""
@@ -426,7 +431,7 @@ def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(blocks), 1.2 * rows + 0.8), layout="constrained")
-    limit = _scale_limit(torch.cat([f.reshape(len(f), -1) for f, _ in blocks.values()])) if shared_scale else None
+    limit = _shared_scale_limit(f for f, _ in blocks.values()) if shared_scale else None
     for block, (label, (features, labels)) in zip(fig.subfigures(1, len(blocks), squeeze=False)[0], blocks.items()):
         _feature_grid(block, features, labels, label, colorbar_label, limit=limit)
     if title:
@@ -468,7 +473,7 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
     fig = plt.figure(figsize=(4.2 * (1 + len(x_keys)), 1.15 * rows + 4.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15 * rows + 0.8, 3.6])
     features = {label: torch.as_tensor(np.asarray(e.features[:n], dtype=np.float32)) for label, e in entries.items()}
-    limit = _scale_limit(torch.cat([f.reshape(len(f), -1) for f in features.values()]))
+    limit = _shared_scale_limit(features.values())
     for block, (label, entry) in zip(top.subfigures(1, len(entries), squeeze=False)[0], entries.items()):
         _feature_grid(block, features[label], unit_labels(entry.feature_units[:n], entry.firing_frequency),
                       f"{label}: decoder columns", limit=limit)
