@@ -168,7 +168,7 @@ def feature_images(model, which: str = "encoder", image_shape=None) -> torch.Ten
     return weights.detach().reshape(model.n_hidden, *drawn_shape(model.n_input, image_shape))
 
 
-def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None):
+def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None, colorbar=True):
     """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
 
     The scale ends at the 99.5th percentile of the absolute weights (beyond it colours saturate, and the
@@ -183,8 +183,9 @@ def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None)
     for ax, image, label in zip(axes.flat, features, labels):
         shown = ax.imshow(image.cpu().numpy(), cmap="bwr", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=7.5, pad=1.5)
-    fig.colorbar(shown, ax=axes, shrink=0.6, extend="both",
-                 label=colorbar_label or f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
+    if colorbar:
+        fig.colorbar(shown, ax=axes, shrink=0.6, extend="both", label=colorbar_label
+                     or f"weight (colours saturate beyond ±{limit:.2f}, the 99.5th percentile of |weight|)")
     fig.suptitle(title)
     return axes
 
@@ -407,9 +408,10 @@ def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str
 
 def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
                             title: str | None = None, firing_frequency: dict | None = None, image_shape=None,
-                            colorbar_label: str | None = None):
+                            colorbar_label: str | None = None, shared_scale: bool = False):
     """Feature images of ``n`` units of each model, one block per model, side by side; each block on its
-    own shared colour scale, with a colour bar.
+    own shared colour scale, with a colour bar, or with ``shared_scale`` all blocks on one scale (the 99.5th
+    percentile of all their absolute weights) with one colour bar, beside the last block.
 
     models: {label: model}; units: {label: indices to show}, default the first ``n`` units;
     which: "encoder" or "decoder" weights, as in ``plot_features``; firing_frequency: {label: (H,)}
@@ -420,20 +422,22 @@ def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None
         chosen = list((units or {}).get(label, range(n)))[:n]
         blocks[label] = (feature_images(model, which, image_shape)[chosen],
                          unit_labels(chosen, (firing_frequency or {}).get(label)))
-    return _feature_blocks(blocks, n, title, colorbar_label)
+    return _feature_blocks(blocks, n, title, colorbar_label, shared_scale=shared_scale, one_colorbar=shared_scale)
 
 
 def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str | None = None,
-                    shared_scale: bool = False):
+                    shared_scale: bool = False, one_colorbar: bool = False):
     """Side by side, one ``_feature_grid`` per block: {label: (features (N, h, w), tile labels)}, each
     block laid out for ``n`` tiles on its own colour scale, or with ``shared_scale`` on one scale for all
-    blocks (the 99.5th percentile of all their absolute weights)."""
+    blocks (the 99.5th percentile of all their absolute weights); ``one_colorbar``: only the last block
+    draws its colour bar (use it with ``shared_scale``)."""
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     fig = plt.figure(figsize=((1.2 * cols + 1.3) * len(blocks), 1.2 * rows + 0.8), layout="constrained")
     limit = _shared_scale_limit(f for f, _ in blocks.values()) if shared_scale else None
     for block, (label, (features, labels)) in zip(fig.subfigures(1, len(blocks), squeeze=False)[0], blocks.items()):
-        _feature_grid(block, features, labels, label, colorbar_label, limit=limit)
+        last = label == list(blocks)[-1]
+        _feature_grid(block, features, labels, label, colorbar_label, limit=limit, colorbar=last or not one_colorbar)
     if title:
         fig.suptitle(title, y=1.04)
     return fig
@@ -916,8 +920,9 @@ KL_L1_TRADEOFF_LABELS = {"kl": [{"rho": 0.08, "beta": b} for b in (0.0, 0.15)] +
 KL_L1_TRADEOFF_VIEWS = {
     "all points": {"ylim": (0.05, 0.156), "title": "Test BCE against $k_{90}$, every atlas point",
                    "label_offsets": {"kl": {("rho", 0.32): (8, 16), ("beta", 0.15): (10, 4)},
-                                     "l1": {("lam", 0.0): (6, -18), ("lam", 1e-5): (-66, -16)}},
-                   "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"][1:], "l1": KL_L1_TRADEOFF_LABELS["l1"]}},
+                                     "l1": {("lam", 0.0): (14, -16), ("lam", 1e-5): (-66, -16)}},
+                   "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"][1:], "l1": KL_L1_TRADEOFF_LABELS["l1"]},
+                   "extra_label_offsets": {"L1 on sigmoid codes: λ varies": {"λ=1.0e-03": (8, 6), "λ=4.0e-03": (8, 4)}}},
     "zoom": {"ylim": (0.064, 0.086), "xlim": (60, 400), "baselines": None, "xticks": (60, 100, 200, 400),
              "title": "Test BCE against $k_{90}$, zoom", "star_offsets": {"kl": (-14, -22)},
              "label_points": {"kl": KL_L1_TRADEOFF_LABELS["kl"], "l1": [{"lam": q} for q in (0.0, 1e-5, 2e-5, 8e-5)]},

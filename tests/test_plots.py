@@ -174,6 +174,20 @@ def test_plot_feature_comparison_gives_each_model_its_own_block_scale_and_label(
     assert limits[0] == limits[1] and limits[2] == limits[3] and limits[2] > limits[0]   # one scale per block
 
 
+def test_plot_feature_comparison_shared_scale_puts_every_block_on_one_scale_with_one_colour_bar():
+    model = hand_weights_model()
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled.decoder.weight.mul_(4)
+    fig = plots.plot_feature_comparison({"a": model, "b": scaled}, n=2, units={"a": [2, 0], "b": [1, 2]},
+                                        which="decoder", image_shape=(2, 5), colorbar_label="w", shared_scale=True)
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len({tile.images[0].get_clim() for tile in tiles}) == 1                    # one scale for all
+    bars = [ax for ax in fig.axes if not ax.images and ax.get_ylabel()]
+    assert [bar.get_ylabel() for bar in bars] == ["w"]                                 # one colour bar
+    assert bars[0].figure is fig.subfigs[-1]                                           # beside the last block
+
+
 def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
     torch.manual_seed(0)
     model = SparseAutoencoder(8)
