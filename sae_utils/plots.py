@@ -138,21 +138,47 @@ def _show_images(axes, images, cmap="gray", symmetric=False):
         ax.set_xticks([]), ax.set_yticks([])
 
 
-def plot_reconstructions(model, images, n: int = 10, title: str | None = None, image_shape=None):
+def plot_reconstructions(model, images, n: int = 10, title: str | None = None, image_shape=None,
+                         error_map: bool = False):
     """The first ``n`` of ``images`` (top row) above the model's reconstructions (bottom row).
 
     image_shape: (height, width) of one input; default (s, s) where the model's input size is s * s.
+    error_map: add a third row, each pixel's KL(x_p || x_hat_p) = its BCE minus the BCE floor h(x_p), on one
+    shared colour scale from 0 to the 99.5th percentile of the values shown (brighter pixels saturate, and
+    the colour bar says so), with a colour bar; each digit is titled with its BCE and its floor
+    (``metrics.bce_floor``), whose difference is the mean of its map.
     """
     shape = drawn_shape(model.n_input, image_shape)
     x = prepare_images(images[:n], n_input=model.n_input).to(next(model.parameters()).device)
     x_hat = model.reconstruct(x)
-    fig, axes = plt.subplots(2, len(x), figsize=(1.1 * len(x), 2.4), squeeze=False)
+    rows = 3 if error_map else 2
+    fig, axes = plt.subplots(rows, len(x), figsize=(1.1 * len(x) + (1.2 if error_map else 0), 1.2 * rows),
+                             squeeze=False, layout="constrained" if error_map else None)
     _show_images(axes[0], x.reshape(-1, *shape))
     _show_images(axes[1], x_hat.reshape(-1, *shape))
     axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel(r"$\hat{x}$")
+    if error_map:
+        with torch.no_grad():
+            logits = model.decode(model.encode(x)).cpu().double()
+        x64 = x.cpu().double()
+        floor = -(torch.special.xlogy(x64, x64) + torch.special.xlogy(1 - x64, 1 - x64))    # h(x_p)
+        bce = -(x64 * torch.nn.functional.logsigmoid(logits) + (1 - x64) * torch.nn.functional.logsigmoid(-logits))
+        pixel_kl = (bce - floor).clamp_min(0)          # KL(x_p || x_hat_p) >= 0; clamp: rounding only
+        limit = torch.quantile(pixel_kl.flatten(), 0.995).item() or pixel_kl.max().item() or 1.0
+        for ax, values in zip(axes[2], pixel_kl):
+            shown = ax.imshow(values.reshape(shape).numpy(), cmap="magma", vmin=0, vmax=limit)
+            ax.set_xticks([]), ax.set_yticks([])
+        for ax, digit_bce, digit_floor in zip(axes[0], bce.mean(dim=1), floor.mean(dim=1)):
+            ax.set_title(f"BCE {digit_bce:.3f}\nfloor {digit_floor:.3f}", fontsize=7, pad=2)
+        axes[2, 0].set_ylabel(r"KL($x_p\|\hat{x}_p$)")
+        bar = fig.colorbar(shown, ax=axes[2].tolist(), shrink=0.9, pad=0.01,
+                           extend="max" if pixel_kl.max().item() > limit else "neither")
+        bar.set_label(f"nats; saturates\nbeyond {limit:.2f}, the\n99.5th percentile", fontsize=6)
+        bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if not error_map:
+        fig.tight_layout()
     return fig
 
 

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sae_utils import SparseAutoencoder, prepare_images  # noqa: E402
-from sae_utils import plots  # noqa: E402
+from sae_utils import metrics, plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -198,6 +198,28 @@ def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
         np.testing.assert_allclose(fig.axes[i].images[0].get_array(), x[i].reshape(28, 28).numpy())
         np.testing.assert_allclose(fig.axes[5 + i].images[0].get_array(),
                                    model.reconstruct(x[i:i + 1]).reshape(28, 28).numpy(), rtol=1e-6)
+
+
+def test_plot_reconstructions_error_map_row_is_pixel_kl_on_one_scale_with_bce_and_floor(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(8)
+    fig = plots.plot_reconstructions(model, test_digits, n=4, error_map=True)
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == 12 and len(fig.axes) == 13                        # three rows and one colour bar
+    x = prepare_images(test_digits[:4]).double()
+    x_hat = model.reconstruct(x.float()).double()
+    kl = (torch.special.xlogy(x, x / x_hat) + torch.special.xlogy(1 - x, (1 - x) / (1 - x_hat)))   # (4, 784)
+    maps = np.stack([ax.images[0].get_array() for ax in tiles[8:]])
+    np.testing.assert_allclose(maps, kl.reshape(4, 28, 28).numpy(), atol=1e-5)
+    limit = torch.quantile(kl.flatten(), 0.995).item()
+    for ax in tiles[8:]:                                                   # one scale, 0 to a high percentile
+        assert ax.images[0].get_clim() == pytest.approx((0, limit), rel=1e-5)
+    assert "99.5th percentile" in fig.axes[-1].get_ylabel()
+    floor = metrics.bce_floor(x.float())
+    for ax, digit_kl, digit_floor in zip(tiles[:4], kl.mean(dim=1), floor):
+        assert ax.get_title() == f"BCE {digit_floor + digit_kl:.3f}\nfloor {digit_floor:.3f}"
+    plain = plots.plot_reconstructions(model, test_digits, n=4)
+    assert len(plain.axes) == 8 and not plain.axes[0].get_title()          # off by default
 
 
 def test_plot_loss_curves_draws_three_curves_the_published_losses_and_the_penalty_gap():
