@@ -524,7 +524,8 @@ def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -
     seeded: {family: its settings with stored seeds (parameter dicts)}. One dict per (move, key), in order:
     "move" ("<family> <point_id(a)> → <point_id(b)>"), "metric" (the key), "from", "to" (seed-0 values, floats),
     "z" (change in units of the yardstick) and "mark" ("beyond seed noise" when |z| > 4, else
-    "within seed noise"). names: optional {key: label} for the "metric" column (default: the key itself)."""
+    "within seed noise"). names: optional labels for the "metric" column (default: the key itself), either
+    {key: label} or, per family, {family: {key: label}} (e.g. ``HEADLINE_NAMES``)."""
     if names is not None and not isinstance(names, dict):
         raise ValueError(f"names must be None or a dict, got {names!r}")
     rows = []
@@ -536,9 +537,11 @@ def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -
             raise ValueError(f"seeded has no settings for family {family!r}")
         if isinstance(keys, str) or not keys:
             raise ValueError(f"keys must be a non-empty tuple of metric names, got {keys!r}")
+        labels = (names or {}).get(family, names or {})
+        labels = labels if isinstance(labels, dict) else names
         for key in keys:
             c = judge(family, a, b, key, seeded[family], directory)
-            rows.append({"move": f"{family.upper()} {point_id(a)} → {point_id(b)}", "metric": (names or {}).get(key, key),
+            rows.append({"move": f"{family.upper()} {point_id(a)} → {point_id(b)}", "metric": labels.get(key, key),
                          "from": float(c["a"]), "to": float(c["b"]), "z": float(c["z"]),
                          "mark": "beyond seed noise" if abs(c["z"]) > 4 else "within seed noise"})
     return rows
@@ -620,9 +623,13 @@ def seed_sd_table(seeded: dict, directory=None) -> str:
     return table(rows, formats={"setting": "<", **{name: spec for name, (_, spec) in SEED_SD_COLUMNS.items()}})
 
 
-HEADLINE_NAMES = {"units_for_mass": "k90", "active_units_per_digit": "active units per digit", "bce": "test BCE",
-                  "dead_fraction": "dead share"}
-HEADLINE_FORMATS = {"k90": ".1f", "active units per digit": ".1f", "dead share": ".1%", "test BCE": ".5f"}
+_COMMON_NAMES = {"units_for_mass": "k90", "active_units_per_digit": "active units per digit", "bce": "test BCE"}
+# Metric labels per family, for ``judge_rows``: a sigmoid (KL) unit is not "dead" under the ReLU definition;
+# its "dead_fraction" is the share of units never above 0.5.
+HEADLINE_NAMES = {"kl": {**_COMMON_NAMES, "dead_fraction": "never active (> 0.5)"},
+                  "l1": {**_COMMON_NAMES, "dead_fraction": "dead share"}}
+HEADLINE_FORMATS = {"k90": ".1f", "active units per digit": ".1f", "dead share": ".1%",
+                    "never active (> 0.5)": ".1%", "test BCE": ".5f"}
 
 
 def headline_table(rows: list, formats: dict | None = None) -> str:

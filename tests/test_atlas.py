@@ -734,6 +734,11 @@ def test_judge_rows_matches_the_seed_stds_by_hand():
         atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, "bce")], seeded)
     named = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("bce",))], seeded, names={"bce": "test BCE"})
     assert named[0]["metric"] == "test BCE" and named[0]["z"] == rows[0]["z"]
+    per_family = {"kl": {"dead_fraction": "never active (> 0.5)"}, "l1": {"dead_fraction": "dead share"}}
+    labelled = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("dead_fraction", "bce"))], seeded, names=per_family)
+    assert [r["metric"] for r in labelled] == ["dead share", "bce"]
+    assert atlas.HEADLINE_NAMES["kl"]["dead_fraction"] == "never active (> 0.5)"
+    assert atlas.HEADLINE_NAMES["l1"]["dead_fraction"] == "dead share"
 
 
 def test_near_edge_rows_keeps_the_series_points_near_the_threshold():
@@ -846,7 +851,8 @@ def test_headline_moves_name_grid_points_and_known_metrics():
         grid = atlas.grid_values(family)
         for point in (start, end):
             assert set(point) == set(grid) and all(v in grid[k] for k, v in point.items())
-        assert set(keys) <= set(atlas.HEADLINE_NAMES)
+        assert set(keys) <= set(atlas.HEADLINE_NAMES[family])
+        assert all(atlas.HEADLINE_NAMES[family][key] in atlas.HEADLINE_FORMATS for key in keys)
     assert all(key in ("k90", "active units per digit", "code mass per digit", "mass from values <= 0.5, at least")
                for key, _ in atlas.MASS_COLUMNS.values())
 
