@@ -138,21 +138,35 @@ def _show_images(axes, images, cmap="gray", symmetric=False):
         ax.set_xticks([]), ax.set_yticks([])
 
 
-def plot_reconstructions(model, images, n: int = 10, title: str | None = None, image_shape=None):
+def plot_reconstructions(model, images, n: int = 10, title: str | None = None, image_shape=None,
+                         errors: bool = False):
     """The first ``n`` of ``images`` (top row) above the model's reconstructions (bottom row).
 
     image_shape: (height, width) of one input; default (s, s) where the model's input size is s * s.
+    errors: add a third row, the error map |x - x_hat| per pixel, on one colour scale shared by the row
+    (0 to the row's largest error) with a colour bar.
     """
     shape = drawn_shape(model.n_input, image_shape)
     x = prepare_images(images[:n], n_input=model.n_input).to(next(model.parameters()).device)
     x_hat = model.reconstruct(x)
-    fig, axes = plt.subplots(2, len(x), figsize=(1.1 * len(x), 2.4), squeeze=False)
+    rows = 3 if errors else 2
+    fig, axes = plt.subplots(rows, len(x), figsize=(1.1 * len(x) + (0.9 if errors else 0), 1.2 * rows),
+                             squeeze=False, layout="constrained" if errors else None)
     _show_images(axes[0], x.reshape(-1, *shape))
     _show_images(axes[1], x_hat.reshape(-1, *shape))
     axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel(r"$\hat{x}$")
+    if errors:
+        error = (x - x_hat).detach().abs().reshape(-1, *shape).cpu()
+        top = error.max().item() or 1.0
+        for ax, image in zip(axes[2], error):
+            shown = ax.imshow(image.numpy(), cmap="magma", vmin=0, vmax=top)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[2, 0].set_ylabel(r"$|x - \hat{x}|$")
+        fig.colorbar(shown, ax=list(axes[2]), shrink=0.9, pad=0.01, label="error per pixel")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if not errors:
+        fig.tight_layout()
     return fig
 
 

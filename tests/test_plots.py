@@ -186,6 +186,21 @@ def test_plot_reconstructions_draws_inputs_above_reconstructions(test_digits):
                                    model.reconstruct(x[i:i + 1]).reshape(28, 28).numpy(), rtol=1e-6)
 
 
+def test_plot_reconstructions_error_row_is_the_absolute_error_on_one_scale_with_a_colour_bar(test_digits):
+    torch.manual_seed(0)
+    model = SparseAutoencoder(8)
+    fig = plots.plot_reconstructions(model, test_digits, n=4, errors=True)
+    tiles = [ax for ax in fig.axes if ax.images]
+    bars = [ax for ax in fig.axes if not ax.images]
+    assert len(tiles) == 12 and len(bars) == 1 and bars[0].get_ylabel() == "error per pixel"
+    x = prepare_images(test_digits[:4])
+    with torch.no_grad():
+        error = (x - model.reconstruct(x)).abs()
+    for i in range(4):
+        np.testing.assert_allclose(tiles[8 + i].images[0].get_array(), error[i].reshape(28, 28).numpy(), rtol=1e-6)
+        assert tiles[8 + i].images[0].get_clim() == (0, error.max().item())   # one scale for the row
+
+
 def test_plot_loss_curves_draws_three_curves_the_published_losses_and_the_penalty_gap():
     history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
                "test_bce": [0.26, 0.16, 0.095]}
