@@ -15,6 +15,7 @@ import PIL.Image
 
 from .explorer import DIGIT_SETS, Explorer, View, check_digit_set, make_setting
 from .families import FAMILIES
+from .plots import feature_tile_corners
 from .checks import check_int
 
 CODE_NAMES = {"relu": "ReLU", "topk": "TopK"}  # how the activations are written on the buttons
@@ -49,6 +50,11 @@ def never_active_note(view: View) -> str:
     """"; n of 64 never active (grey)" when some of the drawn units are active on no test digit, else ""."""
     n = int(np.sum(view.feature_frequency == 0))
     return f"; {n} of {len(view.feature_frequency)} never active (grey)" if n else ""
+
+
+def tile_label(unit: int, frequency: float) -> str:
+    """The label of one feature tile: the unit and the share of test digits it is active on, "72: 6.7%"."""
+    return f"{unit}: {100 * frequency:.1f}%"
 
 
 def features_title(view: View) -> str:
@@ -215,6 +221,7 @@ class ExplorerApp:
             ax.set_axis_off()
             if caption:
                 ax.set_title(caption, fontsize=9)
+            return ax
 
         place("reconstructions", gap, title_h + caption_h, w1, h1, "test digits (top) and their reconstructions (bottom)")
         text_top = title_h + caption_h + h1 + gap
@@ -222,9 +229,14 @@ class ExplorerApp:
                  fontsize=9, linespacing=1.45)
         place("statistics", gap, text_top + text_h, w3, h3)
         features_x = gap + left_w + gap
-        place("features", features_x, title_h + caption_h, w2, h2,
-              f"decoder images of the 64 most often active units (most often active first;\n"
-              f"red +, blue −, saturating at ±{view.features_scale:.2f}{never_active_note(view)})")
+        features_ax = place("features", features_x, title_h + caption_h, w2, h2,
+                            f"decoder images of the 64 most often active units, most often active first\n"
+                            f"(tile: unit: % of test digits it is active on; red +, blue −, saturating at "
+                            f"±{view.features_scale:.2f}{never_active_note(view)})")
+        corners = feature_tile_corners(len(view.feature_units), w2, h2)
+        for (x, y), unit, frequency in zip(corners, view.feature_units, view.feature_frequency):
+            features_ax.text(x + 1, y + 1, tile_label(int(unit), float(frequency)), fontsize=5.5, va="top",
+                             bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.3, "linewidth": 0})
         bar_ax = fig.add_axes(((features_x + w2 + 10) / width, (height - title_h - caption_h - h2) / height,
                                14 / width, h2 / height))
         scale = view.features_scale

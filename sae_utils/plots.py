@@ -1152,13 +1152,26 @@ def reconstructions_png(inputs: np.ndarray, reconstructions: np.ndarray) -> byte
     return to_png(tile(np.concatenate([inputs, reconstructions]), cols=len(inputs)))
 
 
+FEATURE_TILE_GAP, FEATURE_TILE_SCALE = 2, 2     # features_png: pixels between tiles; PNG pixels per weight
+
+
+def feature_tile_corners(n: int, picture_width: int, picture_height: int) -> list[tuple[int, int]]:
+    """The (x, y) pixel of the top-left corner of each of the ``n`` tiles in a picture of
+    (picture_width, picture_height) pixels drawn by ``features_png``, in tile order (row by row,
+    ceil(sqrt(n)) tiles per row)."""
+    cols = math.ceil(math.sqrt(n))
+    pitch_x = (picture_width // FEATURE_TILE_SCALE + FEATURE_TILE_GAP) // cols * FEATURE_TILE_SCALE
+    pitch_y = (picture_height // FEATURE_TILE_SCALE + FEATURE_TILE_GAP) // math.ceil(n / cols) * FEATURE_TILE_SCALE
+    return [(c * pitch_x, r * pitch_y) for r, c in (divmod(i, cols) for i in range(n))]
+
+
 def features_png(features: np.ndarray, never_active=None) -> tuple[bytes, float]:
     """Feature images (N, h, w) on one shared colour scale, red +, blue -, as one PNG, and the scale's end:
     the 99.5th percentile of the absolute weights (larger ones saturate). never_active: (N,) bools, the
     tiles of units that are active on no input, drawn washed out in grey (they add nothing to any
-    reconstruction, whatever their weights)."""
+    reconstruction, whatever their weights). ``feature_tile_corners`` gives where each tile lies."""
     limit = float(np.quantile(np.abs(features), 0.995)) or 1.0
-    cols, gap, scale = math.ceil(math.sqrt(len(features))), 2, 2
+    cols, gap, scale = math.ceil(math.sqrt(len(features))), FEATURE_TILE_GAP, FEATURE_TILE_SCALE
     mosaic = tile(features, cols=cols, gap=gap, fill=0.0)
     if never_active is None or not np.any(never_active):
         return to_png(mosaic, cmap="bwr", vmin=-limit, vmax=limit, scale=scale), limit

@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 
 from sae_utils.explorer import Explorer, make_setting
-from sae_utils import explorer_app
+from sae_utils import explorer_app, plots
 from sae_utils.explorer_app import ExplorerApp, numbers_html
 
 
@@ -124,6 +124,24 @@ def test_never_active_units_are_counted_over_the_features_and_only_when_there_ar
     title = explorer_app.features_title(shipped.view(make_setting("l1", lam=6.4e-4)))
     assert title.endswith(f"; {n_never} of 64 never active (grey))")
     assert "never active" not in explorer_app.features_title(shipped.view(make_setting("kl")))
+
+
+def test_snapshot_labels_each_feature_tile_with_its_unit_and_frequency_at_the_tile(app, monkeypatch):
+    import sae_utils.files
+
+    figures = []
+    monkeypatch.setattr(sae_utils.files, "figure_png", lambda fig, **kw: figures.append(fig) or b"")
+    app.snapshot()
+    view = app.explorer.view(app.setting())
+    labelled = [ax for ax in figures[0].axes if ax.texts]
+    assert len(labelled) == 1
+    texts = labelled[0].texts
+    assert [t.get_text() for t in texts] == [explorer_app.tile_label(int(u), float(f)) for u, f in
+                                             zip(view.feature_units, view.feature_frequency)]
+    height, width = labelled[0].images[0].get_array().shape[:2]
+    corners = plots.feature_tile_corners(len(view.feature_units), width, height)
+    assert [t.get_position() for t in texts] == [(x + 1, y + 1) for x, y in corners]
+    assert explorer_app.tile_label(72, 0.0671) == "72: 6.7%"
 
 
 def test_snapshot_keeps_every_colour_when_asked(app):

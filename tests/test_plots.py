@@ -568,6 +568,22 @@ def test_dashboard_titles_give_the_digits_that_tell_the_top_values_apart():
     assert plots._value_range(1.0, 1.0) == "all 1.0000"  # a saturated sigmoid unit's top values
 
 
+def test_feature_tile_corners_are_where_features_png_draws_each_tile():
+    values = np.linspace(-1, 1, 7)
+    features = np.stack([np.full((3, 4), value) for value in values])        # 7 tiles of 3 x 4: 3 per row
+    rgb = np.array(decode_png(plots.features_png(features)[0]).convert("RGB")).astype(int)
+    corners = plots.feature_tile_corners(7, rgb.shape[1], rgb.shape[0])
+    assert corners[:4] == [(0, 0), (12, 0), (24, 0), (0, 10)]      # (4 + 2 gap) * 2 across, (3 + 2) * 2 down
+    colours = []
+    for x, y in corners:
+        tile = rgb[y:y + 3 * 2, x:x + 4 * 2]
+        assert tile.shape == (6, 8, 3) and (tile == tile[0, 0]).all()           # exactly one tile, one value
+        if x:
+            assert (rgb[y, x - 1] >= 250).all()                                   # the gap (0, white) before it
+        colours.append(tuple(tile[0, 0]))
+    assert len(set(colours)) == 7 and colours[0] == (0, 0, 255) and colours[-1] == (255, 0, 0)   # in order
+
+
 def test_features_png_washes_out_the_tiles_of_never_active_units():
     features = -np.ones((2, 3, 3))                                      # both full blue
     rgb = np.array(decode_png(plots.features_png(features, never_active=np.array([False, True]))[0]).convert("RGB"))
