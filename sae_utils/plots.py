@@ -475,7 +475,7 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
                          point_label: str | None = None, ylabel: str | None = None, trade_note: str | None = None):
     """Two stored atlas runs side by side, and a sweep's trade-off. Top: the first ``n`` stored decoder
     columns of each entry (the atlas keeps the most often active units, most often first), all on one colour
-    scale. Bottom left: each entry's units, f_j (share of test digits with y_j > ``threshold``, the atlas's
+    scale; ``n=0`` draws no columns, only the bottom row. Bottom left: each entry's units, f_j (share of test digits with y_j > ``threshold``, the atlas's
     ``firing_frequency``) against rho_hat_j (``mean_activation``), with the line f_j = rho_hat_j. Bottom, then:
     ``bce_key`` against each of ``x_keys`` over the sweep, each point labelled with its value of ``moving``.
     entries: {label: ``atlas.AtlasEntry``} (one or two); sweep: rows of ``atlas.metric_rows`` with seeds=False
@@ -494,19 +494,23 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
             raise ValueError(f"{name} must be a non-empty string or None, got {text!r}")
     if not 1 <= len(entries) <= 2:
         raise ValueError(f"entries must hold one or two atlas entries, got {len(entries)}")
-    check_int("n", n, low=1)
+    check_int("n", n, low=0)
     threshold = check_number("threshold", threshold, low=0)
     if not sweep or any(not isinstance(row.get(k), (int, float)) for row in sweep for k in (moving, bce_key, *x_keys)):
         raise ValueError(f"sweep must be a non-empty list of rows with numeric {moving!r}, {bce_key!r} and {list(x_keys)!r}")
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig = plt.figure(figsize=(4.2 * (1 + len(x_keys)), 1.15 * rows + 4.6), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15 * rows + 0.8, 3.6])
-    features = {label: torch.as_tensor(np.asarray(e.features[:n], dtype=np.float32)) for label, e in entries.items()}
-    limit = _shared_scale_limit(features.values())
-    for block, (label, entry) in zip(top.subfigures(1, len(entries), squeeze=False)[0], entries.items()):
-        _feature_grid(block, features[label], unit_labels(entry.feature_units[:n], entry.firing_frequency),
-                      f"{label}: decoder columns", limit=limit)
+    if n == 0:  # the bottom row alone
+        fig = bottom = plt.figure(figsize=(4.2 * (1 + len(x_keys)), 4.0), layout="constrained")
+    else:
+        cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
+        fig = plt.figure(figsize=(4.2 * (1 + len(x_keys)), 1.15 * rows + 4.6), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1.15 * rows + 0.8, 3.6])
+        features = {label: torch.as_tensor(np.asarray(e.features[:n], dtype=np.float32))
+                    for label, e in entries.items()}
+        limit = _shared_scale_limit(features.values())
+        for block, (label, entry) in zip(top.subfigures(1, len(entries), squeeze=False)[0], entries.items()):
+            _feature_grid(block, features[label], unit_labels(entry.feature_units[:n], entry.firing_frequency),
+                          f"{label}: decoder columns", limit=limit)
     scatter, *trade = bottom.subplots(1, 1 + len(x_keys))
     top_value = 0.0
     for (label, entry), marker in zip(entries.items(), ("o", "s")):

@@ -1034,3 +1034,10 @@ def test_plot_beta_comparison_draws_both_runs_and_the_sweep():
     assert (by_units.get_xscale(), by_k90.get_xscale()) == ("log", "linear") and by_k90.get_xlabel() == "k90 (units)"
     with pytest.raises(ValueError, match="one per x_keys entry"):
         plots.plot_beta_comparison(entries, sweep, xscale=("log",))
+    bare = plots.plot_beta_comparison(entries, sweep, n=0)       # n=0: the bottom row alone, no columns
+    assert not [ax for ax in bare.axes if ax.images] and len(bare.axes) == 3
+    for ax, entry in zip(bare.axes[0].collections, entries.values()):
+        np.testing.assert_allclose(ax.get_offsets(), np.column_stack([entry.mean_activation, entry.firing_frequency]), rtol=1e-6)
+    np.testing.assert_allclose(bare.axes[2].get_lines()[0].get_xydata(), [[337.0, 0.066], [237.0, 0.070], [286.0, 0.078]])
+    with pytest.raises(ValueError):
+        plots.plot_beta_comparison(entries, sweep, n=-1)
