@@ -207,7 +207,7 @@ class ExplorerApp:
         pictures = {name: np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB")) for name, png in pngs.items()}
         (h1, w1), (h2, w2), (h3, w3) = (pictures[n].shape[:2] for n in ("reconstructions", "features", "statistics"))
         rows = numbers_rows(view)
-        text_h, title_h, caption_h, gap, bar_w = 17 * len(rows) + 10, 44, 34, 24, 70
+        text_h, title_h, caption_h, gap, bar_w = 17 * len(rows) + 10, 44, 50, 24, 70
         left_w = max(w1, w3, 600)                       # left column: reconstructions, numbers, statistics
         width = left_w + gap + w2 + bar_w + 2 * gap
         left_h = caption_h + h1 + gap + text_h + h3
@@ -231,8 +231,8 @@ class ExplorerApp:
         features_x = gap + left_w + gap
         features_ax = place("features", features_x, title_h + caption_h, w2, h2,
                             f"decoder images of the 64 most often active units, most often active first\n"
-                            f"(tile: unit: % of test digits it is active on; red +, blue −, saturating at "
-                            f"±{view.features_scale:.2f}{never_active_note(view)})")
+                            f"(tile: unit: % of test digits it is active on)\n"
+                            f"red +, blue −, saturating at ±{view.features_scale:.2f}{never_active_note(view)}")
         corners = feature_tile_corners(len(view.feature_units), w2, h2)
         for (x, y), unit, frequency in zip(corners, view.feature_units, view.feature_frequency):
             features_ax.text(x + 1, y + 1, tile_label(int(unit), float(frequency)), fontsize=5.5, va="top",
