@@ -158,11 +158,17 @@ def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
     assert colour_bar.get_ylabel().startswith("weight (colours saturate beyond")
 
 
-def test_plot_feature_comparison_gives_each_model_its_own_block_scale_and_label():
+def model_and_scaled_copy():
+    """``hand_weights_model()`` and a copy whose decoder weights are 4 times larger."""
     model = hand_weights_model()
     scaled = copy.deepcopy(model)
     with torch.no_grad():
         scaled.decoder.weight.mul_(4)
+    return model, scaled
+
+
+def test_plot_feature_comparison_gives_each_model_its_own_block_scale_and_label():
+    model, scaled = model_and_scaled_copy()
     fig = plots.plot_feature_comparison({"a": model, "b": scaled}, n=2, units={"a": [2, 0], "b": [1, 2]},
                                         which="decoder", image_shape=(2, 5), colorbar_label="weight / length",
                                         firing_frequency={"a": np.array([0.5, 0.0, 0.125]), "b": np.array([0.5, 0.25, 0.0])})
@@ -175,10 +181,7 @@ def test_plot_feature_comparison_gives_each_model_its_own_block_scale_and_label(
 
 
 def test_plot_feature_comparison_shared_scale_puts_every_block_on_one_scale_with_one_colour_bar():
-    model = hand_weights_model()
-    scaled = copy.deepcopy(model)
-    with torch.no_grad():
-        scaled.decoder.weight.mul_(4)
+    model, scaled = model_and_scaled_copy()
     fig = plots.plot_feature_comparison({"a": model, "b": scaled}, n=2, units={"a": [2, 0], "b": [1, 2]},
                                         which="decoder", image_shape=(2, 5), colorbar_label="w", shared_scale=True)
     tiles = [ax for ax in fig.axes if ax.images]
