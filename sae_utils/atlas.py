@@ -537,8 +537,8 @@ def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -
             raise ValueError(f"seeded has no settings for family {family!r}")
         if isinstance(keys, str) or not keys:
             raise ValueError(f"keys must be a non-empty tuple of metric names, got {keys!r}")
-        labels = (names or {}).get(family, names or {})
-        labels = labels if isinstance(labels, dict) else names
+        per_family = bool(names) and all(isinstance(label, dict) for label in names.values())
+        labels = (names.get(family, {}) if per_family else names) or {}
         for key in keys:
             c = judge(family, a, b, key, seeded[family], directory)
             rows.append({"move": f"{family.upper()} {point_id(a)} → {point_id(b)}", "metric": labels.get(key, key),
