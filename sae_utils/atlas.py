@@ -571,7 +571,6 @@ def near_edge_rows(series_through: dict, seeded: dict, low: float = 3.0, high: f
     return [row for row in rows if low < abs(row["z"]) <= high]
 
 
-SLIDER_SERIES = {"kl": ({"rho": 0.08, "beta": 0.005}, ("rho", "beta")), "l1": ({"lam": 4e-5}, ("lam",))}
 # The three slider series of the explorer, for ``near_edge_rows``: {family: (reference, moving hyperparameters)}.
 
 
@@ -938,34 +937,6 @@ def pull_rows(beta: float = 0.005, directory=None) -> list:
     return rows
 
 
-def live_unit_rows(directory=None) -> list:
-    """The L1 lambda series, one dict per lambda: "λ" (text), "live units" (units active on at least one test
-    digit: round(H * (1 - dead_fraction))), "active/digit" (units above 0 per digit, a mean over digits) and
-    "live unit fires on" = active/digit ÷ live units, the share of digits on which a live unit fires, AVERAGED
-    over the live units (single units range widely around it)."""
-    rows = []
-    for lam, row in series("l1", "lam", directory).items():
-        m = row["metrics"]
-        n_live = round(row["config"]["n_hidden"] * (1 - m["dead_fraction"]))
-        rows.append({"λ": f"{lam:g}", "live units": n_live, "active/digit": m["active_units_per_digit"],
-                     "live unit fires on": m["active_units_per_digit"] / n_live})
-    return rows
-
-
-def near_constant_units(seeds=(0, 1, 2), firing: float = 0.99, mean: float = 0.98, directory=None,
-                        **params) -> list:
-    """For each seed of the KL setting ``params`` (e.g. rho=0.08, beta=0.0): the number of units active (above
-    0.5) on more than ``firing`` of the test digits AND with a mean activation above ``mean``, i.e. units that
-    sit near 1 on almost every digit. Returns a list of ints, one per seed."""
-    firing = check_number("firing", firing, low=0, high=1)
-    mean = check_number("mean", mean, low=0, high=1)
-    counts = []
-    for seed in seeds:
-        entry = load_atlas("kl", directory).entry(**params, seed=check_int("seed", seed, low=0))
-        counts.append(int(((entry.firing_frequency > firing) & (entry.mean_activation > mean)).sum()))
-    return counts
-
-
 def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:
     """The change of the metric ``key`` from each row of a ``series`` to the next, divided by ``unit`` (e.g. a
     seed standard deviation, so the changes read in sigmas): (len(rows) - 1,) floats."""
@@ -1076,27 +1047,6 @@ def leads(record: dict, reference: dict, unit: dict) -> dict:
 LEAD_NAMES = {"units_for_mass": "k90", "bce": "BCE"}
 
 
-def lead_columns(reference: dict, unit: dict, spec: str = "+.1f") -> dict:
-    """``table`` columns giving each row's ``leads`` over ``reference``: {"lead on <name> (tol.)": (function,
-    spec)} per key of ``unit``, named by ``LEAD_NAMES`` (the key itself otherwise)."""
-    leads({"metrics": reference.get("metrics", {})}, reference, unit)            # checks reference and unit
-    return {f"lead on {LEAD_NAMES.get(key, key)} (tol.)": (lambda row, key=key: leads(row, reference, unit)[key], spec)
-            for key in unit}
-
-
-def lead_grid(cells: dict, reference: dict, unit: dict, spec: str = "+.1f") -> str:
-    """A two-way table of ``leads`` over ``reference``: cells {(row label, column label): record}; each entry
-    is the record's leads in ``unit``'s key order joined by " / " (e.g. "+10.4 / +1.8" for k90 / BCE), "-"
-    where a cell is missing. Rows and columns in the order they first appear. Returns the table text."""
-    if not isinstance(cells, dict) or not cells or any(not (isinstance(k, tuple) and len(k) == 2) for k in cells):
-        raise ValueError(f"cells must be a non-empty dict {{(row label, column label): record}}, got {cells!r}")
-    rows = list(dict.fromkeys(r for r, _ in cells))
-    columns = list(dict.fromkeys(c for _, c in cells))
-    text = {k: " / ".join(format(v, spec) for v in leads(q, reference, unit).values()) for k, q in cells.items()}
-    return table([{"": r, **{c: text.get((r, c), "-") for c in columns}} for r in rows],
-                 formats={"": "<", **{c: "" for c in columns}})
-
-
 def activation_penalty_records(lam: float, rho: float, beta: float, directory=None) -> dict:
     """The atlas runs that separate the activation from the penalty (the L1 penalty on sigmoid codes, the ReLU
     model without and with it, the KL reference with either start), each a record as ``Atlas.records`` with a
@@ -1117,19 +1067,6 @@ def activation_penalty_records(lam: float, rho: float, beta: float, directory=No
         ("KL, PyTorch's start, seed 0", {"rho": rho, "beta": beta, "start": "default"}))]
     return {"sigmoid L1": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] < 1],
             "left out": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] >= 1], "ReLU L1": relu, "KL": kl}
-
-
-def activation_penalty_table(groups: dict, unit: dict) -> str:
-    """The table of ``activation_penalty_records``: one row per run of "sigmoid L1", "ReLU L1" and "KL" (in that
-    order) with its test BCE, k90, dead units and its leads over the KL reference (groups["KL"][0]) in ``unit``
-    (``lead_columns``); the "left out" runs named in a line above it. Returns the text."""
-    if not isinstance(groups, dict) or any(k not in groups for k in ("sigmoid L1", "left out", "ReLU L1", "KL")):
-        raise ValueError("groups must be an activation_penalty_records result")
-    rows = groups["sigmoid L1"] + groups["ReLU L1"] + groups["KL"]
-    text = table(rows, {"model": ("model", "s"), "test BCE": ("bce", ".5f"), "k90": ("units_for_mass", ".1f"),
-                        "dead units": ("dead_fraction", ".1%"), **lead_columns(groups["KL"][0], unit)})
-    left = [f"left out: lam = {q['params']['lam']:g}, {q['metrics']['dead_fraction']:.0%} dead" for q in groups["left out"]]
-    return "\n".join(left + [text])
 
 
 def margin_census(records: list, rival_sets: dict, unit: dict, close: float = 3.0) -> list:
@@ -1238,27 +1175,6 @@ def best_rate_lead(rows: list, tolerance: dict, families=("kl", "l1")) -> dict:
     return {f"{first} run": best[first]["run"], f"{second} run": best[second]["run"],
             "test BCE": (best[first][f"{first} test BCE"] - best[second][f"{second} test BCE"]) / tolerance["bce"],
             "k90": (best[first][f"{first} k90"] - best[second][f"{second} k90"]) / tolerance["units_for_mass"]}
-
-
-def reference_runs_tables(rows: list, families=("kl", "l1")) -> tuple:
-    """The two plain-text tables of ``reference_runs`` rows (``table``), one row per run:
-    the leads (each family's k90 and test BCE, the second family's leads in tolerances, its living units)
-    and the trends (the lead in the wide tolerance when the rows have it, each family's fall per epoch of the
-    test BCE, its fall / noise when the rows have it, and whether it is still falling). Returns (leads table,
-    trends table)."""
-    if not rows or any("run" not in row for row in rows):
-        raise ValueError("rows must be a non-empty list of reference_runs rows (each with a 'run')")
-    first, second = (f.upper() for f in families)
-    leads = ["run", f"{first} k90", f"{second} k90", f"{second} lead on k90 (tol.)", f"{first} test BCE",
-             f"{second} test BCE", f"{second} lead on BCE (tol.)", f"{second} living units"]
-    trends = ["run"] + [k for k in (f"{second} BCE lead (wide tol.)",) if k in rows[0]]
-    trends += [f"{f} {what}" for f in (first, second) for what in ("fall per epoch (BCE)", "fall / noise", "still falling")
-               if what != "fall / noise" or f"{f} fall / noise" in rows[0]]
-    formats = {"run": "<", f"{second} living units": "d"}
-    for f in (first, second):
-        formats |= {f"{f} k90": ".1f", f"{f} test BCE": ".5f", f"{f} fall per epoch (BCE)": ".1e", f"{f} fall / noise": ".1f",
-                    f"{f} still falling": "<"}
-    return tuple(table(rows, {k: (k, formats.get(k, "+.2f")) for k in columns}) for columns in (leads, trends))
 
 
 def table(records: list, columns: dict | None = None, *, formats: dict | None = None, default: str = ".4f") -> str:
@@ -1396,22 +1312,6 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-# Notebook 04's headline moves along the sliders, for ``judge_rows``: (family, from, to, metric keys).
-HEADLINE_MOVES = [
-    ("kl", {"rho": 0.08, "beta": 0.005}, {"rho": 0.01, "beta": 0.005}, ("units_for_mass", "bce")),
-    ("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, ("units_for_mass", "active_units_per_digit", "bce")),
-    ("kl", {"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.15},
-     ("units_for_mass", "active_units_per_digit", "bce", "dead_fraction")),
-    ("l1", {"lam": 0.0}, {"lam": 1.6e-4}, ("units_for_mass", "dead_fraction", "bce")),
-]
-
-# Columns of the code-mass tables of ``code_mass_along(..., small_values=True)``, for ``table``:
-# {header: (row key, format)}.
-MASS_COLUMNS = {"k90": ("k90", ".1f"), "a: active units per digit": ("active units per digit", ".1f"),
-                "code mass per digit H·ȳ": ("code mass per digit", ".1f"),
-                "share ≤ 0.5, at least": ("mass from values <= 0.5, at least", ".0%")}
 
 
 def grid_table(families=("kl", "l1"), directory=None) -> str:

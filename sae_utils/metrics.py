@@ -15,7 +15,7 @@ from .data import prepare_images
 from .fast_bce import training_bce
 from .families import FAMILIES, code_activation, family, family_of_activation
 from .model import SparseAutoencoder
-from .checks import check_code
+from .checks import check_code, check_float_tensor, check_int, check_number
 from .penalties import kl_divergence, l1_penalty, reconstruction_bce
 
 ACTIVE_THRESHOLD = {fam.activation: fam.active_threshold for fam in FAMILIES.values()}
@@ -135,10 +135,9 @@ def kl_jensen_gap(code: torch.Tensor, rho: float, beta: float, batch_size: int =
     variance = v / batch_size * (n - batch_size) / (n - 1)
     return beta * 0.5 * (curvature * variance).sum().item()
 
+
 # Sparsity and reconstruction measures with written definitions, shared by every penalty family.
 # code: non-negative (B, H) tensor, one row per digit, one column per hidden unit.
-# (Imported here rather than at the top so this block merges apart from changes to evaluate.)
-from .checks import check_choice, check_float_tensor, check_int, check_number  # noqa: E402
 
 def _check_code(code: torch.Tensor) -> torch.Tensor:
     check_float_tensor("code", code)
@@ -222,57 +221,6 @@ def subset_penalty_prediction(code: torch.Tensor, rho: float, n: int) -> float:
 
 
 TRUNCATION_FILLS = ("mean", "min", "zero")
-
-
-def truncate_code(code: torch.Tensor, k: int, fill: str = "mean", return_fill: bool = False):
-    """Keep each digit's ``k`` largest code values; replace every other value by a constant c_j of its unit.
-
-    code: (B, H). Returns a (B, H) tensor of code's dtype. The constant c_j asks how much of what truncation
-    drops is a per-unit offset (which a decoder bias could absorb) rather than per-digit signal:
-    ``fill="mean"``: unit j's mean over the digits where it is dropped (0 where it is never dropped);
-    ``fill="min"``: unit j's minimum over all B digits; ``fill="zero"``: c_j = 0. Ties at the k-th value
-    keep the first units (``torch.topk``'s order). k in 1..H. With ``return_fill``, returns (truncated code,
-    the (H,) constants c), so that a caller can check that decoding the truncated code equals decoding the
-    k-sparse code (truncated - c) with the decoder bias shifted by W c.
-    """
-    code = _check_code(code)
-    k = check_int("k", k, low=1)
-    if k > code.shape[1]:
-        raise ValueError(f"k must be at most the number of units H = {code.shape[1]}, got {k}")
-    fill = check_choice("fill", fill, TRUNCATION_FILLS)
-    kept = torch.zeros_like(code, dtype=torch.bool).scatter(1, code.topk(k, dim=1).indices, True)
-    dropped = ~kept
-    if fill == "mean":
-        constant = (code * dropped).sum(dim=0) / dropped.sum(dim=0).clamp(min=1)
-    elif fill == "min":
-        constant = code.min(dim=0).values
-    else:
-        constant = torch.zeros_like(code[0])
-    truncated = torch.where(kept, code, constant)
-    return (truncated, constant) if return_fill else truncated
-
-
-@torch.no_grad()
-def truncation_rise(models: dict, codes: dict, x: torch.Tensor, ks, fills=("min", "mean")) -> list:
-    """How much each model's BCE on x rises when its code keeps only each digit's k largest values
-    (``truncate_code``, the others replaced by a per-unit constant) for every k in ``ks``.
-
-    models: {name: SparseAutoencoder}; codes: {name: (N, H) codes of x by that model}; x: (N, D) in [0, 1].
-    Returns one dict per k: "units kept per digit": k, and for each model and fill
-    "<NAME> BCE rise, <fill> fill": BCE(decode(truncated code), x) - BCE(decode(code), x), each a mean over all
-    N x D pixels (nats per pixel, float64 BCE on the logits)."""
-    x = check_float_tensor("x", x)
-    fills = [check_choice("fill", fill, TRUNCATION_FILLS) for fill in fills]
-    rows, x64 = [], x.double()
-    full = {name: reconstruction_bce(model.decode(codes[name]).double(), x64).item() for name, model in models.items()}
-    for k in ks:
-        row = {"units kept per digit": int(k)}
-        for name, model in models.items():
-            for fill in fills:
-                logits = model.decode(truncate_code(codes[name], int(k), fill=fill)).double()
-                row[f"{name.upper()} BCE rise, {fill} fill"] = reconstruction_bce(logits, x64).item() - full[name]
-        rows.append(row)
-    return rows
 
 
 def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:
@@ -619,19 +567,6 @@ def roughness(images: torch.Tensor) -> torch.Tensor:
     return (across + down) / 2 / (2 * w.pow(2).mean(dim=(1, 2)))
 
 
-def blob_rows(rows: torch.Tensor, z: float = 5.0) -> tuple:
-    """Which image rows have one "blob": a largest value more than ``z`` standard deviations above the row's
-    mean (mean and std over the row's D pixels, std with n - 1). rows: (U, D) floats, e.g. encoder rows.
-    Returns (mask (U,) bool, peak (number of blob rows,) int64: the pixel of each blob row's largest value)."""
-    check_float_tensor("rows", rows)
-    if rows.dim() != 2 or rows.shape[1] < 2:
-        raise ValueError(f"rows must have shape (U, D) with D >= 2, got {tuple(rows.shape)}")
-    z = check_number("z", z, low=0)
-    r = rows.double()
-    mask = r.max(dim=1).values - r.mean(dim=1) > z * r.std(dim=1)
-    return mask, r[mask].argmax(dim=1)
-
-
 def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) -> torch.Tensor:
     """Unit indices (H,), the most often active first, ties broken by the higher mean activation: the
     stated order in which the figures and the atlas pick units to show. Both inputs (H,)."""
@@ -669,42 +604,3 @@ def unit_dashboards(code: torch.Tensor, units, threshold: float, n_top: int = DA
             "firing_frequency": (values > threshold).double().mean(dim=1).float().numpy()}
 
 
-def encoder_peak_statistics(rows: torch.Tensor, code: torch.Tensor, x_train: torch.Tensor, x_test: torch.Tensor,
-                            threshold: float, rare: float = 0.05, z: float = 5.0) -> dict:
-    """Where U units' encoder rows peak and how the peaks relate to ink (images of side 28).
-
-    rows: (U, 784) encoder rows; code: (N, U) those units' codes on the N test digits x_test (N, 784);
-    x_train: (M, 784) training digits, which set each pixel's ink share (share of digits with x_p > 0).
-    Returns a dict: ``blobs`` (U,) bool and ``peaks`` (P,) int64 from :func:`blob_rows` (P peak rows);
-    ``edge`` (P,) int64, each peak's distance in pixels from the nearest image edge; ``ink_share`` (784,);
-    ``frame``: mean weight of the U rows on pixels inked in (0, rare) of the training digits and in
-    [rare, 1]; ``uninked_max`` the largest |weight| on pixels no training digit inks; ``p_on_inked`` (P,)
-    P(unit on | its peak pixel inked) over test digits (NaN if never inked), ``p_on`` (P,) P(unit on),
-    ``inked_when_on`` (P,) P(peak pixel inked | unit on) (NaN if never on); "on" means code > threshold."""
-    check_float_tensor("rows", rows)
-    check_float_tensor("code", code)
-    check_float_tensor("x_train", x_train)
-    check_float_tensor("x_test", x_test)
-    if rows.dim() != 2 or rows.shape[1] != 784:
-        raise ValueError(f"rows must have shape (U, 784), got {tuple(rows.shape)}")
-    if x_train.dim() != 2 or x_train.shape[1] != 784 or x_test.dim() != 2 or x_test.shape[1] != 784:
-        raise ValueError("x_train and x_test must have shape (N, 784)")
-    if code.shape != (len(x_test), len(rows)):
-        raise ValueError(f"code must have shape ({len(x_test)}, {len(rows)}), got {tuple(code.shape)}")
-    threshold = check_number("threshold", threshold)
-    rare = check_number("rare", rare, low=0)
-    r = rows.detach().double()
-    blobs, peaks = blob_rows(r, z)
-    row_of, col_of = peaks // 28, peaks % 28
-    edge = torch.minimum(torch.minimum(row_of, 27 - row_of), torch.minimum(col_of, 27 - col_of))
-    ink_share = (x_train > 0).double().mean(dim=0)
-    rare_pixels, common_pixels = (ink_share > 0) & (ink_share < rare), ink_share >= rare
-    frame = {"rare": r[:, rare_pixels].mean().item(), "common": r[:, common_pixels].mean().item()}
-    uninked = ink_share == 0
-    uninked_max = r[:, uninked].abs().max().item() if uninked.any() else float("nan")
-    on = (code.detach()[:, blobs] > threshold).double()                  # (N, P)
-    inked = (x_test[:, peaks] > 0).double()                              # (N, P)
-    both = (on * inked).sum(dim=0)
-    return {"blobs": blobs, "peaks": peaks, "edge": edge, "ink_share": ink_share, "frame": frame,
-            "uninked_max": uninked_max, "p_on_inked": both / inked.sum(dim=0), "p_on": on.mean(dim=0),
-            "inked_when_on": both / on.sum(dim=0)}

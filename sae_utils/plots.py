@@ -572,41 +572,6 @@ def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | N
 
 
 @torch.no_grad()
-def plot_mean_error_maps(models: dict, images, limit: float | None = None, title: str | None = None,
-                         image_shape=None, colorbar_label: str | None = None):
-    """Where each model errs on average: per model the mean signed error mean_b (x_hat_b - x_b) over all of
-    ``images`` (one map of the image's shape), then the difference of the first two models' maps. One
-    symmetric colour scale for every map (red: the reconstruction is brighter than the input on average,
-    blue: darker), ending at ``limit`` (default the largest absolute value of any map), stated on the
-    colour bar. models: {label: model} (two or more); images: (N, ...) digits. colorbar_label: the colour
-    bar's label (default "mean signed error per pixel, in grey levels 0–1"); the scale "±limit" is added to it."""
-    n_input = next(iter(models.values())).n_input
-    shape = drawn_shape(n_input, image_shape)
-    x = prepare_images(images, n_input=n_input)
-    labels = list(models)
-    maps = {}
-    for label, model in models.items():
-        device = next(model.parameters()).device
-        maps[label] = sum((model.reconstruct(batch.to(device)).cpu().double() - batch.double()).sum(dim=0)
-                          for batch in x.split(2000)) / len(x)
-    shown_maps = [(f"{label}: mean $\\hat{{x}} - x$", maps[label]) for label in labels]
-    shown_maps.append((f"{labels[0]} − {labels[1]}", maps[labels[0]] - maps[labels[1]]))
-    limit = limit or max(m.abs().max().item() for _, m in shown_maps)
-    fig, axes = plt.subplots(1, len(shown_maps), figsize=(2.6 * len(shown_maps) + 1.2, 3.0), squeeze=False)
-    for ax, (label, values) in zip(axes[0], shown_maps):
-        image = ax.imshow(values.reshape(shape).numpy(), cmap="bwr", vmin=-limit, vmax=limit)
-        ax.set_title(label, fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
-    largest = max(m.abs().max().item() for _, m in shown_maps)
-    bar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, pad=0.02,
-                       extend="both" if largest > limit else "neither")  # arrows only where colours saturate
-    bar.set_label(f"{colorbar_label or 'mean signed error per pixel,' + chr(10) + 'in grey levels 0–1'} "
-                  f"(scale ±{limit:.3f})", fontsize=8)
-    fig.suptitle(title or f"mean signed error over {len(x):,} digits (red: brighter than the input)", fontsize=10)
-    return fig
-
-
-@torch.no_grad()
 def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None, vmax_quantile: float = 1.0,
                       quantile_of: str = "all"):
     """The code itself: ``n_digits`` of ``images`` (rows, in their order) against every hidden unit

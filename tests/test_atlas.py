@@ -528,26 +528,6 @@ def test_pull_rows_match_the_stored_means_by_hand():
         atlas.pull_rows(beta=-1.0)
 
 
-def test_live_unit_rows_count_live_units_from_the_firing_frequencies():
-    rows = atlas.live_unit_rows()
-    last = atlas.load_atlas("l1").entry(lam=6.4e-4)
-    assert rows[-1]["λ"] == "0.00064"
-    assert rows[-1]["live units"] == int((last.firing_frequency > 0).sum())   # independent count
-    # the average share over live units equals the mean firing frequency of the live units
-    assert rows[-1]["live unit fires on"] == pytest.approx(last.firing_frequency[last.firing_frequency > 0].mean(), rel=1e-4)
-
-
-def test_near_constant_units_counts_units_by_hand():
-    counts = atlas.near_constant_units(seeds=(0, 1), rho=0.08, beta=0.0)
-    for seed, count in zip((0, 1), counts):
-        entry = atlas.load_atlas("kl").entry(rho=0.08, beta=0.0, seed=seed)
-        by_hand = sum(1 for f, m in zip(entry.firing_frequency, entry.mean_activation) if f > 0.99 and m > 0.98)
-        assert count == by_hand
-    assert atlas.near_constant_units(seeds=(0,), firing=0.0, mean=0.0, rho=0.08, beta=0.0) == [512]
-    with pytest.raises(ValueError, match="firing"):
-        atlas.near_constant_units(firing=2.0, rho=0.08, beta=0.0)
-
-
 def test_spread_ratios_by_hand():
     def spread(values):
         return {"units_for_mass": {"values": list(values), "std": float(np.std(values, ddof=1))}}
@@ -591,27 +571,6 @@ def test_activation_penalty_records_against_the_atlas():
     assert all(q["metrics"]["dead_fraction"] == 1 for q in groups["left out"])
     assert groups["ReLU L1"][1]["metrics"]["bce"] == atlas.load_atlas("l1").entry(lam=4e-5).metrics["bce"]
     assert groups["KL"][0]["metrics"]["bce"] == atlas.load_atlas("kl").entry(rho=0.08, beta=0.005).metrics["bce"]
-    unit = {"units_for_mass": 2.0, "bce": 0.001}
-    text = atlas.activation_penalty_table(groups, unit)
-    relu = groups["ReLU L1"][0]["metrics"]
-    kl = groups["KL"][0]["metrics"]
-    row = next(line for line in text.splitlines() if line.strip().startswith("ReLU L1, lam = 0 "))
-    assert f"{(kl['units_for_mass'] - relu['units_for_mass']) / 2:+.1f}" in row and f"{relu['bce']:.5f}" in row
-    assert text.splitlines()[0].startswith("left out") == bool(groups["left out"])
-    with pytest.raises(ValueError, match="activation_penalty_records"):
-        atlas.activation_penalty_table({}, unit)
-
-
-def test_reference_runs_tables_print_the_rows():
-    row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
-           "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,
-           "L1 BCE lead (wide tol.)": 3.36, "KL fall per epoch (BCE)": 4.5e-4, "KL still falling": "yes",
-           "L1 fall per epoch (BCE)": 1.8e-4, "L1 still falling": "no"}
-    leads, trends = atlas.reference_runs_tables([row])
-    assert leads.splitlines()[1].split() == ["r", "237.2", "84.1", "+19.03", "0.07005", "0.06730", "+4.80", "240"]
-    assert trends.splitlines()[1].split() == ["r", "+3.36", "4.5e-04", "yes", "1.8e-04", "no"]
-    with pytest.raises(ValueError, match="non-empty"):
-        atlas.reference_runs_tables([])
 
 
 def test_l0_per_living_divides_by_the_living_units_only():
@@ -845,48 +804,20 @@ def test_gallery_entries_label_the_reference_and_the_unpenalised_points():
         atlas.gallery_entries([("kl",)])
 
 
-def test_headline_moves_name_grid_points_and_known_metrics():
-    from sae_utils import atlas
-    for family, start, end, keys in atlas.HEADLINE_MOVES:
-        grid = atlas.grid_values(family)
-        for point in (start, end):
-            assert set(point) == set(grid) and all(v in grid[k] for k, v in point.items())
-        assert set(keys) <= set(atlas.HEADLINE_NAMES[family])
-        assert all(atlas.HEADLINE_NAMES[family][key] in atlas.HEADLINE_FORMATS for key in keys)
-    assert all(key in ("k90", "active units per digit", "code mass per digit", "mass from values <= 0.5, at least")
-               for key, _ in atlas.MASS_COLUMNS.values())
-
-
-def test_leads_lead_columns_and_lead_grid_by_hand():
+def test_leads_by_hand():
     reference = {"metrics": {"units_for_mass": 200.0, "bce": 0.070}}
     better = {"model": "a", "metrics": {"units_for_mass": 150.0, "bce": 0.068}}
     worse = {"model": "b", "metrics": {"units_for_mass": 260.0, "bce": 0.069}}
     unit = {"units_for_mass": 10.0, "bce": 0.0005}
     assert atlas.leads(better, reference, unit) == pytest.approx({"units_for_mass": 5.0, "bce": 4.0})
     assert atlas.leads(worse, reference, unit) == pytest.approx({"units_for_mass": -6.0, "bce": 2.0})
-    text = atlas.table([better, worse], {"model": ("model", "s"), **atlas.lead_columns(reference, unit)})
-    assert text.splitlines()[0].split() == ["model", "lead", "on", "k90", "(tol.)", "lead", "on", "BCE", "(tol.)"]
-    assert text.splitlines()[1].split() == ["a", "+5.0", "+4.0"] and text.splitlines()[2].split() == ["b", "-6.0", "+2.0"]
-    grid = atlas.lead_grid({("x", "p"): better, ("x", "q"): worse, ("y", "q"): better}, reference, unit)
-    lines = grid.splitlines()
-    assert lines[0].split() == ["p", "q"]
-    assert lines[1].split() == ["x", "+5.0", "/", "+4.0", "-6.0", "/", "+2.0"]
-    assert lines[2].split() == ["y", "-", "+5.0", "/", "+4.0"]
     with pytest.raises(ValueError, match="unit"):
         atlas.leads(better, reference, {"bce": 0.0})
     with pytest.raises(ValueError, match="missing"):
         atlas.leads({"metrics": {"bce": 0.07}}, reference, unit)
-    with pytest.raises(ValueError, match="cells"):
-        atlas.lead_grid({"x": better}, reference, unit)
 
 
-def test_reference_runs_tables_print_fall_over_noise_when_present():
-    row = {"run": "r", "KL k90": 237.21, "L1 k90": 84.1, "L1 lead on k90 (tol.)": 19.03, "KL test BCE": 0.070054,
-           "L1 test BCE": 0.0673, "L1 lead on BCE (tol.)": 4.8, "L1 living units": 240,
-           "KL fall per epoch (BCE)": 4.5e-4, "KL fall / noise": 7.25, "KL still falling": "yes",
-           "L1 fall per epoch (BCE)": 1.8e-4, "L1 fall / noise": 1.5, "L1 still falling": "no"}
-    _, trends = atlas.reference_runs_tables([row])
-    assert trends.splitlines()[1].split() == ["r", "4.5e-04", "7.2", "yes", "1.8e-04", "1.5", "no"]
+def test_falling_test_by_hand():
     values = [0.1 - 0.001 * i + (0.0002 if i % 2 else 0.0) for i in range(10)]   # falling with jitter
     trend = atlas.falling_test(values)
     z = trend["delta"] / (trend["jitter"] / math.sqrt(5))

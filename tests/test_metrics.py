@@ -254,60 +254,6 @@ def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
         roughness(torch.zeros(784))
 
 
-# truncate_code: 3 digits x 3 units, k = 1 keeps the diagonal; the fills computed by hand.
-TRUNCATION_CODE = torch.tensor([[0.9, 0.2, 0.1], [0.3, 0.8, 0.4], [0.5, 0.6, 0.7]], dtype=torch.float64)
-
-
-@pytest.mark.parametrize("fill, expected", [
-    ("mean", [[0.9, 0.4, 0.25], [0.4, 0.8, 0.25], [0.4, 0.4, 0.7]]),   # unit 0: (0.3 + 0.5) / 2, ...
-    ("min", [[0.9, 0.2, 0.1], [0.3, 0.8, 0.1], [0.3, 0.2, 0.7]]),
-    ("zero", [[0.9, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.0, 0.7]]),
-])
-def test_truncate_code_by_hand(fill, expected):
-    got = sae_utils.metrics.truncate_code(TRUNCATION_CODE, 1, fill)
-    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-15)
-
-
-def test_truncate_code_keeping_every_unit_is_the_identity():
-    assert torch.equal(sae_utils.metrics.truncate_code(TRUNCATION_CODE, 3), TRUNCATION_CODE)
-
-
-def test_truncate_code_fill_moves_into_the_decoder_bias():
-    """The returned constants c: decoding the truncated code equals decoding the k-sparse code (truncated - c)
-    with the decoder bias shifted by W c (float64, a random ReLU model)."""
-    torch.manual_seed(0)
-    model = SparseAutoencoder(6, "relu", n_input=10).double()
-    code = torch.rand(5, 6, dtype=torch.float64)
-    truncated, c = sae_utils.metrics.truncate_code(code, 2, fill="min", return_fill=True)
-    torch.testing.assert_close(c, code.min(dim=0).values)
-    sparse = truncated - c
-    assert ((sparse != 0).sum(dim=1) <= 2).all()
-    shifted = model.decoder.weight @ c + model.decoder.bias
-    torch.testing.assert_close(model.decode(truncated), sparse @ model.decoder.weight.T + shifted)
-
-
-def test_truncation_rise_by_hand():
-    torch.manual_seed(1)
-    model = SparseAutoencoder(4, "relu", n_input=7).double()
-    x = torch.rand(9, 7, dtype=torch.float64)
-    code = model.encode(x)
-    rows = sae_utils.metrics.truncation_rise({"m": model}, {"m": code}, x, ks=(1, 4), fills=("zero",))
-    full = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(code)), x)
-    kept = torch.where(code >= code.max(dim=1, keepdim=True).values, code, 0.0)      # k = 1, zero fill
-    cut = torch.nn.functional.binary_cross_entropy(torch.sigmoid(model.decode(kept)), x)
-    assert rows[0]["units kept per digit"] == 1
-    assert rows[0]["M BCE rise, zero fill"] == pytest.approx((cut - full).item(), abs=1e-12)
-    assert rows[1]["M BCE rise, zero fill"] == pytest.approx(0.0, abs=1e-12)           # k = H keeps everything
-
-
-@pytest.mark.parametrize("k, fill, message", [(0, "mean", "k must be an integer >= 1"),
-                                              (4, "mean", "at most the number of units H = 3, got 4"),
-                                              (1, "median", "fill must be one of 'mean', 'min', 'zero'")])
-def test_truncate_code_rejects_bad_arguments(k, fill, message):
-    with pytest.raises(ValueError, match=message):
-        sae_utils.metrics.truncate_code(TRUNCATION_CODE, k, fill)
-
-
 def test_rescaled_relu_model_keeps_the_reconstruction_and_scales_the_code():
     torch.manual_seed(0)
     model = SparseAutoencoder(n_hidden=16, activation="relu", n_input=20)
@@ -468,18 +414,6 @@ def test_bias_pulls_by_minibatch_is_the_mean_gradient_of_the_minibatch_objective
         bias_pulls(model, x, rho, beta, batch_size=6, n_batches=0)
 
 
-def test_blob_rows_finds_rows_with_one_high_peak():
-    from sae_utils.metrics import blob_rows
-    rows = torch.zeros(3, 100)
-    rows[0, 17] = 10.0                       # one spike: far above the mean
-    rows[1] = torch.linspace(-1, 1, 100)     # a ramp: its top is under 2 std above the mean
-    rows[2, ::2] = 1.0                       # half the pixels on: no single peak
-    mask, peak = blob_rows(rows, z=5.0)
-    assert mask.tolist() == [True, False, False] and peak.tolist() == [17]
-    with pytest.raises(ValueError, match="rows"):
-        blob_rows(torch.zeros(5))
-
-
 def test_bias_pulls_penalty_matches_finite_differences_and_its_bound():
     """The bias gradient of beta * sum_j KL against a central finite difference in float64, the formula
     beta r_j (rho_hat - rho) / (1 - rho_hat) against it, and |gradient| <= the bound."""
@@ -615,35 +549,6 @@ def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():
         subset_penalty_prediction(code, rho, N + 1)
     with pytest.raises(ValueError, match="rho"):
         subset_penalty_prediction(code, 1.0, n)
-
-
-def test_encoder_peak_statistics_against_hand_counts():
-    """Two rows (one spiked at pixel 0 = corner, one flat) on a tiny hand-built set of digits."""
-    from sae_utils.metrics import encoder_peak_statistics
-    rows = torch.zeros(2, 784, dtype=torch.float64)
-    rows[0, 0] = 10.0                                    # a spike in the corner: edge distance 0
-    rows[1] = torch.linspace(-1, 1, 784, dtype=torch.float64)
-    rows[:, 1] = -0.5                                    # a pixel inked in 1 of 40 training digits (rare)
-    rows[:, 2] = 0.25                                    # a pixel no training digit inks
-    x_train = torch.zeros(40, 784)
-    x_train[:, 400:] = 1.0                               # common pixels
-    x_train[0, 1] = 0.5
-    x_train[:10, 0] = 1.0                                # the spike's pixel: ink share 0.25
-    x_test = torch.zeros(4, 784)
-    x_test[:2, 0] = 1.0                                  # peak pixel inked in test digits 0, 1
-    code = torch.tensor([[0.9, 0.1], [0.2, 0.1], [0.8, 0.1], [0.1, 0.1]])
-    s = encoder_peak_statistics(rows, code, x_train, x_test, threshold=0.5)
-    assert s["blobs"].tolist() == [True, False] and s["peaks"].tolist() == [0] and s["edge"].tolist() == [0]
-    assert abs(s["ink_share"][0].item() - 0.25) < 1e-12 and abs(s["ink_share"][1].item() - 0.025) < 1e-12
-    assert abs(s["frame"]["rare"] - (-0.5)) < 1e-12                    # pixel 1 is the only rare one
-    assert abs(s["frame"]["common"] - rows[:, list(range(400, 784)) + [0]].mean().item()) < 1e-12
-    uninked = [p for p in range(3, 400)] + [2]
-    assert abs(s["uninked_max"] - rows[:, uninked].abs().max().item()) < 1e-12
-    assert abs(s["p_on_inked"].item() - 0.5) < 1e-12                    # on for digit 0 of the inked 0, 1
-    assert abs(s["p_on"].item() - 0.5) < 1e-12                          # on for digits 0 and 2
-    assert abs(s["inked_when_on"].item() - 0.5) < 1e-12                 # of 0 and 2, only 0 is inked
-    with pytest.raises(ValueError, match="code"):
-        encoder_peak_statistics(rows, code[:, :1], x_train, x_test, threshold=0.5)
 
 
 def test_stroke_gap_totals_sum_the_stroke_rows_by_label_in_any_order():

@@ -403,20 +403,6 @@ def test_tradeoff_labels_of_one_line_share_one_number_format():
         "β=0.0015", "β=0.015"]
 
 
-def test_mean_error_maps_average_the_signed_error_over_all_digits(test_digits):
-    torch.manual_seed(0)
-    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
-    fig = plots.plot_mean_error_maps(models, test_digits[:50])
-    x = prepare_images(test_digits[:50]).double()
-    mean_a = (models["A"].reconstruct(x.float()).double() - x).mean(dim=0)
-    mean_b = (models["B"].reconstruct(x.float()).double() - x).mean(dim=0)
-    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
-    np.testing.assert_allclose(shown[0], mean_a.reshape(28, 28).numpy(), atol=1e-6)
-    np.testing.assert_allclose(shown[2], (mean_a - mean_b).reshape(28, 28).numpy(), atol=1e-6)
-    limit = max(abs(shown[i]).max() for i in range(3))
-    assert fig.axes[0].images[0].get_clim() == pytest.approx((-limit, limit), rel=1e-6)
-
-
 def test_code_heatmap_sorts_units_by_use_and_marks_the_dead_ones(test_digits):
     model = SparseAutoencoder(4, "relu")
     with torch.no_grad():
@@ -762,14 +748,6 @@ def test_tradeoff_text_size_sets_the_legend_and_the_point_labels():
     assert {t.get_fontsize() for t in default.get_legend().get_texts()} == {7}   # today's size by default
     with pytest.raises(ValueError, match="text_size"):
         plots.plot_tradeoff({"l1": points}, {"l1": [("lam", {})]}, x_key="l0", text_size=0)
-
-
-def test_mean_error_maps_take_a_colour_bar_label_and_keep_the_scale(test_digits):
-    models = {"A": SparseAutoencoder(8), "B": SparseAutoencoder(8, "relu")}
-    fig = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25, colorbar_label="error, one scale")
-    assert fig.axes[-1].get_ylabel() == "error, one scale (scale ±0.250)"
-    default = plots.plot_mean_error_maps(models, test_digits[:20], limit=0.25)
-    assert default.axes[-1].get_ylabel() == "mean signed error per pixel,\nin grey levels 0–1 (scale ±0.250)"
 
 
 def test_tradeoff_marks_unpenalised_points_and_draws_extra_points():
