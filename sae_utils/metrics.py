@@ -313,7 +313,7 @@ def bce_floor(x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 2 or (x.numel() and (x.min().item() < 0 or x.max().item() > 1)):
         raise ValueError(f"x must be an (N, D) tensor with values in [0, 1], got shape {tuple(x.shape)}")
     x = x.double()
-    return _pixel_bce(x, x).mean(dim=1)
+    return pixel_bce(x, x).mean(dim=1)
 
 
 GREY_BANDS = {"x = 0": (0, 0), "0 < x < 0.1": (1, 25), "0.1 <= x < 0.9": (26, 229), "0.9 <= x < 1": (230, 254),
@@ -338,7 +338,7 @@ def floor_by_grey_level(images: torch.Tensor, bands: dict | None = None) -> tupl
             raise ValueError(f"bands[{label!r}] highest level must be at most 255, got {high}")
     levels = torch.arange(256, dtype=torch.float64) / 255
     share = torch.bincount(images.flatten(), minlength=256).double() / images.numel()
-    floor_at = share * _pixel_bce(levels, levels)
+    floor_at = share * pixel_bce(levels, levels)
     floor = floor_at.sum().item()
     rows = [{"test pixels": label, "share of the pixels": share[low:high + 1].sum().item(),
              "share of the floor": floor_at[low:high + 1].sum().item() / floor} for label, (low, high) in bands.items()]
@@ -436,7 +436,7 @@ def sparsity_summary(code: torch.Tensor, threshold: float) -> dict:
     return summary
 
 
-def _pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+def pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """-[x log x_hat + (1 - x) log(1 - x_hat)] per pixel, no reduction (0 log 0 = 0)."""
     return -(torch.special.xlogy(x, x_hat) + torch.special.xlogy(1 - x, 1 - x_hat))
 
@@ -448,7 +448,7 @@ def _bce_gap(x: torch.Tensor, x_hat: dict) -> tuple:
         raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
     x = x.double()
     (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
-    return x, (a, x_a), (b, x_b), _pixel_bce(x, x_a) - _pixel_bce(x, x_b)
+    return x, (a, x_a), (b, x_b), pixel_bce(x, x_a) - pixel_bce(x, x_b)
 
 
 def _gap_share(name: str, mask: torch.Tensor, gap: torch.Tensor) -> dict:

@@ -19,7 +19,7 @@ import torch
 
 from .checks import check_choice, check_code, check_int, check_number
 from .data import prepare_images
-from .metrics import ACTIVE_THRESHOLD, firing_frequency, units_by_use
+from .metrics import ACTIVE_THRESHOLD, firing_frequency, pixel_bce, units_by_use
 from .probe import probe_features
 
 
@@ -159,10 +159,9 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None, i
     axes[0, 0].set_ylabel("input x"), axes[1, 0].set_ylabel(r"$\hat{x}$")
     if error_map:
         with torch.no_grad():
-            logits = model.decode(model.encode(x)).cpu().double()
+            x_hat64 = torch.sigmoid(model.decode(model.encode(x)).cpu().double())
         x64 = x.cpu().double()
-        floor = -(torch.special.xlogy(x64, x64) + torch.special.xlogy(1 - x64, 1 - x64))    # h(x_p)
-        bce = -(x64 * torch.nn.functional.logsigmoid(logits) + (1 - x64) * torch.nn.functional.logsigmoid(-logits))
+        floor, bce = pixel_bce(x64, x64), pixel_bce(x64, x_hat64)        # h(x_p) and BCE per pixel
         pixel_kl = (bce - floor).clamp_min(0)          # KL(x_p || x_hat_p) >= 0; clamp: rounding only
         limit = torch.quantile(pixel_kl.flatten(), 0.995).item() or pixel_kl.max().item() or 1.0
         for ax, values in zip(axes[2], pixel_kl):
