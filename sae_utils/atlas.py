@@ -24,6 +24,7 @@ Read it with ``load_atlas(family).entry(**params)``.
     python -m sae_utils.atlas --family l1                   # one family
     python -m sae_utils.atlas --point rho=0.08,beta=0.005   # one point
     python -m sae_utils.atlas --list                        # what is built
+    python -m sae_utils.atlas --pixel-probe                 # the raw-pixel probe, probe_error's baseline
 
 Resumable: points already in the file are skipped. Deterministic: training is seeded, and the torch
 thread count hardly matters (after one epoch, 1 and 2 threads differ by 3e-9 in the train objective
@@ -58,11 +59,11 @@ from tqdm.auto import tqdm
 from .checks import check_choice, check_int, check_number
 from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, atomic_write_json
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
                       l0, mass_below_bound, unit_dashboards, units_by_use,
                       units_for_mass)
-from .probe import linear_probe
+from .probe import L2, MAX_ITERATIONS, linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
 GRID = {name: {h.name: h.grid for h in fam.hyperparameters} for name, fam in FAMILIES.items()}
@@ -277,6 +278,35 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
         log(f"{family} {point_id(params)}: test BCE {m['bce']:.4f}, units for {MASS_SHARE:.0%} of the code mass "
             f"{m['units_for_mass']:.1f}, dead {m['dead_fraction']:.3f}, {entry['seconds']:.0f} s")
     return failed
+
+
+PIXEL_PROBE = "pixel_probe.json"
+
+
+def build_pixel_probe(directory=None, data: tuple | None = None) -> dict:
+    """Fit the linear probe on the raw pixels (``linear_probe(None)``), the baseline every stored
+    ``probe_error`` is compared with, and store it beside the atlas files as ``pixel_probe.json``.
+
+    data: ``((train_images, train_labels), (test_images, test_labels))``, default all of MNIST. The
+    record keeps the probe's settings, so a change of ``probe.L2`` or ``MAX_ITERATIONS`` shows.
+    """
+    result = linear_probe(None, *(data or ()))
+    record = {"test_error": result["test_error"], "train_error": result["train_error"],
+              "n_features": result["n_features"], "l2": L2, "max_iterations": MAX_ITERATIONS,
+              "n_train": 60_000 if data is None else len(data[0][1]),
+              "n_test": 10_000 if data is None else len(data[1][1])}
+    atomic_write_json(Path(ATLAS_DIR if directory is None else directory) / PIXEL_PROBE, record)
+    return record
+
+
+def pixel_probe(directory=None) -> dict:
+    """The stored raw-pixel probe (``build_pixel_probe``): ``{"test_error", "train_error", "n_features",
+    "l2", "max_iterations", "n_train", "n_test"}``, errors as fractions. Fitted once with the atlas,
+    as every code's ``probe_error`` is; ``linear_probe(None)`` fits it again (about half a minute)."""
+    path = Path(ATLAS_DIR if directory is None else directory) / PIXEL_PROBE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; build it with python -m sae_utils.atlas --pixel-probe")
+    return json.loads(path.read_text())
 
 
 @dataclass
@@ -1289,6 +1319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, default=ATLAS_DIR, help=f"folder of the atlas files (default {ATLAS_DIR})")
     parser.add_argument("--list", action="store_true", help="list the grid and what is built, build nothing")
+    parser.add_argument("--pixel-probe", action="store_true",
+                        help=f"fit the linear probe on the raw pixels and store it as {PIXEL_PROBE}, build nothing else")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be an integer >= 1, got {args.threads}")
@@ -1304,6 +1336,9 @@ def main(argv=None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.pixel_probe:
+        print(build_pixel_probe(args.out))
+        return 0
     failed = [f"{family} {pid}" for family, points in jobs.items() for pid in build(family, points, args.out)]
     if failed:
         print(f"diverged, not stored: {'; '.join(failed)}")

@@ -244,6 +244,28 @@ def test_cli_builds_one_point_and_lists(tiny, tmp_path, capsys):
     assert "l1: 1 of 2 points built" in listing and "lam=0: missing" in listing and "kl: 0 of 2" in listing
 
 
+def test_the_pixel_probe_is_stored_as_fitted_and_read_back(tmp_path, monkeypatch):
+    images, labels = load_mnist("test")
+    data = ((images[:300], labels[:300]), (images[300:500], labels[300:500]))
+    fits, fit = [], atlas.linear_probe
+    monkeypatch.setattr(atlas, "linear_probe", lambda *args, **kwargs: fits.append(fit(*args, **kwargs)) or fits[-1])
+    record = atlas.build_pixel_probe(tmp_path, data)
+    assert (record["test_error"], record["train_error"]) == (fits[0]["test_error"], fits[0]["train_error"])
+    assert 0 < record["test_error"] < 0.5 and (record["n_train"], record["n_test"], record["n_features"]) == (300, 200, 784)
+    assert atlas.pixel_probe(tmp_path) == record
+    with pytest.raises(FileNotFoundError, match="python -m sae_utils.atlas --pixel-probe"):
+        atlas.pixel_probe(tmp_path / "elsewhere")
+    monkeypatch.setattr(atlas, "build_pixel_probe", lambda directory: {"built in": str(directory)})
+    assert atlas.main(["--pixel-probe", "--out", str(tmp_path)]) == 0
+
+
+def test_the_shipped_pixel_probe_used_the_probe_settings_of_the_stored_codes():
+    """Every stored probe_error was fitted with probe.L2 and MAX_ITERATIONS; so must its baseline be."""
+    stored = atlas.pixel_probe()
+    assert (stored["l2"], stored["max_iterations"]) == (atlas.L2, atlas.MAX_ITERATIONS)
+    assert (stored["n_train"], stored["n_test"], stored["n_features"]) == (60_000, 10_000, 784)
+
+
 @pytest.mark.parametrize("family", ["kl", "l1", "topk"])
 def test_the_reference_points_are_the_shipped_models(family):
     """Same recipe, same seed: the atlas's reference entry and the pretrained card report the same run."""

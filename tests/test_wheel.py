@@ -111,7 +111,8 @@ def test_wheel_carries_every_pretrained_model_and_loads_it_from_anywhere(sources
     # The cards and weights of pretrained/, not its figures; the bundled MNIST; the atlas runs (if any).
     models = {name for name in files if name.startswith("sae_utils/pretrained_models/")}
     assert models == {f"sae_utils/pretrained_models/{name}{suffix}" for name in SHIPPED for suffix in (".json", ".pt")}
-    wanted = [*(ROOT / "sae_utils").glob("mnist/*.gz"), *(ROOT / "sae_utils").glob("atlas_runs/*.npz")]
+    wanted = [*(ROOT / "sae_utils").glob("mnist/*.gz"), *(ROOT / "sae_utils").glob("atlas_runs/*.npz"),
+              ROOT / "sae_utils" / "atlas_runs" / "pixel_probe.json"]
     assert {f"sae_utils/{path.relative_to(ROOT / 'sae_utils').as_posix()}" for path in wanted} <= files
 
     site_dir = tmp_path / "site"
