@@ -1,4 +1,5 @@
 """The atlas: a stored point recomputes, and a tiny build is resumable, pickle-free and checks its inputs."""
+import functools
 import json
 import math
 
@@ -54,6 +55,8 @@ def tiny(monkeypatch, train_digits, test_digits):
         return train(config, *args, **kwargs)
 
     monkeypatch.setattr(atlas, "train", counting_train)
+    # The probe's fit is tested in test_probe.py; here 30 L-BFGS steps instead of 300 (most of a tiny build's time).
+    monkeypatch.setattr(atlas, "linear_probe", functools.partial(atlas.linear_probe, max_iterations=30))
     return calls
 
 
