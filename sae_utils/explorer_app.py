@@ -286,6 +286,69 @@ def show_snapshot(dashboard_rank: int | None = None, explorer: Explorer | None =
     return pngs
 
 
+def controls_state(app: ExplorerApp) -> dict:
+    """What the controls of ``app`` show, as plain data: "family" (the chosen family's button text),
+    "families" (every family button's text), "digits" and "digit sets" (the same for the digit toggle), and
+    "sliders", one dict per slider: "label" (its description), "options" (the grid values as the readout
+    writes them), "value" (the readout now) and "enabled" (False for the sliders of the other families)."""
+    return {"family": app.penalty.label, "families": [text for text, _ in app.penalty.options],
+            "digits": app.digits.label, "digit sets": [text for text, _ in app.digits.options],
+            "sliders": [{"label": s.description, "options": [text for text, _ in s.options], "value": s.label,
+                         "enabled": not s.disabled} for s in app.sliders.values()]}
+
+
+def controls_png(app: ExplorerApp) -> bytes:
+    """A static picture of the controls of ``app`` as they stand (``controls_state``), as PNG bytes: the
+    family buttons (the chosen one filled) and the reference button, one slider per hyperparameter with a
+    tick at each grid value, its value labelled and the handle at the current one (greyed when it belongs
+    to another family), then the digit-set buttons. For a notebook opened without a kernel."""
+    import matplotlib.pyplot as plt
+
+    from .files import figure_png
+
+    state = controls_state(app)
+    rows = len(state["sliders"]) + 2
+    fig = plt.figure(figsize=(9.5, 0.5 * rows + 0.9), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 95)
+    ax.set_ylim(rows + 0.3, -1.5)
+    ax.text(95 / 2, -1.05, "The explorer's controls, as they stand (a picture: run the notebook to move them)",
+            ha="center", va="center", fontsize=11)
+    ax.set_axis_off()
+    chosen, plain = {"facecolor": "#2196f3", "edgecolor": "#2196f3"}, {"facecolor": "#eeeeee", "edgecolor": "#bbbbbb"}
+
+    def buttons(y, title, texts, picked, x=15, width=19):
+        ax.text(x - 1, y, title, ha="right", va="center", fontsize=10)
+        for i, text in enumerate(texts):
+            style = chosen if text == picked else plain
+            ax.add_patch(plt.Rectangle((x + i * (width + 1), y - 0.32), width, 0.64, **style))
+            ax.text(x + i * (width + 1) + width / 2, y, text, ha="center", va="center", fontsize=9,
+                    color="white" if text == picked else "black")
+        return x + len(texts) * (width + 1)
+
+    end = buttons(0, "family", state["families"], state["family"])
+    ax.add_patch(plt.Rectangle((end + 1, -0.32), 15, 0.64, facecolor="#00bcd4", edgecolor="#00bcd4"))
+    ax.text(end + 8.5, 0, "↺ reference setting", ha="center", va="center", fontsize=9, color="white")
+    for y, slider in enumerate(state["sliders"], start=1):
+        colour = "black" if slider["enabled"] else "#aaaaaa"
+        ax.text(14, y, slider["label"], ha="right", va="center", fontsize=10, color=colour)
+        xs = np.linspace(16, 70, len(slider["options"]))
+        ax.plot([xs[0], xs[-1]], [y, y], color=colour, linewidth=2, solid_capstyle="round")
+        for x, text in zip(xs, slider["options"]):
+            ax.plot([x, x], [y - 0.1, y + 0.1], color=colour, linewidth=1)
+            ax.text(x, y + 0.4, text, ha="center", va="center", fontsize=7, color=colour)
+        handle = xs[slider["options"].index(slider["value"])]
+        ax.plot(handle, y, "o", markersize=11, color="#2196f3" if slider["enabled"] else "#cccccc",
+                markeredgecolor=colour)
+        ax.text(73, y, slider["value"], ha="left", va="center", fontsize=10, color=colour)
+    buttons(rows - 1, "test digits", state["digit sets"], state["digits"])
+    ax.text(95 / 2, rows - 0.1, "grey: the sliders of the other families (off while this family is chosen)",
+            ha="center", va="center", fontsize=8, color="#666666")
+    png = figure_png(fig, dpi=100, colors=64)
+    plt.close(fig)
+    return png
+
+
 def explore(**kwargs) -> ExplorerApp:
     """Build the explorer and display it (in a notebook); returns the app for programmatic control."""
     from IPython.display import display

@@ -683,6 +683,45 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     return fig
 
 
+def plot_atlas_errors(entries: dict, test_images, n_digits: int = 10):
+    """Reconstruction error maps of atlas entries, one row each: x - x_hat for the first test digit of
+    ``n_digits`` classes (both in [0, 1]: the pixels / 255 and the stored uint8 reconstructions / 255), under
+    a top row of the inputs. Every error tile uses one colour scale, -1 to +1 (the largest error a pixel can
+    have), with one colour bar: red where the reconstruction lacks ink (x > x_hat), blue where it adds ink.
+    entries: {row label: ``atlas.AtlasEntry``}, as ``atlas.gallery_entries``; test_images: the MNIST test
+    digits (uint8). Each row's label gives the entry's test BCE and FVU (``metrics``)."""
+    n_digits = check_int("n_digits", n_digits, low=1)
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"entries must be a non-empty dict {{label: atlas entry}}, got {entries!r}")
+    first = next(iter(entries.values()))
+    digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
+    inputs = np.stack([np.asarray(test_images[int(i)], dtype=np.float64) / 255 for i in digits])
+    fig, axes = plt.subplots(len(entries) + 1, n_digits, figsize=(0.95 * n_digits + 3.4, 1.0 * (len(entries) + 1) + 0.5),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    for ax, image in zip(axes[0], inputs):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_ylabel("input $x$", fontsize=9, rotation=0, ha="right", va="center")
+    for row, (label, entry) in zip(axes[1:], entries.items()):
+        if not np.array_equal(entry.digit_indices[::2][:n_digits], digits):
+            raise ValueError(f"{label}: its stored test digits differ from the first entry's")
+        errors = inputs - entry.recon[::2][:n_digits].astype(np.float64) / 255
+        for ax, error in zip(row, errors):
+            shown = ax.imshow(error, cmap="bwr", vmin=-1, vmax=1)
+        m = entry.metrics
+        row[0].set_ylabel(f"{label}\ntest BCE {m['bce']:.4f}, FVU {100 * m['fraction_variance_unexplained']:.1f} %",
+                          fontsize=9, rotation=0, ha="right", va="center")
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.24, right=0.86, top=1 - 0.55 / height, bottom=0.02, wspace=0.05, hspace=0.12)
+    top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
+    bar = fig.colorbar(shown, cax=fig.add_axes((0.875, bottom.y0, 0.013, top.y1 - bottom.y0)))
+    bar.set_label("$x - \\hat x$ (red: ink missing,\nblue: ink added)", fontsize=8.5)
+    fig.suptitle("Reconstruction errors $x - \\hat x$ of the first test digit of each class, one colour scale",
+                 fontsize=10, y=1 - 0.1 / height, va="top")
+    return fig
+
+
 LOG_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 

@@ -169,3 +169,19 @@ def test_show_snapshot_displays_the_full_colour_snapshot_and_the_dashboard_asked
     assert again == [pngs[0]]
     with pytest.raises(ValueError, match="dashboard_rank"):
         explorer_app.show_snapshot(dashboard_rank=-1, explorer=explorer)
+
+
+def test_controls_picture_shows_the_controls_as_they_stand(app):
+    state = explorer_app.controls_state(app)
+    assert state["family"] == "KL (sigmoid codes)" and state["digits"] == "first of each class"
+    assert [s["label"] for s in state["sliders"]] == ["ρ (KL target)", "β (KL weight)", "λ (L1 weight)", "k (units kept)"]
+    assert [s["value"] for s in state["sliders"][:2]] == ["0.08", "0.005"]
+    assert [s["enabled"] for s in state["sliders"]] == [True, True, False, False]
+    assert state["sliders"][1]["options"] == ["0", "0.0015", "0.005", "0.015", "0.05", "0.15"]
+    before = explorer_app.controls_png(app)
+    assert PIL.Image.open(io.BytesIO(before)).format == "PNG"
+    app.set(penalty="l1", lam=8e-5)
+    moved = explorer_app.controls_state(app)
+    assert moved["family"] == "L1 (ReLU codes)" and moved["sliders"][2]["value"] == "8e-05"
+    assert [s["enabled"] for s in moved["sliders"]] == [False, False, True, False]
+    assert explorer_app.controls_png(app) != before

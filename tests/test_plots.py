@@ -494,6 +494,25 @@ def test_gallery_names_units_and_can_share_one_scale(test_digits):
         plots.plot_atlas_gallery(entries, test_digits, n_digits=2, n_features=2, text_scale=0)
 
 
+def test_error_maps_show_input_minus_reconstruction_on_one_scale(test_digits):
+    from sae_utils.atlas import load_atlas
+
+    kl = load_atlas("kl")
+    entries = {"a": kl.entry(rho=0.08, beta=0.005), "b": kl.entry(rho=0.01, beta=0.005)}
+    fig = plots.plot_atlas_errors(entries, test_digits, n_digits=3)
+    tiles = [ax for ax in fig.axes if ax.images and ax.images[0].get_cmap().name == "bwr"]
+    assert len(tiles) == 6 and {ax.images[0].get_clim() for ax in tiles} == {(-1.0, 1.0)}
+    first = entries["b"].digit_indices[2]   # row b, second tile: the first test digit of class 1
+    expected = test_digits[int(first)].numpy() / 255 - entries["b"].recon[2] / 255
+    np.testing.assert_allclose(tiles[4].images[0].get_array(), expected)
+    assert np.abs(expected).max() > 0.1   # a real error, not an all-zero picture
+    label = [ax for ax in fig.axes if ax.get_ylabel().startswith("b\n")][0].get_ylabel()
+    assert f"FVU {100 * entries['b'].metrics['fraction_variance_unexplained']:.1f} %" in label
+    assert len([ax for ax in fig.axes if "ink missing" in ax.get_ylabel()]) == 1   # one shared colour bar
+    with pytest.raises(ValueError, match="entries"):
+        plots.plot_atlas_errors({}, test_digits)
+
+
 def test_plot_code_values_draws_every_value_and_each_units_average():
     code = torch.tensor([[0.9, 0.01], [0.1, 0.03], [0.2, 0.02], [0.0000001, 0.04]])
     fig = plots.plot_code_values(code, rho=0.05)
