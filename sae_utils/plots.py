@@ -1393,6 +1393,43 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
     return fig
 
 
+def plot_unit_evidence(top_images, differences, decoder, units, firing_frequency=None, title: str | None = None):
+    """What turns a few units on beside what they draw, one column per unit. Top row: the unit's top
+    inputs (the ones with its largest code values), tiled 3 x 3 in grey. Middle row: the mean of its top
+    inputs minus the mean input (red: more ink than average, blue: less). Bottom row: its decoder column.
+    The middle and the bottom row each share one symmetric colour scale (``_scale_limit``: colours
+    saturate beyond the 99.5th percentile), each with its colour bar.
+
+    top_images: (U, 9, h, w) floats in [0, 1], largest code value first; differences, decoder: (U, h, w)
+    (or (U, h * w) with square images); units: the U unit numbers; firing_frequency: (H,) the share of
+    inputs on which each unit is on, for the titles (``unit_labels``)."""
+    top_images = torch.as_tensor(np.asarray(top_images, dtype=np.float32))
+    if top_images.dim() != 4 or top_images.shape[1] != 9:
+        raise ValueError(f"top_images must have shape (U, 9, h, w), got {tuple(top_images.shape)}")
+    n, shape = len(top_images), tuple(top_images.shape[2:])
+    rows = {name: torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, *shape)
+            for name, images in (("mean of the top inputs\nminus the mean input", differences),
+                                 ("decoder column", decoder))}
+    if any(len(images) != n for images in rows.values()) or len(units) != n:
+        raise ValueError(f"top_images, differences, decoder and units must all hold {n} units")
+    fig, axes = plt.subplots(3, n, figsize=(1.45 * n + 1.4, 4.9), squeeze=False, layout="constrained")
+    for ax, images, label in zip(axes[0], top_images, unit_labels(units, firing_frequency)):
+        ax.imshow(tile(images.numpy(), cols=3), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=9)
+    axes[0, 0].set_ylabel("top 9 inputs", fontsize=9)
+    for row, (name, images) in zip(axes[1:], rows.items()):
+        limit = _scale_limit(images)
+        for ax, image in zip(row, images):
+            shown = ax.imshow(image.numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+        row[0].set_ylabel(name, fontsize=9)
+        bar = fig.colorbar(shown, ax=row.tolist(), shrink=0.9, extend="both")
+        bar.ax.tick_params(labelsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig
+
 SLIDER_LINES = {"kl": [("rho", {"beta": 0.005}), ("beta", {"rho": 0.08})], "l1": [("lam", {})]}
 
 

@@ -368,6 +368,29 @@ def test_feature_dashboards_draw_the_top_digits_and_say_when_a_unit_is_dead(test
     assert fig.axes[2].get_yscale() == "log" and fig.axes[2].get_ylabel() == "inputs (log scale)"
 
 
+def test_unit_evidence_tiles_the_top_inputs_above_two_rows_each_on_its_own_shared_scale():
+    top = np.zeros((2, 9, 28, 28), dtype=np.float32)
+    top[0, 0], top[1, 8, 3, 4] = 1.0, 0.7                          # unit 7: first input white; unit 3: one pixel
+    differences = np.zeros((2, 28, 28))
+    differences[0, 0, 0], differences[1, 5, 5] = 0.5, -0.25
+    decoder = np.ones((2, 784))
+    decoder[1] = -2.0
+    fig = plots.plot_unit_evidence(top, differences, decoder, [7, 3], np.array([0.0, 0.0, 0.0, 0.01, 0, 0, 0, 0.25]))
+    cells = np.array(fig.axes[:6]).reshape(3, 2)
+    assert [ax.get_title() for ax in cells[0]] == ["unit 7, 25.0%", "unit 3, 1.0%"]
+    np.testing.assert_allclose(cells[0, 0].images[0].get_array()[:28, :28], 1.0)      # tiled 3 x 3, first first
+    np.testing.assert_allclose(cells[0, 1].images[0].get_array()[60 + 3, 60 + 4], 0.7)  # the ninth tile
+    np.testing.assert_allclose(cells[1, 1].images[0].get_array()[5, 5], -0.25)
+    np.testing.assert_allclose(cells[2, 1].images[0].get_array(), -2.0 * np.ones((28, 28)))  # columns reshaped
+    for row, limit in ((cells[1], 0.5), (cells[2], 2.0)):           # one symmetric scale per row
+        assert all(ax.images[0].get_clim() == (-limit, limit) for ax in row)
+    assert len(fig.axes) == 8                                       # and one colour bar for each of the two rows
+    with pytest.raises(ValueError, match="9"):
+        plots.plot_unit_evidence(top[:, :8], differences, decoder, [7, 3])
+    with pytest.raises(ValueError, match="2 units"):
+        plots.plot_unit_evidence(top, differences[:1], decoder, [7, 3])
+
+
 def test_unit_labels_give_one_decimal_and_mark_rare_units():
     assert plots.unit_labels([0, 1, 2, 3], np.array([0.1234, 0.0004, 0.0, 0.9996])) == \
         ["unit 0, 12.3%", "unit 1, <0.1%", "unit 2, 0.0%", "unit 3, 100.0%"]
