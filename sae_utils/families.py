@@ -162,7 +162,7 @@ K = Hyperparameter("k", "k", "units kept", 25, "units kept per input (TopK), an 
 
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off". The weight_decay
-    # variants ask notebook 01's question: are the speckled encoder features the absence of weight decay?
+    # variants asked an earlier notebook 01 whether weight decay smooths the encoder features; no notebook reads them now.
     # The seeds at rho=0.01, beta=0.005 and at beta=0.15 measure the seed spread at the ends of the rho and
     # beta series, where notebooks 01 and 04 had borrowed it from the reference setting. They were trained
     # after kl_divergence took its logs apart (a float-rounding change: 5e-8 in two epochs at the reference).

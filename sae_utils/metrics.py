@@ -548,25 +548,6 @@ def variance_ratio_p(sd_a: float, n_a: int, sd_b: float, n_b: int) -> float:
     return float(_incomplete_beta(d_b / (d_b + d_a * ratio), d_b / 2, d_a / 2))
 
 
-def roughness(images: torch.Tensor) -> torch.Tensor:
-    """How speckled each image is: the mean squared difference between neighbouring pixels (across and
-    down) over twice the image's mean square, computed in float64. images: (N, height, width) floats,
-    e.g. ``plots.feature_images(model)``; returns (N,) float64.
-
-    0 for a constant image; about 1 for white noise (a neighbour difference of independent pixels has
-    twice their variance); a smooth stroke, whose neighbours are alike, is far below 1. An all-zero
-    image (a unit with no weights) gives nan. The denominator is the mean square, not the variance, so
-    an offset shared by all pixels lowers the score: pass ``images - images.mean(dim=(1, 2), keepdim=True)``
-    to measure the texture alone (then about 1 for white noise whatever its mean).
-    """
-    check_float_tensor("images", images)
-    if images.dim() != 3 or min(images.shape[1:]) < 2:
-        raise ValueError(f"images must have shape (N, height, width) with height, width >= 2, got {tuple(images.shape)}")
-    w = images.double()
-    across, down = w.diff(dim=2).pow(2).mean(dim=(1, 2)), w.diff(dim=1).pow(2).mean(dim=(1, 2))
-    return (across + down) / 2 / (2 * w.pow(2).mean(dim=(1, 2)))
-
-
 def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) -> torch.Tensor:
     """Unit indices (H,), the most often active first, ties broken by the higher mean activation: the
     stated order in which the figures and the atlas pick units to show. Both inputs (H,)."""

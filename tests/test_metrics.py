@@ -9,7 +9,7 @@ import torch
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
 from sae_utils.metrics import (ACTIVE_THRESHOLD, active_units, dead_fraction, firing_frequency,
-                               fraction_variance_unexplained, l0, roughness, unit_dashboards, units_by_use,
+                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use,
                                units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
@@ -240,18 +240,6 @@ def test_sparsity_summary_by_hand():
     assert s["k_90"] == pytest.approx((2 + 2 + 1) / 3) and s["k_90 / living"] == pytest.approx(5 / 9)
     assert s["unit: own rule"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
     assert s["mass below 0.5"] == pytest.approx(0.4 / 2.7)
-
-
-def test_roughness_is_0_for_constant_about_1_for_noise_and_exact_for_a_ramp():
-    noise = torch.randn(200, 28, 28, generator=torch.Generator().manual_seed(0))
-    assert roughness(noise).mean().item() == pytest.approx(1.0, abs=0.01)
-    assert roughness(torch.full((2, 5, 4), 3.0)).tolist() == [0.0, 0.0]
-    ramp = torch.arange(28.0).expand(28, 28)[None]        # differences 1 across, 0 down; mean square sum(j^2)/28
-    mean_square = sum(j * j for j in range(28)) / 28
-    assert roughness(ramp).item() == pytest.approx((1 + 0) / 2 / (2 * mean_square), rel=1e-12)
-    assert roughness(noise[:1] * 7.5).item() == pytest.approx(roughness(noise[:1]).item())
-    with pytest.raises(ValueError, match=r"images must have shape \(N, height, width\).*got \(784,\)"):
-        roughness(torch.zeros(784))
 
 
 def test_rescaled_relu_model_keeps_the_reconstruction_and_scales_the_code():
