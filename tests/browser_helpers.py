@@ -108,17 +108,21 @@ NOTEBOOK_READY = """() => {
               && session.kernel.status === 'idle');
 }"""
 
-# Clear the saved outputs (and execution counts), then run every cell; returns without waiting.
-RUN_ALL = """async () => {
-    await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
-    window.jupyterapp.commands.execute('notebook:run-all-cells');
+# Clear the saved outputs (and execution counts), then run the first code cell (the explorer) alone;
+# returns without waiting. nbval runs every cell of the notebook; here the browser is under test.
+RUN_FIRST_CODE_CELL = """async () => {
+    const app = window.jupyterapp;
+    await app.commands.execute('notebook:clear-all-cell-outputs');
+    const notebook = app.shell.currentWidget.content;
+    notebook.activeCellIndex = notebook.widgets.findIndex(cell => cell.model.type === 'code');
+    app.commands.execute('notebook:run-cell');
 }"""
 
-# The number of code cells not yet executed (an execution count of null), the kernel status, and
-# the first error output of any cell (null if none).
-EXECUTION_STATE = """() => {
+# Of the first ``count`` code cells: the number not yet executed (an execution count of null), the
+# kernel status, and the first error output (null if none).
+EXECUTION_STATE = """count => {
     const panel = window.jupyterapp.shell.currentWidget;
-    const cells = panel.content.widgets.filter(cell => cell.model.type === 'code');
+    const cells = panel.content.widgets.filter(cell => cell.model.type === 'code').slice(0, count);
     const pending = cells.filter(cell => cell.model.executionCount === null).length;
     const outputs = cells.flatMap(cell => cell.model.outputs.toJSON());
     const error = outputs.find(output => output.output_type === 'error');
