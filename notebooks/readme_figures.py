@@ -2,11 +2,12 @@
 
     python notebooks/readme_figures.py        # from the repository root
 
-Each figure is drawn by the same call as in notebook 03 (03_kl_vs_l1.ipynb):
+Each figure uses a plotting function of sae_utils.plots that notebook 03 (03_kl_vs_l1.ipynb) also uses:
 
-    kl_vs_l1_reconstructions.png   section 3: the first test digit of each class through both models
-    kl_vs_l1_features.png          section 4: decoder weights of each model's 36 most used units
-    tradeoff.png                   section 6: test BCE against units carrying 90 % of the code mass, from the atlas
+    kl_vs_l1_reconstructions.png   the first test digit of each class through both models (notebook 03, section 4)
+    kl_vs_l1_features.png          decoder weights of each model's 36 most used units (section 5 draws random units)
+    tradeoff.png                   test BCE against units carrying 90 % of the code mass, every KL and L1 setting of
+                                   the atlas (section 8 draws the same points in two views)
 """
 from __future__ import annotations
 
