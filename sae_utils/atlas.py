@@ -61,8 +61,7 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes, atomic_write_json
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, mass_below_bound, unit_dashboards, units_by_use,
-                      units_for_mass)
+                      l0, unit_dashboards, units_by_use, units_for_mass)
 from .probe import L2, MAX_ITERATIONS, linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -466,53 +465,6 @@ def sparsity_rows(runs: dict, n_hidden: int, first: str = "setting") -> list:
     return rows
 
 
-def seed_sd_rows(family: str, settings: dict, n_hidden: int, first: str = "seed sd", directory=None) -> list:
-    """Table rows of the seed standard deviation of each ``sparsity_rows`` column, one row per stored setting.
-
-    settings: {row label: params of a stored setting with two or more seeds, e.g. {"lam": 4e-5}};
-    n_hidden: the runs' number of hidden units; first: the first column's name. For each setting the S
-    stored seeds give S values of each test metric; each column is their sample standard deviation (n - 1).
-    Returns [{first: "label (S seeds)", "dead units", "L0 per digit", "L0 / living units", "test BCE"}, ...]
-    in the order of ``settings``; print with ``table(rows, formats=SPARSITY_FORMATS)``. Raises like
-    ``seed_spread`` if a setting has fewer than two stored seeds."""
-    if not isinstance(settings, dict) or not settings:
-        raise ValueError(f"settings must be a non-empty dict {{label: params dict}}, got {settings!r}")
-    n_hidden = check_int("n_hidden", n_hidden, low=1)
-    rows = []
-    for name, params in settings.items():
-        if not isinstance(params, dict):
-            raise ValueError(f"settings[{name!r}] must be a dict of params, got {params!r}")
-        spread = seed_spread(family, ("l0", "bce", "dead_fraction"), directory, **params)
-        per_living = l0_per_living(spread["l0"]["values"], spread["dead_fraction"]["values"], n_hidden)
-        rows.append({first: f"{name} ({len(spread['l0']['values'])} seeds)",
-                     "dead units": spread["dead_fraction"]["std"], "L0 per digit": spread["l0"]["std"],
-                     "L0 / living units": float(np.std(per_living, ddof=1)), "test BCE": spread["bce"]["std"]})
-    return rows
-
-
-def sd_margin_rows(pairs: dict, sd_rows: list, first: str = "difference (in sd)") -> list:
-    """Table rows of differences between two ``sparsity_rows`` rows, each in units of the larger seed sd.
-
-    pairs: {row label: (row_a, row_b)}, rows of ``sparsity_rows``; sd_rows: ``seed_sd_rows``' rows (the
-    largest sd of each column is the yardstick). Each column of a returned row is (row_a - row_b) / sd; a
-    difference counts beyond seed noise when its absolute value exceeds 3 * sqrt(2) (about 4.2). Returns
-    [{first: label, "dead units", "L0 per digit", "L0 / living units", "test BCE"}, ...] in the order of
-    ``pairs``; print with ``table(rows, default=".1f")``."""
-    if not isinstance(pairs, dict) or not pairs:
-        raise ValueError(f"pairs must be a non-empty dict {{label: (row_a, row_b)}}, got {pairs!r}")
-    if not isinstance(sd_rows, list) or not sd_rows:
-        raise ValueError("sd_rows must be a non-empty list of seed_sd_rows rows")
-    sd = {key: max(float(row[key]) for row in sd_rows) for key in SPARSITY_FORMATS}
-    if not all(value > 0 for value in sd.values()):
-        raise ValueError(f"every seed sd must be positive, got {sd}")
-    rows = []
-    for name, pair in pairs.items():
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise ValueError(f"pairs[{name!r}] must be a pair (row_a, row_b), got {pair!r}")
-        rows.append({first: name, **{key: (float(pair[0][key]) - float(pair[1][key])) / sd[key] for key in sd}})
-    return rows
-
-
 NOISE_BINS = ((2.0, "within seed noise"), (4.0, "borderline"), (math.inf, "beyond seed noise"))
 
 
@@ -520,88 +472,6 @@ def noise_verdict(z: float) -> str:
     """The seed-noise rule's words for a difference of z standard deviations (of the difference):
     |z| <= 2 "within seed noise", 2 < |z| <= 4 "borderline", |z| > 4 "beyond seed noise"."""
     return next(label for bound, label in NOISE_BINS if abs(z) <= bound)
-
-
-def noise_mark(z: float, threshold: float = 4.0) -> str:
-    """The one mark of the main-line noise rule: "beyond noise" when |z| > threshold, else "within noise".
-    z: a float, not nan (a difference in units of its yardstick); threshold: a positive finite float."""
-    z, threshold = float(z), float(threshold)
-    if math.isnan(z):
-        raise ValueError(f"z must not be nan, got {z!r}")
-    if not math.isfinite(threshold) or threshold <= 0:
-        raise ValueError(f"threshold must be a positive finite float, got {threshold!r}")
-    return "beyond noise" if abs(z) > threshold else "within noise"
-
-
-def judge(family: str, a: dict, b: dict, key: str, seeded, directory=None) -> dict:
-    """One metric of two settings (seed 0 each) on the ONE noise rule: when both settings have stored seeds,
-    s = sqrt(sd_a^2 + sd_b^2) from their own seeds ("own σs", as ``compare``); otherwise s = sqrt(2) *
-    ``largest_sd(family, key, seeded)`` ("√2 σ_max"). Returns {"a", "b", "change" (b - a), "s", "z" (change / s),
-    "mark" (``noise_mark(z)``), "yardstick"}. seeded: the family's settings with seeds (parameter dicts)."""
-    result = compare(family, a, b, key, directory)
-    if result["borrowed"]:
-        s, yardstick = math.sqrt(2) * largest_sd(family, key, seeded, directory), "√2 σ_max"
-    else:
-        s, yardstick = result["s"], "own σs"
-    z = _z(result["change"], s)
-    return {"a": result["a"], "b": result["b"], "change": result["change"], "s": s, "z": z, "mark": noise_mark(z),
-            "yardstick": yardstick}
-
-
-def judge_rows(moves, seeded: dict, directory=None, names: dict | None = None) -> list:
-    """The headline moves of the sliders judged on the ONE noise rule (``judge``), as rows for ``table``.
-    moves: a list of (family, a, b, keys): two parameter dicts of ``family`` and a tuple of metric keys;
-    seeded: {family: its settings with stored seeds (parameter dicts)}. One dict per (move, key), in order:
-    "move" ("<family> <point_id(a)> → <point_id(b)>"), "metric" (the key), "from", "to" (seed-0 values, floats),
-    "z" (change in units of the yardstick) and "mark" ("beyond seed noise" when |z| > 4, else
-    "within seed noise"). names: optional labels for the "metric" column (default: the key itself), either
-    {key: label} or, per family, {family: {key: label}} (e.g. ``HEADLINE_NAMES``)."""
-    if names is not None and not isinstance(names, dict):
-        raise ValueError(f"names must be None or a dict, got {names!r}")
-    rows = []
-    for move in moves:
-        if not (isinstance(move, (tuple, list)) and len(move) == 4):
-            raise ValueError(f"each move must be (family, a, b, keys), got {move!r}")
-        family, a, b, keys = move
-        if family not in seeded:
-            raise ValueError(f"seeded has no settings for family {family!r}")
-        if isinstance(keys, str) or not keys:
-            raise ValueError(f"keys must be a non-empty tuple of metric names, got {keys!r}")
-        per_family = bool(names) and all(isinstance(label, dict) for label in names.values())
-        labels = (names.get(family, {}) if per_family else names) or {}
-        for key in keys:
-            c = judge(family, a, b, key, seeded[family], directory)
-            rows.append({"move": f"{family.upper()} {point_id(a)} → {point_id(b)}", "metric": labels.get(key, key),
-                         "from": float(c["a"]), "to": float(c["b"]), "z": float(c["z"]),
-                         "mark": "beyond seed noise" if abs(c["z"]) > 4 else "within seed noise"})
-    return rows
-
-
-def near_edge_rows(series_through: dict, seeded: dict, low: float = 3.0, high: float = 6.0,
-                   keys=("bce", "units_for_mass"), directory=None, names: dict | None = None) -> list:
-    """Every point of the slider series judged against its reference (``judge_rows``), keeping the rows whose
-    |z| lies in (low, high]: the calls near the noise rule's threshold of 4.
-    series_through: {family: (reference params, [moving hyperparameter names])}, e.g.
-    {"kl": ({"rho": 0.08, "beta": 0.005}, ["rho", "beta"]), "l1": ({"lam": 4e-5}, ["lam"])}; each series holds
-    the other hyperparameters at the reference. seeded: as ``judge_rows``; 0 <= low < high.
-    Returns the ``judge_rows`` dicts (move, metric, from, to, z, mark) in series order."""
-    low, high = float(low), float(high)
-    if not (0 <= low < high):
-        raise ValueError(f"need 0 <= low < high, got low={low!r}, high={high!r}")
-    if not isinstance(series_through, dict) or not series_through:
-        raise ValueError(f"series_through must be a non-empty dict {{family: (reference, moving names)}}, got {series_through!r}")
-    moves = []
-    for family, (reference, moving_names) in series_through.items():
-        for moving in moving_names:
-            fixed = {k: v for k, v in reference.items() if k != moving}
-            for value in series(family, moving, directory, **fixed):
-                if value != reference[moving]:
-                    moves.append((family, dict(reference), {k: value if k == moving else v for k, v in reference.items()}, tuple(keys)))
-    rows = judge_rows(moves, seeded, directory, names)
-    return [row for row in rows if low < abs(row["z"]) <= high]
-
-
-# The three slider series of the explorer, for ``near_edge_rows``: {family: (reference, moving hyperparameters)}.
 
 
 def start_rows(x, rho: float = 0.08, beta: float = 0.005, n_hidden: int = 512, seed: int = 0) -> list:
@@ -629,54 +499,6 @@ def start_rows(x, rho: float = 0.08, beta: float = 0.005, n_hidden: int = 512, s
     return rows
 
 
-SEED_SD_COLUMNS = {"test BCE": ("bce", ".1e"), "k90": ("units_for_mass", ".2f"),
-                   "active units per digit": ("active_units_per_digit", ".2f"),
-                   "dead / never-active share": ("dead_fraction", ".1%")}
-
-
-def seed_sd_table(seeded: dict, directory=None) -> str:
-    """The seed standard deviations of the seeded settings as a printable table, one line per setting:
-    "setting" ("<FAMILY> <point_id>"), "seeds" (how many are stored), then the sample std (n - 1) over the
-    seeds of each metric of ``SEED_SD_COLUMNS`` (test BCE, k90, active units per digit, dead / never-active
-    share). seeded: {family: a sequence of parameter dicts, each a stored setting with two or more seeds}.
-    Raises like ``seed_spread`` for a setting with fewer than two seeds."""
-    if not isinstance(seeded, dict) or not seeded:
-        raise ValueError(f"seeded must be a non-empty dict {{family: settings}}, got {seeded!r}")
-    keys = tuple(key for key, _ in SEED_SD_COLUMNS.values())
-    rows = []
-    for family, settings in seeded.items():
-        for params in settings:
-            spread = seed_spread(family, keys, directory, **params)
-            rows.append({"setting": f"{family.upper()} {point_id(params)}", "seeds": len(spread[keys[0]]["seeds"]),
-                         **{name: spread[key]["std"] for name, (key, _) in SEED_SD_COLUMNS.items()}})
-    return table(rows, formats={"setting": "<", **{name: spec for name, (_, spec) in SEED_SD_COLUMNS.items()}})
-
-
-_COMMON_NAMES = {"units_for_mass": "k90", "active_units_per_digit": "active units per digit", "bce": "test BCE"}
-# Metric labels per family, for ``judge_rows``: a sigmoid (KL) unit is not "dead" under the ReLU definition;
-# its "dead_fraction" is the share of units never above 0.5.
-HEADLINE_NAMES = {"kl": {**_COMMON_NAMES, "dead_fraction": "never active (> 0.5)"},
-                  "l1": {**_COMMON_NAMES, "dead_fraction": "dead share"}}
-HEADLINE_FORMATS = {"k90": ".1f", "active units per digit": ".1f", "dead share": ".1%",
-                    "never active (> 0.5)": ".1%", "test BCE": ".5f"}
-
-
-def headline_table(rows: list, formats: dict | None = None) -> str:
-    """Rows of ``judge_rows`` as a printable table: move, metric, from, to (each in its metric's format),
-    z ("+.1f") and mark. rows: dicts with "move", "metric", "from", "to", "z", "mark"; formats: {metric label:
-    format spec} for "from" and "to" (default ``HEADLINE_FORMATS``, for labels from ``HEADLINE_NAMES``)."""
-    formats = HEADLINE_FORMATS if formats is None else formats
-    if not isinstance(rows, list) or not rows:
-        raise ValueError(f"rows must be a non-empty list of judge_rows dicts, got {rows!r}")
-    missing = sorted({row.get("metric") for row in rows} - set(formats))
-    if missing:
-        raise ValueError(f"no format for metric(s) {missing}; give formats={{label: spec}}")
-    columns = {"move": ("move", "<"), "metric": ("metric", "<"),
-               **{end: (lambda row, end=end: format(row[end], formats[row["metric"]]), ">") for end in ("from", "to")},
-               "z": ("z", "+.1f"), "mark": ("mark", "<")}
-    return table(rows, columns)
-
-
 def gallery_entries(points, directory=None) -> dict:
     """Atlas entries labelled for ``plots.plot_atlas_gallery``: {label: AtlasEntry}, in the order given.
     points: a sequence of (family, params dict) of stored settings. Each label is "<FAMILY> sym=value, ..."
@@ -697,86 +519,6 @@ def gallery_entries(points, directory=None) -> dict:
             text += " (no penalty)"
         entries[text] = load_atlas(family, directory).entry(**params)
     return entries
-
-
-def gallery_facts(entries: dict, shown: int = 8) -> list:
-    """What the gallery rows show, as rows for ``table``: one dict per item of ``entries`` ({row label: atlas
-    entry}, as ``gallery_entries``): "row" (the label), "units on ≥ 99 %" (units active on at least 99 % of the
-    test digits, an int), "weights positive" (share of the weights > 0 in the first ``shown`` decoder images,
-    entry.features[:shown], the tiles drawn), "weight min", "weight max" (their range), "shown fire on, from" and
-    "to" (the least and most often active of the ``shown`` most often active units: firing frequencies in [0, 1])."""
-    if not isinstance(entries, dict) or not entries:
-        raise ValueError(f"entries must be a non-empty dict {{label: atlas entry}}, got {entries!r}")
-    shown = check_int("shown", shown, low=1)
-    rows = []
-    for label, entry in entries.items():
-        tiles = np.asarray(entry.features[:shown])
-        firing = np.sort(np.asarray(entry.firing_frequency))[::-1][:shown]
-        rows.append({"row": label, "units on ≥ 99 %": int((np.asarray(entry.firing_frequency) >= 0.99).sum()),
-                     "weights positive": float((tiles > 0).mean()), "weight min": float(tiles.min()),
-                     "weight max": float(tiles.max()), "shown fire on, from": float(firing.min()),
-                     "to": float(firing.max())})
-    return rows
-
-
-def penalty_scale_rows(directory=None, batch_size: int | None = None, shuffles: int | None = None) -> list:
-    """Why beta and lambda look small: one dict per family's reference (seed 0), for ``table``: "family",
-    "weight" (beta or lambda), "784 × weight" (the weight against a pixel-summed error; 784 pixels),
-    "code sum per digit" (H * ybar, the mean over test digits of sum_j y_j; None for KL, whose penalty is not a
-    code sum) and "penalty ÷ test BCE" ((objective - bce) / bce on the test digits; for KL rho_hat_j is the mean
-    over all test digits). Floats.
-    batch_size (default None: as above): an int B >= 1 makes "penalty ÷ test BCE" the penalty as training sees
-    it, the mean over consecutive test minibatches of B digits (the last may be shorter) with rho_hat_j over each
-    minibatch, from the shipped KL model's codes (the atlas's KL reference run); L1's penalty is a mean over
-    digits, so its value does not change. It also adds "KL, ρ̂ over all test digits": the default KL value
-    (None for L1).
-    shuffles (default None: as above; needs batch_size): an int n >= 1 makes the KL "penalty ÷ test BCE" the
-    mean over n random orders of the test digits (``metrics.minibatch_kl_penalty`` with shuffle_seed 0..n-1,
-    full minibatches only), as training shuffles its digits, and adds "KL, consecutive batches" (the
-    unshuffled order, full minibatches only, like the shuffled value) and "KL, all digits + Jensen estimate" (the all-digit value plus
-    ``metrics.kl_jensen_gap``, the expected excess of random minibatches; None for L1)."""
-    rows = _penalty_scale_rows(directory)
-    if batch_size is None:
-        return rows
-    batch_size = check_int("batch_size", batch_size, low=1)
-    if shuffles is not None:
-        shuffles = check_int("shuffles", shuffles, low=1)
-    from .penalties import kl_sparsity_penalty
-    from .pretrained import load_pretrained
-    model = load_pretrained("kl")[0]
-    with torch.no_grad():
-        code = model.encode(prepare_images(load_mnist("test")[0])).double()
-    kl_ref = FAMILIES["kl"].reference()
-    rho, beta = kl_ref["rho"], kl_ref["beta"]
-    bce_kl = load_atlas("kl", directory).entry(**kl_ref).metrics["bce"]
-    for row in rows:
-        row["KL, ρ̂ over all test digits"] = row["penalty ÷ test BCE"] if row["family"] == "KL" else None
-    kl_row = next(row for row in rows if row["family"] == "KL")
-    if shuffles is None:  # consecutive minibatches, the last one possibly shorter
-        penalty = torch.stack([kl_sparsity_penalty(b, rho) for b in code.split(batch_size)]).mean().item()
-        kl_row["penalty ÷ test BCE"] = beta * penalty / bce_kl
-        return rows
-    from .metrics import kl_jensen_gap, minibatch_kl_penalty
-    shuffled = np.mean([minibatch_kl_penalty(code, rho, beta, batch_size, shuffle_seed=s) for s in range(shuffles)])
-    for row in rows:
-        row["KL, consecutive batches"] = row["KL, all digits + Jensen estimate"] = None
-    kl_row["KL, consecutive batches"] = minibatch_kl_penalty(code, rho, beta, batch_size) / bce_kl
-    kl_row["KL, all digits + Jensen estimate"] = (kl_row["KL, ρ̂ over all test digits"]
-                                                  + kl_jensen_gap(code, rho, beta, batch_size) / bce_kl)
-    kl_row["penalty ÷ test BCE"] = float(shuffled) / bce_kl
-    return rows
-
-
-def _penalty_scale_rows(directory=None) -> list:
-    rows = []
-    for family, name in (("kl", "beta"), ("l1", "lam")):
-        entry = load_atlas(family, directory).entry(**FAMILIES[family].reference())
-        m, weight = entry.metrics, float(entry.params[name])
-        rows.append({"family": family.upper(), "weight": weight, "784 × weight": 784 * weight,
-                     "code sum per digit": (float(entry.config.n_hidden * m["mean_activation"])
-                                            if family == "l1" else None),
-                     "penalty ÷ test BCE": (m["objective"] - m["bce"]) / m["bce"]})
-    return rows
 
 
 def _z(change: float, s: float) -> float:
@@ -807,15 +549,6 @@ def compare(family: str, a: dict, b: dict, key: str, directory=None) -> dict:
     z = _z(change, s)
     return {"a": values[0], "b": values[1], "change": change, "s": s, "z": z, "verdict": noise_verdict(z),
             "borrowed": borrowed_a or borrowed_b}
-
-
-def largest_sd(family: str, key: str, settings, directory=None) -> float:
-    """The largest seed std of metric ``key`` over ``settings`` (parameter dicts of ``family``, each with two or
-    more stored seeds; a setting without them raises MissingSettingError rather than borrowing)."""
-    settings = list(settings)
-    if not settings:
-        raise ValueError("settings must name at least one setting")
-    return max(float(seed_spread(family, (key,), directory, **params)[key]["std"]) for params in settings)
 
 
 def pooled_sd(spreads: list, key: str) -> float:
@@ -867,35 +600,6 @@ def noise_yardstick(spreads: dict, keys=("units_for_mass", "bce"), c: float = 3 
     result["tolerance"][a, b] = pair_tolerance(result["sigma"][a], result["sigma"][b], c)
     result["wide"] = pair_tolerance(result["largest"][a], result["largest"][b], c)
     return result
-
-
-def spread_ratios(spreads: dict, keys=("units_for_mass", "bce")) -> list:
-    """Are the seeded settings pooled by ``noise_yardstick`` equally noisy? One row per family and key.
-
-    spreads: as for ``noise_yardstick``, {(family, setting label): ``seed_spread`` result}; each family needs
-    at least two settings. Per family and key, the settings with the largest and the smallest sample std s_i
-    (ddof=1, over their n_i seeds) give: "family", "key", "larger" and "smaller" (setting labels),
-    "s larger", "s smaller", "fold" = s larger / s smaller, and "p, two-sided" = min(1, 2 * P(F >= fold^2))
-    with F ~ F(n_larger - 1, n_smaller - 1) (``metrics.variance_ratio_p``; two-sided because which setting
-    comes out larger was not predicted): how often equal true spreads give a fold at least this large."""
-    from .metrics import variance_ratio_p
-
-    rows = []
-    for family in dict.fromkeys(f for f, _ in spreads):
-        runs = {label: spread for (f, label), spread in spreads.items() if f == family}
-        if len(runs) < 2:
-            raise ValueError(f"spreads must hold at least two settings per family; {family} has {len(runs)}")
-        for key in keys:
-            missing = [label for label, run in runs.items() if key not in run]
-            if missing:
-                raise ValueError(f"every spread must hold the key {key!r}; {family} {missing} lack it")
-            ranked = sorted(runs, key=lambda label: runs[label][key]["std"])
-            low, high = runs[ranked[0]][key], runs[ranked[-1]][key]
-            p = variance_ratio_p(high["std"], len(high["values"]), low["std"], len(low["values"]))
-            rows.append({"family": family, "key": key, "larger": ranked[-1], "smaller": ranked[0],
-                         "s larger": high["std"], "s smaller": low["std"], "fold": high["std"] / low["std"],
-                         "p, two-sided": min(1.0, 2 * p)})
-    return rows
 
 
 def series(family: str, moving: str, directory=None, **fixed) -> dict:
@@ -953,87 +657,10 @@ def digits_of(key: str) -> int:
     return {"bce": 5, "active_units_per_digit": 1, "units_for_mass": 1, "l0": 1}.get(key, 4)
 
 
-def pull_rows(beta: float = 0.005, directory=None) -> list:
-    """The KL rho series at ``beta``, one dict per rho: "ρ" (text), "miss ȳ − ρ" (ybar - rho, ybar the mean over
-    the H units of each unit's stored mean code value on the test digits) and "pull bound ÷ β" = |ybar - rho| /
-    (1 - ybar), the bound on |d beta KL / d b_j| / beta of a unit whose minibatch mean equals ybar (the
-    derivation: dKL(ρ‖q)/dq = (q − ρ)/(q(1 − q)) and dq/db_j = mean of y(1 − y) ≤ q, with q = ybar).
-    Floats; ``beta`` >= 0."""
-    beta = check_number("beta", beta, low=0)
-    rows = []
-    for rho, row in series("kl", "rho", directory, beta=beta).items():
-        ybar = row["metrics"]["mean_activation"]
-        rows.append({"ρ": f"{rho:g}", "miss ȳ − ρ": ybar - rho, "pull bound ÷ β": abs(ybar - rho) / (1 - ybar)})
-    return rows
-
-
 def steps(rows: dict, key: str, unit: float = 1.0) -> np.ndarray:
     """The change of the metric ``key`` from each row of a ``series`` to the next, divided by ``unit`` (e.g. a
     seed standard deviation, so the changes read in sigmas): (len(rows) - 1,) floats."""
     return np.diff([row["metrics"][key] for row in rows.values()]) / unit
-
-
-def series_table(rows: dict, moving: str, unit: dict | None, step_label: str = "change",
-                 raw_changes: bool = False) -> str:
-    """A ``series`` as a plain-text table, one row per point: the moving value, k90, test BCE, active units
-    per digit and the dead (or never-active) share, with the change of k90 and of the BCE from the row
-    above in units of ``unit`` ({"units_for_mass": ..., "bce": ...}, e.g. seed tolerances), in columns
-    headed "k90 <step_label>" and "BCE <step_label>" (e.g. step_label="step (z)"). With ``unit=None`` the
-    two step columns are left out (the plain table a reader scans for the trend). raw_changes: also give the
-    plain change from the row above (units of k90; nats per pixel), in columns "k90 raw change" and
-    "BCE raw change" before the scaled ones, comparable across families (default False: left out)."""
-    if not isinstance(raw_changes, bool):
-        raise ValueError(f"raw_changes must be True or False, got {raw_changes!r}")
-    if unit is not None and not (isinstance(unit, dict) and {"units_for_mass", "bce"} <= set(unit)):
-        raise ValueError(f"unit must be None or a dict with keys 'units_for_mass' and 'bce', got {unit!r}")
-    k90_step_name, bce_step_name = f"k90 {step_label}", f"BCE {step_label}"
-    n = len(rows)
-    k90_steps = [None, *steps(rows, "units_for_mass", unit["units_for_mass"])] if unit is not None else [None] * n
-    bce_steps = [None, *steps(rows, "bce", unit["bce"])] if unit is not None else [None] * n
-    table_rows = []
-    for (value, row), k90_step, bce_step in zip(rows.items(), k90_steps, bce_steps):
-        m = row["metrics"]
-        raw = {key: None if not table_rows else m[key] - previous[key] for key in ("units_for_mass", "bce")}
-        previous = m
-        cells = {moving: value, "k90": m["units_for_mass"], "k90 raw change": raw["units_for_mass"],
-                 k90_step_name: k90_step, "test BCE": m["bce"], "BCE raw change": raw["bce"],
-                 bce_step_name: bce_step, "active units per digit": m["active_units_per_digit"],
-                 "dead or never-active units": m["dead_fraction"]}
-        if unit is None:
-            del cells[k90_step_name], cells[bce_step_name]
-        if not raw_changes:
-            del cells["k90 raw change"], cells["BCE raw change"]
-        table_rows.append(cells)
-    return table(table_rows, formats={moving: "g", "k90": ".1f", "k90 raw change": "+.1f", k90_step_name: "+.1f",
-                                      "test BCE": ".5f", "BCE raw change": "+.5f", bce_step_name: "+.1f",
-                                      "active units per digit": ".1f", "dead or never-active units": ".1%"})
-
-
-def seed_noise_tables(spreads: dict, noise: dict) -> str:
-    """The seed-noise bookkeeping of two families as printable text: one row per seeded setting (its seeds, k90
-    sd and test BCE sd), then per family the largest / smallest setting sd with its two-sided F-test p
-    (``spread_ratios``), then the pooled sd of each family, the cross tolerance and the wide tolerance.
-
-    spreads: {(family, setting label): ``seed_spread`` result}, each holding "units_for_mass" and "bce";
-    noise: ``noise_yardstick(spreads)``. Returns the text (three tables separated by blank lines)."""
-    keys = ("units_for_mass", "bce")
-    if not isinstance(noise, dict) or any(k not in noise for k in ("sigma", "tolerance", "wide")):
-        raise ValueError("noise must be a noise_yardstick result (with 'sigma', 'tolerance' and 'wide')")
-    families = list(noise["sigma"])
-    if list(dict.fromkeys(f for f, _ in spreads)) != families:
-        raise ValueError(f"spreads must hold the families of noise, {families}, in that order")
-    settings = [{"setting": f"{f.upper()}, {label}", "seeds": len(s["bce"]["values"]),
-                 "k90 sd": s["units_for_mass"]["std"], "test BCE sd": s["bce"]["std"]} for (f, label), s in spreads.items()]
-    ratios = [{"family": row["family"].upper(), "metric": LEAD_NAMES[row["key"]], "largest / smallest sd": row["fold"],
-               "F-test p": row["p, two-sided"]} for row in spread_ratios(spreads, keys)]
-    pooled = ([{"": f"pooled seed sd, {f.upper()}", **noise["sigma"][f]} for f in families]
-              + [{"": f"one {families[0].upper()} - {families[1].upper()} tolerance", **noise["tolerance"][tuple(families)]},
-                 {"": "wide tolerance (largest sds)", **noise["wide"]}])
-    columns = {"": ("", "<"), "k90": ("units_for_mass", ".2f"), "test BCE": ("bce", ".5f")}
-    return "\n\n".join([table(settings, formats={"setting": "<", "test BCE sd": ".5f"}, default=".2f"),
-                         table(ratios, formats={"family": "<", "metric": "<", "largest / smallest sd": ".1f",
-                                                "F-test p": ".2f"}),
-                         table(pooled, columns)])
 
 
 def margins(records: list, rivals: list, unit: dict) -> list:
@@ -1074,9 +701,6 @@ def leads(record: dict, reference: dict, unit: dict) -> dict:
     return {key: (reference["metrics"][key] - record["metrics"][key]) / u for key, u in unit.items()}
 
 
-LEAD_NAMES = {"units_for_mass": "k90", "bce": "BCE"}
-
-
 def activation_penalty_records(lam: float, rho: float, beta: float, directory=None) -> dict:
     """The atlas runs that separate the activation from the penalty (the L1 penalty on sigmoid codes, the ReLU
     model without and with it, the KL reference with either start), each a record as ``Atlas.records`` with a
@@ -1097,114 +721,6 @@ def activation_penalty_records(lam: float, rho: float, beta: float, directory=No
         ("KL, PyTorch's start, seed 0", {"rho": rho, "beta": beta, "start": "default"}))]
     return {"sigmoid L1": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] < 1],
             "left out": [q for q in on_sigmoid if q["metrics"]["dead_fraction"] >= 1], "ReLU L1": relu, "KL": kl}
-
-
-def margin_census(records: list, rival_sets: dict, unit: dict, close: float = 3.0) -> list:
-    """How many ``records`` each set of rivals beats beyond ``unit`` on every key, and which record comes closest.
-
-    records: the records to judge (as ``Atlas.records``, e.g. the penalised KL points); rival_sets: {name: list
-    of rival records}; unit: {metric: tolerance}, lower is better on every metric (as ``best_rivals``).
-    One dict per rival set, in its order: "rivals" (the name), "beaten" (records whose margin, the
-    ``best_rivals`` lead, is above 1), "of" (len(records)), "smallest margin", "closest" (point_id of the
-    record with the smallest margin), "its rival" (point_id of that record's best rival) and "margins under
-    {close:g}" (records whose margin is below ``close``)."""
-    if not records or not all(rival_sets.values()):
-        raise ValueError("records and every rival set must be non-empty lists of atlas records, got "
-                         f"{len(records)} records and rival sets of sizes {[len(r) for r in rival_sets.values()]}")
-    close = check_number("close", close)
-    rows = []
-    for name, rivals in rival_sets.items():
-        best = best_rivals(records, rivals, unit)                          # {point_id: (margin, key, rival params)}
-        closest = min(best, key=lambda point: best[point][0])
-        margins = [margin for margin, _, _ in best.values()]
-        rows.append({"rivals": name, "beaten": sum(m > 1 for m in margins), "of": len(records),
-                     "smallest margin": best[closest][0], "closest": closest, "its rival": point_id(best[closest][2]),
-                     f"margins under {close:g}": sum(m < close for m in margins)})
-    return rows
-
-
-def still_falling(history_values, unit: float, window: int = 5) -> float:
-    """How much a run was still improving at its end: the mean of the ``window`` values before the last
-    ``window`` minus the mean of the last ``window``, over ``unit`` (e.g. a seed tolerance). Means, not two
-    single epochs, because one run's test BCE jumps from epoch to epoch. history_values: per-epoch list
-    such as ``entry.history["test_bce"]``, at least 2 * window long."""
-    values = np.asarray(history_values, dtype=np.float64)
-    if len(values) < 2 * window:
-        raise ValueError(f"history_values must hold at least 2 * window = {2 * window} epochs, got {len(values)}")
-    return float((values[-2 * window:-window].mean() - values[-window:].mean()) / unit)
-
-
-def falling_test(history_values, window: int = 5, z: float = 3.0) -> dict:
-    """Is a run still improving at its end, beyond its own epoch-to-epoch jitter? From a per-epoch list such
-    as ``entry.history["test_bce"]`` (at least 2 * window values). Returns floats and a bool:
-    "delta": ``still_falling(history_values, unit=1, window)``, the mean of the ``window`` values before the
-    last ``window`` minus the mean of the last ``window``; "per_epoch": delta / window;
-    "jitter": s, the sample sd (ddof=1) of the epoch-to-epoch differences over the last 2 * window values;
-    "falling": delta > z * s / sqrt(window). Why s / sqrt(window): on a flat curve of independent noise of
-    sd sigma, successive differences have sd sigma * sqrt(2), so s estimates sigma * sqrt(2), and delta, a
-    difference of two means of ``window`` values, has sd sigma * sqrt(2 / window) = (s / sqrt(window)).
-    A curve with no jitter at all is "falling" when delta > 0."""
-    window = check_int("window", window, low=2)
-    z = check_number("z", z, low=0)
-    values = np.asarray(history_values, dtype=np.float64)
-    delta = still_falling(values, unit=1.0, window=window)
-    jitter = float(np.diff(values[-2 * window:]).std(ddof=1))
-    return {"delta": delta, "per_epoch": delta / window, "jitter": jitter,
-            "falling": bool(delta > z * jitter / math.sqrt(window))}
-
-
-def reference_runs(budgets: dict, tolerance: dict, wide: dict | None = None, families=("kl", "l1"),
-                   directory=None) -> list:
-    """The reference setting of two families trained otherwise (other learning rates, more epochs), side by side.
-
-    budgets: {run label: recipe options, e.g. {"lr": 2e-2} or {"epochs": 60} or {} for the recipe}; each run
-    must be stored for both families at their reference setting. tolerance: {"units_for_mass": ..., "bce": ...},
-    the cross-family tolerance; wide: the same, wider (optional). Returns one dict per run, in order: "run", and
-    per family F (upper case) "F k90", "F test BCE", "F fall per epoch (BCE)" and "F still falling" ("yes"/"no",
-    from ``falling_test`` on its test-BCE history), "F fall / noise" (that test's delta over jitter / sqrt(5): "still
-    falling" is "yes" when it is above 3), "F living units" (firing frequency > 0); then
-    "L1 lead on k90 (tol.)" and "L1 lead on BCE (tol.)": (first family - second family) / tolerance, with the
-    second family's name in the label; with ``wide``, "<second> BCE lead (wide tol.)" in wide's unit."""
-    first, second = families
-    rows = []
-    for run, options in budgets.items():
-        row = {"run": run}
-        for family in families:
-            entry, tag = load_atlas(family, directory).entry(**FAMILIES[family].reference(), **options), family.upper()
-            trend = falling_test(entry.history["test_bce"])
-            row[f"{tag} k90"], row[f"{tag} test BCE"] = entry.metrics["units_for_mass"], entry.metrics["bce"]
-            row[f"{tag} fall per epoch (BCE)"] = trend["per_epoch"]
-            row[f"{tag} still falling"] = "yes" if trend["falling"] else "no"
-            row[f"{tag} fall / noise"] = trend["delta"] / (trend["jitter"] / math.sqrt(5)) if trend["jitter"] else math.copysign(math.inf, trend["delta"])
-            row[f"{tag} living units"] = int((entry.firing_frequency > 0).sum())
-        lead = second.upper()
-        for key, column in (("units_for_mass", "k90"), ("bce", "test BCE")):
-            difference = row[f"{first.upper()} {column}"] - row[f"{second.upper()} {column}"]
-            row[f"{lead} lead on {column.replace('test ', '')} (tol.)"] = difference / tolerance[key]
-            if wide is not None and key == "bce":
-                row[f"{lead} BCE lead (wide tol.)"] = difference / wide["bce"]
-        rows.append(row)
-    return rows
-
-
-def best_rate_lead(rows: list, tolerance: dict, families=("kl", "l1")) -> dict:
-    """Each family at its own best run, the second family's leads. rows: ``reference_runs`` rows (the runs to
-    choose from, e.g. the learning rates); tolerance: {"units_for_mass": ..., "bce": ...}, the cross-family
-    tolerance. Each family's best run is the row of lowest "F test BCE" (F its upper-case name; the first row
-    on ties). Returns {"F run": run label for each family, "test BCE": (first's best test BCE - second's best
-    test BCE) / tolerance["bce"], "k90": (first's k90 - second's k90, each at its best run) /
-    tolerance["units_for_mass"]}: the second family's leads in tolerances (positive: it is ahead)."""
-    first, second = (f.upper() for f in families)
-    columns = [f"{f} {c}" for f in (first, second) for c in ("test BCE", "k90")]
-    if not rows or any(not isinstance(row, dict) or "run" not in row or any(c not in row for c in columns)
-                       for row in rows):
-        raise ValueError(f"rows must be a non-empty list of reference_runs rows, each with 'run' and {columns}")
-    if any(not (isinstance(tolerance.get(k), (int, float)) and tolerance[k] > 0) for k in ("bce", "units_for_mass")):
-        raise ValueError(f"tolerance must give positive 'bce' and 'units_for_mass'; got {tolerance!r}")
-    best = {f: min(rows, key=lambda row: row[f"{f} test BCE"]) for f in (first, second)}
-    return {f"{first} run": best[first]["run"], f"{second} run": best[second]["run"],
-            "test BCE": (best[first][f"{first} test BCE"] - best[second][f"{second} test BCE"]) / tolerance["bce"],
-            "k90": (best[first][f"{first} k90"] - best[second][f"{second} k90"]) / tolerance["units_for_mass"]}
 
 
 def table(records: list, columns: dict | None = None, *, formats: dict | None = None, default: str = ".4f") -> str:
@@ -1269,35 +785,6 @@ def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", m
                    for b in records if b is not a)
 
     return [record for record in records if not beaten(record)]
-
-
-def code_mass_along(family: str, moving: str, directory=None, small_values: bool = False, **fixed) -> list:
-    """The code mass per digit and the units that carry it, along one line of a family's grid (``series(family,
-    moving, **fixed)``). One dict per point: the moving value, "k90" (the stored mean ``units_for_mass``),
-    "code mass per digit" (the mean over the test digits of sum_j y_bj, which equals sum_j rho_hat_j, the sum of
-    the H stored per-unit means over the test digits) and "units with a non-zero mean" (units whose mean code
-    value over the test digits is above 0: for a ReLU code the living units, for a sigmoid code all H).
-    With ``small_values=True`` (codes in [0, 1], sigmoid families only) two more keys: "active units per digit"
-    (sum_j f_j, f_j the stored firing frequency: the mean over test digits of the count of values > 0.5) and
-    "mass from values <= 0.5, at least" (1 - sum_j f_j / sum_j rho_hat_j: each value above 0.5 is at most 1, so
-    the values above 0.5 add at most sum_j f_j to the mass per digit; a share of the mass, in [0, 1]).
-    Raises ValueError (from ``series``) when ``moving`` or ``fixed`` do not name the family's hyperparameters,
-    and when ``small_values`` is asked of a family whose codes are not in [0, 1]."""
-    if small_values and FAMILIES[family].activation != "sigmoid":
-        raise ValueError(f"small_values=True needs codes in [0, 1] (a sigmoid family), got family={family!r} "
-                         f"with {FAMILIES[family].activation} codes")
-    rows = []
-    for value in series(family, moving, directory, **fixed):
-        entry = load_atlas(family, directory).entry(**{**fixed, moving: value})
-        means = np.asarray(entry.mean_activation, dtype=np.float64)                  # (H,) rho_hat_j
-        rows.append({moving: value, "k90": entry.metrics["units_for_mass"], "code mass per digit": float(means.sum()),
-                     "units with a non-zero mean": int((means > 0).sum())})
-        if small_values:
-            active = float(np.asarray(entry.firing_frequency, dtype=np.float64).sum())    # sum_j f_j
-            rows[-1]["active units per digit"] = active
-            floor = mass_below_bound(active, float(means.mean()), len(means))
-            rows[-1]["mass from values <= 0.5, at least"] = max(0.0, floor)
-    return rows
 
 
 def _list(directory) -> None:

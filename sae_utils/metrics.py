@@ -6,7 +6,6 @@ digit when its activation exceeds 0.5 (closer to "on" than "off"), a ReLU unit w
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -92,28 +91,6 @@ def evaluate(model, images, *, family: str | None = None, **hyperparameters) -> 
         "dead_fraction": dead_fraction(code, ACTIVE_THRESHOLD[model.activation]),
         "n_images": len(x),
     }
-
-
-def minibatch_kl_penalty(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200,
-                         shuffle_seed: int | None = None) -> float:
-    """The weighted KL penalty as training sees it: beta * sum_j KL(rho || rho_hat_j), rho_hat_j the mean of
-    unit j over one minibatch of ``batch_size`` consecutive rows of ``code`` (B, H) (sigmoid values in [0, 1]),
-    averaged over the B // batch_size full minibatches (the rows after the last full one are left out).
-    KL is convex in rho_hat, so this is at least the penalty with rho_hat over all B rows (Jensen).
-    ``shuffle_seed``: if given, the rows are first put in the random order torch.randperm draws from a generator
-    seeded with it (as training shuffles its digits); None (default) keeps the rows' own order."""
-    code = check_code("code", code)
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    beta = check_number("beta", beta, low=0)
-    batch_size = check_int("batch_size", batch_size)
-    n_batches = len(code) // batch_size
-    if n_batches == 0:
-        raise ValueError(f"batch_size must be at most the {len(code)} rows of code, got {batch_size}")
-    if shuffle_seed is not None:
-        shuffle_seed = check_int("shuffle_seed", shuffle_seed, low=0)
-        code = code[torch.randperm(len(code), generator=torch.Generator().manual_seed(shuffle_seed))]
-    rho_hat = code[:n_batches * batch_size].double().reshape(n_batches, batch_size, -1).mean(dim=1)
-    return beta * kl_divergence.unchecked(rho, rho_hat).sum(dim=1).mean().item()
 
 
 def kl_jensen_gap(code: torch.Tensor, rho: float, beta: float, batch_size: int = 1200) -> float:
@@ -220,9 +197,6 @@ def subset_penalty_prediction(code: torch.Tensor, rho: float, n: int) -> float:
     return kl_divergence(rho, code.mean(dim=0)).sum().item() + kl_jensen_gap(code, rho, 1.0, batch_size=n)
 
 
-TRUNCATION_FILLS = ("mean", "min", "zero")
-
-
 def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, reference=None) -> dict:
     """What a ReLU model's code looks like on inputs x (N, D), floats in [0, 1], by measures that a rescaling
     of its units (``SparseAutoencoder.rescaled``) does or does not change. Plain floats, means over the N inputs:
@@ -243,9 +217,6 @@ def scale_measures(model: SparseAutoencoder, x: torch.Tensor, lam: float, refere
             change = torch.sigmoid(logits) - reference.reconstruct(x)
             measures["largest x̂ change"] = change.abs().max().item()
     return measures
-
-
-SCALE_KEYS = ("scale", "median ‖d_j‖", "Σ y‖d‖ per value", "Σ y‖d‖", "L0")
 
 
 def unit_scale_statistics(model: SparseAutoencoder, x: torch.Tensor) -> dict:
@@ -293,18 +264,6 @@ def scale_summary(statistics: dict, units=None) -> dict:
             "L0": f.sum().item()}
 
 
-def rescaling_ratios(before: dict, after: dict, units=None) -> dict:
-    """How each scale measure of ``scale_summary`` changed between two states of a run, as the ratio
-    after / before over the same ``units`` (default: each state's own living units). before, after:
-    per-unit statistics as ``unit_scale_statistics`` returns. A common shrink of the code by c < 1 with
-    the decoder lengthened by 1/c gives scale < 1, median ‖d_j‖ > 1 and 1 for the other three.
-    Returns {measure: float}, or None for a measure either state lacks (a NaN column length), which
-    ``atlas.table`` prints as "-"."""
-    start, end = scale_summary(before, units), scale_summary(after, units)
-    ratios = {key: end[key] / start[key] for key in SCALE_KEYS}
-    return {key: None if math.isnan(value) else value for key, value in ratios.items()}
-
-
 def bce_floor(x: torch.Tensor) -> torch.Tensor:
     """The lowest BCE any reconstruction can reach on each image: the mean binary entropy of its pixels,
     -(1/D) sum_p [x_p log x_p + (1 - x_p) log(1 - x_p)] with 0 log 0 = 0. x: (N, D) floats in [0, 1]
@@ -345,150 +304,9 @@ def floor_by_grey_level(images: torch.Tensor, bands: dict | None = None) -> tupl
     return floor, rows
 
 
-def _as_model_input(model: SparseAutoencoder, x) -> torch.Tensor:
-    """Images as the model's input: float images (N, D) in [0, 1] keep their values, in the model's dtype and
-    on its device; uint8 images go through ``prepare_images``."""
-    if isinstance(x, torch.Tensor) and x.is_floating_point():
-        return x.reshape(len(x), model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
-    return prepare_images(x, n_input=model.n_input).to(device=_device(model), dtype=model.encoder.weight.dtype)
-
-
-def bias_pulls(model: SparseAutoencoder, x, rho: float, beta: float, batch_size: int | None = None,
-               seed: int = 0, n_batches: int | None = None) -> dict:
-    """The two pulls on each encoder bias b_j of a KL (sigmoid) model, on the inputs x taken as one batch.
-
-    x: (N, D) floats in [0, 1] or uint8 images. With code y = sigmoid(W_e x + b_e) (N, H), q_j = rho_hat_j =
-    mean_i y_ij, S_j = mean_i y_ij (1 - y_ij) and r_j = S_j / q_j (in (0, 1)), the chain rule gives
-      beta * d KL(rho || q_j) / d b_j = beta * r_j * (q_j - rho) / (1 - q_j),
-    whose size is at most beta * |q_j - rho| / (1 - q_j) because r_j <= 1. Returns (H,) float64 tensors, all
-    computed in float64: "bce" = d BCE / d b_j (BCE a mean over inputs and pixels) and "penalty" =
-    beta * d Omega_KL / d b_j, both by autograd; "formula" (the right-hand side above), "bound", "rho_hat" (q),
-    "S", "slope_ratio" (r) and "C" = mean over pixels of |W_d[p, j]|, so that |bce| <= C_j S_j.
-
-    batch_size: None (default) takes x as one batch. An integer B shuffles x (torch.Generator seeded with
-    ``seed``), splits it into minibatches of B (the last may be smaller) and returns, for every key, the
-    unweighted mean over minibatches of that key's per-minibatch value: "bce" + "penalty" is then the mean
-    gradient of the minibatch objective J = BCE + beta * Omega_KL that training follows, averaged over one
-    shuffled pass. n_batches: None (all minibatches of the pass) or a positive int, to keep only the first
-    n_batches minibatches of the shuffled pass (a random subset of the inputs, for speed)."""
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    beta = check_number("beta", beta, low=0)
-    if not isinstance(model, SparseAutoencoder) or model.activation != "sigmoid":
-        raise ValueError(f"bias_pulls needs a sigmoid (KL) SparseAutoencoder, got "
-                         f"{getattr(model, 'activation', type(model).__name__)!r}")
-    net = copy.deepcopy(model).double()
-    x = _as_model_input(net, x)
-    if batch_size is None:
-        return _bias_pulls_of_batch(net, x, rho, beta)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be None or a positive int, got {batch_size!r}")
-    if n_batches is not None and (isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1):
-        raise ValueError(f"n_batches must be None or a positive int, got {n_batches!r}")
-    per_batch = [_bias_pulls_of_batch(net, x[rows], rho, beta) for rows in _minibatch_rows(len(x), batch_size, seed, n_batches)]
-    return {key: torch.stack([p[key] for p in per_batch]).mean(dim=0) for key in per_batch[0]}
-
-
-def _minibatch_rows(n: int, batch_size: int, seed: int, n_batches: int | None) -> tuple:
-    """The row indices of the first ``n_batches`` (None: all) minibatches of one pass over n rows shuffled as
-    training shuffles (torch.randperm with a generator seeded with ``seed``); the last may be smaller."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(batch_size)[:n_batches]
-
-
-def _bias_pulls_of_batch(net: SparseAutoencoder, x: torch.Tensor, rho: float, beta: float) -> dict:
-    """bias_pulls on one batch x (B, D) of a float64 model ``net``."""
-    from .penalties import kl_sparsity_penalty
-    with torch.enable_grad():
-        logits, code = net(x)
-        (bce,) = torch.autograd.grad(reconstruction_bce(logits, x), net.encoder.bias, retain_graph=True)
-        (penalty,) = torch.autograd.grad(beta * kl_sparsity_penalty(code, rho), net.encoder.bias)
-    y = code.detach()
-    q, S = y.mean(dim=0), (y * (1 - y)).mean(dim=0)
-    return {"bce": bce, "penalty": penalty, "formula": beta * (S / q) * (q - rho) / (1 - q),
-            "bound": beta * (q - rho).abs() / (1 - q), "rho_hat": q, "S": S, "slope_ratio": S / q,
-            "C": net.decoder.weight.detach().abs().mean(dim=0)}
-
-
-def mass_below_bound(active_units_per_digit: float, mean_activation: float, n_hidden: int) -> float:
-    """A floor on ``mass_share_below(code, 0.5)`` of a sigmoid code from two averages: a digit has on
-    average a = ``active_units_per_digit`` values above 0.5, each below 1, in a code whose mass is on average
-    H * ``mean_activation``; so at most a / (H * mean) of the mass lies above 0.5, and at least
-    1 - a / (H * mean) at or below it (pooled over digits and units, not per digit)."""
-    return 1 - active_units_per_digit / (n_hidden * mean_activation)
-
-
-def sparsity_summary(code: torch.Tensor, threshold: float) -> dict:
-    """The sparsity of one code (N, H), non-negative, by every yardstick of the lessons, with ``threshold``
-    the family's "active" rule (``FAMILIES[name].active_threshold``). Living units: active on at least one
-    of the N inputs. Keys: "living units", "active per digit" (values > threshold, mean over inputs),
-    "k_90", "k_50" (``units_for_mass`` at 0.9 and 0.5) and each divided by the living units ("k_90 / living",
-    "k_50 / living"), "unit: own rule" (mean firing frequency of a living unit), "unit: mass rule" (the
-    inputs carrying 90 % of a living unit's mass, as a share of N), "mass below 0.5" (``mass_share_below``)."""
-    code = _check_code(code)
-    frequency = firing_frequency(code, threshold)
-    living = frequency > 0
-    n_living = int(living.sum())
-    summary = {"living units": n_living, "active per digit": (code > threshold).sum(dim=1).double().mean().item(),
-               "k_90": units_for_mass(code), "k_50": units_for_mass(code, share=0.5)}
-    summary |= {f"{k} / living": summary[k] / n_living for k in ("k_90", "k_50")}
-    summary["unit: own rule"] = frequency[living].double().mean().item()
-    summary["unit: mass rule"] = units_for_mass(code[:, living].T.contiguous()) / len(code)
-    summary["mass below 0.5"] = mass_share_below(code, 0.5)
-    return summary
-
-
 def pixel_bce(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """-[x log x_hat + (1 - x) log(1 - x_hat)] per pixel, no reduction (0 log 0 = 0)."""
     return -(torch.special.xlogy(x, x_hat) + torch.special.xlogy(1 - x, 1 - x_hat))
-
-
-def _bce_gap(x: torch.Tensor, x_hat: dict) -> tuple:
-    """(x, (label A, x_hat_A), (label B, x_hat_B), per-pixel BCE_A - BCE_B), all in float64, for the two
-    models' reconstructions in ``x_hat``."""
-    if len(x_hat) != 2:
-        raise ValueError(f"x_hat must hold exactly two models' reconstructions, got {len(x_hat)}")
-    x = x.double()
-    (a, x_a), (b, x_b) = ((label, value.double()) for label, value in x_hat.items())
-    return x, (a, x_a), (b, x_b), pixel_bce(x, x_a) - pixel_bce(x, x_b)
-
-
-def _gap_share(name: str, mask: torch.Tensor, gap: torch.Tensor) -> dict:
-    """One group's row: its share of the pixels and its part of the summed gap."""
-    return {"pixels": name, "share of pixels": mask.double().mean().item(),
-            "share of the gap": (gap[mask].sum() / gap.sum()).item()}
-
-
-def gap_by_brightness(x: torch.Tensor, x_hat: dict, cuts=(0.1, 0.9)) -> list:
-    """Where model A's summed BCE exceeds model B's, by which of the two draws a pixel brighter.
-
-    x: (N, D) inputs in [0, 1]; x_hat: {label: (N, D) reconstructions} of exactly two models A, B. Each
-    pixel falls in one group: stroke (x > 0) where A draws it brighter (x_hat_A > x_hat_B); stroke where A
-    does not, split by the input's value at ``cuts`` (default "0 < x < 0.1", "0.1 <= x < 0.9", "x >= 0.9");
-    background (x = 0) where A is brighter; background where it is not. One row per group: "pixels",
-    "share of pixels", "share of the gap" (its part of sum BCE_A - sum BCE_B, per-pixel BCE in float64);
-    both shares sum to 1 over the groups."""
-    x, (a, x_a), (_, x_b), gap = _bce_gap(x, x_hat)
-    stroke, brighter = x > 0, x_a > x_b
-    edges = [0.0, *cuts, math.inf]
-    groups = {f"stroke, {a} brighter": stroke & brighter}
-    for low, high in zip(edges, edges[1:]):
-        band = f"0 < x < {high:g}" if low == 0 else f"x >= {low:g}" if high == math.inf else f"{low:g} <= x < {high:g}"
-        groups[f"stroke, {band}, {a} darker"] = stroke & ~brighter & (x >= low) & (x < high)
-    groups |= {f"background, {a} brighter": ~stroke & brighter, f"background, {a} darker": ~stroke & ~brighter}
-    return [_gap_share(name, mask, gap) for name, mask in groups.items()]
-
-
-def stroke_gap_totals(rows: list) -> dict:
-    """The stroke totals of a ``gap_by_brightness`` table, whatever the order of its rows. rows: the list of
-    dicts it returns (each with "pixels", "share of pixels", "share of the gap"). Returns {"share of pixels",
-    "share of the gap"}: sums over the rows whose "pixels" starts with "stroke", and "share of the gap, darker":
-    the sum over those stroke rows whose label ends with "darker" (model A draws the pixel no brighter than B)."""
-    if not isinstance(rows, (list, tuple)) or not rows or any(
-            not isinstance(r, dict) or not {"pixels", "share of pixels", "share of the gap"} <= set(r) for r in rows):
-        raise ValueError("rows must be a non-empty list of gap_by_brightness rows")
-    stroke = [r for r in rows if r["pixels"].startswith("stroke")]
-    return {"share of pixels": float(sum(r["share of pixels"] for r in stroke)),
-            "share of the gap": float(sum(r["share of the gap"] for r in stroke)),
-            "share of the gap, darker": float(sum(r["share of the gap"] for r in stroke if r["pixels"].endswith("darker")))}
 
 
 def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -506,46 +324,6 @@ def fraction_variance_unexplained(x: torch.Tensor, x_hat: torch.Tensor) -> float
     if spread == 0:
         raise ValueError("x has no variance across digits, so the fraction of variance unexplained is undefined")
     return ((x - x_hat).pow(2).sum() / spread).item()
-
-
-def _incomplete_beta(x: float, a: float, b: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz, as in
-    Numerical Recipes' betacf; relative error below 1e-12 for the degrees of freedom used here)."""
-    if x <= 0.0 or x >= 1.0:
-        return 0.0 if x <= 0.0 else 1.0
-    if x > (a + 1) / (a + b + 2):                    # the fraction converges fast on this side only
-        return 1.0 - _incomplete_beta(1.0 - x, b, a)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * h / a
-
-
-def variance_ratio_p(sd_a: float, n_a: int, sd_b: float, n_b: int) -> float:
-    """How often pure sampling noise makes one sample std at least this much larger than another.
-
-    sd_a, sd_b: sample standard deviations (ddof=1) of n_a and n_b independent normal values with EQUAL true
-    variance. Returns the one-sided p-value P(F >= (sd_a / sd_b)^2) for F ~ F(n_a - 1, n_b - 1), computed as the
-    regularised incomplete beta I_w((n_b - 1) / 2, (n_a - 1) / 2) with w = d_b / (d_b + d_a F). A small value
-    (e.g. < 0.05) says sd_a is larger beyond sampling noise; a large one says the ratio is what noise gives."""
-    sd_a = check_number("sd_a", sd_a, low=0)
-    sd_b = check_number("sd_b", sd_b, low=0, low_open=True)
-    n_a = check_int("n_a", n_a, low=2)
-    n_b = check_int("n_b", n_b, low=2)
-    d_a, d_b, ratio = n_a - 1, n_b - 1, (sd_a / sd_b) ** 2
-    return float(_incomplete_beta(d_b / (d_b + d_a * ratio), d_b / 2, d_a / 2))
 
 
 def units_by_use(firing_frequency: torch.Tensor, mean_activation: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,7 @@ import torch
 
 from .checks import check_choice, check_code, check_int, check_number
 from .data import prepare_images
-from .metrics import ACTIVE_THRESHOLD, firing_frequency, pixel_bce, units_by_use
-from .probe import probe_features
+from .metrics import firing_frequency, pixel_bce
 
 
 def drawn_shape(n_values: int, shape=None) -> tuple[int, int]:
@@ -531,83 +530,6 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
                title=f"{bce_key} against {key}" + (f" ({trade_note})" if trade_note else ""))
     if title:
         fig.suptitle(title)
-    return fig
-
-
-def plot_test_curves(curves: dict, title: str | None = None, mark_epoch: int | None = 20, ylim=None,
-                     shade_last: int | None = None, floor: float | None = None):
-    """The test BCE per epoch of several runs, one panel per group, on one shared y axis.
-
-    curves: {panel title: {legend label: per-epoch test BCE list (epoch 1 first)}}, e.g. one panel per
-    learning rate with a KL and an L1 run in each; mark_epoch: a dotted vertical line in the last panel
-    (e.g. where the recipe's 20 epochs end when that panel runs longer), None for none. shade_last: when
-    given (an integer >= 1), each panel shades its last ``shade_last`` epochs (those of its longest run), e.g.
-    the window ``atlas.falling_test`` reads; None (default) shades nothing. floor: when given (a positive
-    number, e.g. the BCE floor), a dashed horizontal line labelled "BCE floor" in every panel; None (default)
-    draws none."""
-    if floor is not None:
-        floor = check_number("floor", floor, low=0, low_open=True)
-    if shade_last is not None:
-        shade_last = check_int("shade_last", shade_last, low=1)
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.8 * len(curves), 3.4), sharey=True, squeeze=False)
-    for ax, (panel, runs) in zip(axes[0], curves.items()):
-        for label, test_bce in runs.items():
-            ax.plot(range(1, len(test_bce) + 1), test_bce, label=label)
-        if shade_last is not None:
-            n_epochs = max(len(test_bce) for test_bce in runs.values())
-            ax.axvspan(max(n_epochs - shade_last, 0) + 0.5, n_epochs + 0.5, color="grey", alpha=0.15,
-                       label=f"last {shade_last} epochs")
-        if floor is not None:
-            ax.axhline(floor, color="black", ls="--", lw=1, label="BCE floor")
-        ax.set(title=panel, xlabel="epoch")
-    if mark_epoch is not None:
-        axes[0, -1].axvline(mark_epoch, color="grey", ls=":", label=f"epoch {mark_epoch}")
-    axes[0, -1].legend(fontsize=8)
-    axes[0, 0].set(ylabel="test BCE (nats per pixel)", ylim=ylim)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-@torch.no_grad()
-def plot_code_heatmap(model, images, n_digits: int = 100, title: str | None = None, vmax_quantile: float = 1.0,
-                      quantile_of: str = "all"):
-    """The code itself: ``n_digits`` of ``images`` (rows, in their order) against every hidden unit
-    (columns, sorted by how often the unit is active over all of ``images``, the most often first, ties
-    by the larger mean value: ``metrics.units_by_use``).
-    Units never active on ``images`` (dead, for a ReLU code) are the last columns, behind a dashed line
-    and counted in the title. Colour: the code value, from 0 (white) to the ``vmax_quantile`` quantile of
-    the values shown (1: the largest; below 1 the darkest colour saturates, and the colour bar says so).
-    quantile_of: "all" (default) takes that quantile over all values shown, zeros included; "nonzero" over
-    the non-zero values shown only (a sparse code's zeros would otherwise pull the quantile down)."""
-    vmax_quantile = check_number("vmax_quantile", vmax_quantile, low=0, high=1, low_open=True)
-    if quantile_of not in ("all", "nonzero"):
-        raise ValueError(f"quantile_of must be 'all' or 'nonzero', got {quantile_of!r}")
-    code = probe_features(model, images)  # (N, H) on the CPU, encoded in batches
-    frequency = firing_frequency(code, ACTIVE_THRESHOLD[model.activation])
-    order = units_by_use(frequency, code.mean(dim=0))
-    n_dead = int((frequency == 0).sum())
-    shown = code[:n_digits, order].numpy()
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    pool = shown[shown != 0] if quantile_of == "nonzero" and (shown != 0).any() else shown
-    top = float(np.quantile(pool, vmax_quantile)) or float(shown.max()) or 1.0
-    image = ax.imshow(shown, aspect="auto", cmap="Greys", vmin=0, vmax=top, interpolation="nearest")
-    if n_dead:
-        ax.axvline(model.n_hidden - n_dead - 0.5, color="C3", ls="--", lw=1)
-        inside = n_dead >= model.n_hidden / 8  # room for the label inside the blank columns, else above them
-        y, va, size = ((len(shown) - 1) / 2, "center", 11) if inside else (-1.5, "bottom", 8)
-        ax.text(model.n_hidden - n_dead / 2, y, f"{n_dead} never active", color="C3", ha="center", va=va,
-                fontsize=size)
-    ax.set(xlabel=f"hidden unit (sorted: most often active first, over {len(code):,} digits)",
-           ylabel=f"digit (first {len(shown)})")
-    saturated = vmax_quantile < 1 and top < shown.max()
-    fig.colorbar(image, ax=ax, pad=0.01, extend="max" if saturated else "neither",
-                 label="code value" + (f"\n(darkest from the {100 * vmax_quantile:g}th percentile"
-                                       f"{' of the non-zero values' if quantile_of == 'nonzero' else ''}, {top:.2f})"
-                                       if saturated else ""))
-    ax.set_title(title or f"code of {len(shown)} digits × {model.n_hidden} units", pad=14)
-    fig.tight_layout()
     return fig
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .checks import (CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS, check_device, check_int,
-                     check_number, check_type)
+                     check_type)
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family,
@@ -298,104 +298,6 @@ def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, prog
                     break
                 set_learning_rate(optimizer, schedule(done + 1))
     return copies
-
-
-@torch.no_grad()
-def first_step(start, after, x_train: torch.Tensor, batch: torch.Tensor, lam: float, z_start=None) -> dict:
-    """What one optimiser step of an L1 run did to each hidden unit of a ReLU model (notebook 02's analysis of
-    the units that die at step 1).
-
-    start, after: the model before and after the step (e.g. ``replay(config, (1,))``'s keys 0 and 1);
-    x_train: (N, n_input) inputs in [0, 1]; batch: (B,) indices into x_train of the step's minibatch
-    (``first_batch(config)``); lam: the L1 weight; z_start: (N, H) ``start.encoder(x_train)`` if the caller
-    already has it (it is the same for every run replayed from one start), else computed here.
-    With z = W_e x + b_e, y = relu(z), x_hat = sigmoid(W_d y + b_d) and the objective
-    J = BCE (mean over the B inputs and the n_input pixels) + lam * mean_i sum_j y_ij, the gradient on a firing pre-activation is delta_ij = (d_j . (x_hat_i - x_i) / n_input + lam) / B, and 0
-    where z_ij <= 0. Returns per-unit tensors of shape (H,):
-      "delta": sum_i delta_ij over the batch on the start model (> 0: the step pushes z_j down);
-      "pushed_down": delta > 0;
-      "shift": mean over x_train of z_j(after) - z_j(start);
-      "dead": max over x_train of z_j(after) <= 0 (the unit fires on no input after the step);
-    and "encoder_change": (H, n_input), the step's change of the encoder weights."""
-    for name, model in (("start", start), ("after", after)):
-        if model.activation != "relu":
-            raise ValueError(f"first_step needs ReLU models; {name} has activation {model.activation!r}")
-    lam = check_number("lam", lam, low=0)
-    z_start = start.encoder(x_train) if z_start is None else z_start
-    x, z = x_train[batch], z_start[batch]
-    x_hat = torch.sigmoid(start.decoder(torch.relu(z)))
-    bce_part = (x_hat - x) @ start.decoder.weight / x.shape[1]  # d_j . (x_hat_i - x_i) / n_input, (B, H)
-    delta = ((bce_part + lam) * (z > 0)).sum(dim=0) / len(batch)
-    z_after = after.encoder(x_train)
-    return {"delta": delta, "pushed_down": delta > 0, "shift": (z_after - z_start).mean(dim=0),
-            "dead": z_after.max(dim=0).values <= 0, "encoder_change": after.encoder.weight - start.encoder.weight}
-
-
-@torch.no_grad()
-def first_step_rows(start, afters: dict, x_train: torch.Tensor, batch: torch.Tensor, z_start=None,
-                    value_format=None) -> tuple:
-    """``first_step`` for several replayed runs that share one start, as table rows.
-
-    start: the common start model; afters: {(lr, lam): the model after step 1 of the run with that
-    learning rate and L1 weight}; x_train, batch, z_start: as in ``first_step``. Per run, the row holds
-    "setting" (text), "weight step / η" (median over the encoder weights that moved of |change| / lr),
-    "median |Δz_j|" (median over units of |shift|), "η(ink + 1)" (lr times (1 + the mean over x_train of
-    sum_p x_p), the shift a step of lr on every weight of a lit pixel and on the bias gives),
-    "pushed down", "dead after step 1" and "dead, not pushed down" (counts of units). value_format: a
-    function number -> text for lr and lam in "setting" (e.g. ``atlas.label``); default format "g".
-    Returns (rows, reports) with reports {(lr, lam): first_step's dict}."""
-    if not isinstance(afters, dict) or not afters:
-        raise ValueError(f"afters must be a non-empty dict {{(lr, lam): model after step 1}}, got {afters!r}")
-    z_start = start.encoder(x_train) if z_start is None else z_start
-    if value_format is not None and not callable(value_format):
-        raise ValueError(f"value_format must be a function number -> text or None, got {value_format!r}")
-    show = value_format or (lambda value: f"{value:g}")
-    ink = x_train.sum(dim=1).mean().item()
-    rows, reports = [], {}
-    for key, after in afters.items():
-        if not (isinstance(key, tuple) and len(key) == 2):
-            raise ValueError(f"afters' keys must be (lr, lam) pairs, got {key!r}")
-        lr = check_number("lr", key[0], low=0, low_open=True)
-        report = reports[key] = first_step(start, after, x_train, batch, key[1], z_start=z_start)
-        change, dead, down = report["encoder_change"], report["dead"], report["pushed_down"]
-        rows.append({"setting": f"lr {show(key[0])}, λ = {show(key[1])}",
-                     "weight step / η": (change[change != 0].abs() / lr).median().item(),
-                     "median |Δz_j|": report["shift"].abs().median().item(), "η(ink + 1)": lr * (ink + 1),
-                     "pushed down": int(down.sum()), "dead after step 1": int(dead.sum()),
-                     "dead, not pushed down": int((dead & ~down).sum())})
-    return rows, reports
-
-
-@torch.no_grad()
-def first_step_account(start, report: dict, x_train: torch.Tensor, lr: float, z_start=None) -> dict:
-    """Per-unit account of who dies in the first Adam step (notebook 02, section 7.2), from ``first_step``'s
-    report of one run.
-
-    A unit dies when its highest pre-activation over x_train falls below 0. Its headroom is
-    max_i z_ij at the start, reached on its top input i*; a step of lr on the bias and on every weight of a
-    lit pixel moves z_i*j by about lr * (sum_p x_i*p + 1). start: the model before the step; report:
-    ``first_step(start, after, ...)``'s dict; x_train: (N, n_input) inputs in [0, 1]; lr: the step's
-    learning rate; z_start: (N, H) ``start.encoder(x_train)`` if the caller has it. Returns
-      "headroom": (H,) max_i z_ij at the start; "top_input": (H,) int64 i*;
-      "predicted_shift": (H,) lr * (sum_p x_i*p + 1);
-      "predicted": (H,) bool, pushed down and headroom < predicted_shift;
-      "with_bias": share (float) of the encoder weights that moved whose change has the sign of the bias's
-      step, -sign(delta_j);
-      "brightens": (H,) bool, sum_p d_j[p] > 0 on the start model's decoder."""
-    lr = check_number("lr", lr, low=0, low_open=True)
-    needed = ("delta", "pushed_down", "encoder_change")
-    if not isinstance(report, dict) or any(key not in report for key in needed):
-        raise ValueError(f"report must be first_step's dict with keys {needed}")
-    z_start = start.encoder(x_train) if z_start is None else z_start
-    headroom, top = z_start.max(dim=0)
-    predicted_shift = lr * (x_train[top].sum(dim=1) + 1)
-    change = report["encoder_change"]
-    moved = change != 0
-    with_bias = (torch.sign(change) == -torch.sign(report["delta"])[:, None]) & moved
-    return {"headroom": headroom, "top_input": top, "predicted_shift": predicted_shift,
-            "predicted": report["pushed_down"] & (headroom < predicted_shift),
-            "with_bias": with_bias.sum().item() / max(moved.sum().item(), 1),
-            "brightens": start.decoder.weight.sum(dim=0) > 0}
 
 
 @torch.no_grad()

@@ -330,7 +330,7 @@ def test_a_variant_is_found_whatever_the_order_of_its_fields(monkeypatch):
     assert atlas.parse_point("rho=0.08,beta=0.005,start=default,seed=1") == ("kl", wanted)
 
 
-def test_best_rivals_series_table_and_still_falling_by_hand():
+def test_best_rivals_by_hand():
     def record(params, k90, bce):
         return {"params": params, "metrics": {"units_for_mass": k90, "bce": bce}}
 
@@ -343,50 +343,6 @@ def test_best_rivals_series_table_and_still_falling_by_hand():
     assert best["rho=0.08,beta=0.005"][0] == pytest.approx(5.0)
     # rho 0.08, beta 0 against lam 4e-5: min(25.3, -0.8); against lam 0: min(18.7, 1.3) = 1.3 on bce
     assert best["rho=0.08,beta=0"][0] == pytest.approx(1.3) and best["rho=0.08,beta=0"][2] == {"lam": 0.0}
-    assert atlas.still_falling([5, 5, 5, 5, 5, 4, 4, 4, 4, 4], unit=0.5) == pytest.approx(2.0)
-    assert atlas.still_falling([9, 3, 3, 3, 1, 1], unit=1.0, window=2) == pytest.approx(2.0)  # (3 - 1) / 1; the 9 is out
-    with pytest.raises(ValueError, match="at least 2 \\* window = 10 epochs, got 9"):
-        atlas.still_falling([1.0] * 9, unit=1.0)
-    by_beta = atlas.series("kl", "beta", rho=0.08)
-    lines = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}).splitlines()
-    assert len(lines) == 1 + len(by_beta) and "k90 change" in lines[0]
-    first, second = list(by_beta.values())[:2]
-    bce_step = (second["metrics"]["bce"] - first["metrics"]["bce"]) / 0.001
-    assert f"{bce_step:+.1f}" in lines[2].split() and lines[1].split()[2] == "-"
-    named = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, step_label="step (z)")
-    assert "k90 step (z)" in named.splitlines()[0] and "BCE step (z)" in named.splitlines()[0]
-    raw = atlas.series_table(by_beta, "beta", {"units_for_mass": 10.0, "bce": 0.001}, raw_changes=True).splitlines()
-    header = raw[0]
-    assert "k90 raw change" in header and "BCE raw change" in header and "k90 raw change" not in lines[0]
-    k90_raw = second["metrics"]["units_for_mass"] - first["metrics"]["units_for_mass"]    # by hand, row 2 minus row 1
-    bce_raw = second["metrics"]["bce"] - first["metrics"]["bce"]
-    assert raw[2].split()[2] == f"{k90_raw:+.1f}" and raw[2].split()[5] == f"{bce_raw:+.5f}" and raw[1].split()[2] == "-"
-    with pytest.raises(ValueError, match="raw_changes"):
-        atlas.series_table(by_beta, "beta", None, raw_changes="yes")
-    plain = atlas.series_table(by_beta, "beta", None).splitlines()   # no step columns: the values only
-    assert len(plain) == 1 + len(by_beta) and "change" not in plain[0] and "step" not in plain[0]
-    for line, (beta, row) in zip(plain[1:], by_beta.items()):   # beta, k90, BCE, active, dead, as formatted by hand
-        m = row["metrics"]
-        assert line.split() == [f"{beta:g}", f"{m['units_for_mass']:.1f}", f"{m['bce']:.5f}",
-                                f"{m['active_units_per_digit']:.1f}", f"{m['dead_fraction']:.1%}"]
-    with pytest.raises(ValueError, match="unit must be None or a dict"):
-        atlas.series_table(by_beta, "beta", {"bce": 0.001})
-
-
-def test_falling_test_on_a_line_and_on_flat_noise():
-    line = atlas.falling_test(np.linspace(1.0, 0.81, 20))            # falls 0.01 per epoch, no jitter at all
-    assert line["per_epoch"] == pytest.approx(0.01) and line["jitter"] == pytest.approx(0.0, abs=1e-12)
-    assert line["falling"] and not atlas.falling_test(np.full(20, 0.5))["falling"]
-    # flat curves of independent noise: delta's sd is s / sqrt(5), and z = 3 flags about a normal 3-sigma
-    # tail, widened because s comes from only 9 differences (a t-like tail): well under 2 %, above 0.1 %
-    flat = np.random.default_rng(0).normal(size=(4000, 20))
-    results = [atlas.falling_test(curve) for curve in flat]
-    deltas = np.array([r["delta"] for r in results])
-    jitters = np.array([r["jitter"] for r in results])
-    assert deltas.std() / np.mean(jitters / 5 ** 0.5) == pytest.approx(1.0, abs=0.1)
-    assert 0.001 < np.mean([r["falling"] for r in results]) < 0.02
-    with pytest.raises(ValueError, match="window must be an integer >= 2"):
-        atlas.falling_test(np.zeros(20), window=1)
 
 
 def test_pooled_sd_and_pair_tolerance_by_hand():
@@ -418,17 +374,6 @@ def test_noise_yardstick_by_hand():
     assert got["wide"]["bce"] == pytest.approx((12 + 2) ** 0.5)
     with pytest.raises(ValueError, match="exactly two families"):
         atlas.noise_yardstick({("kl", "a"): spreads["kl", "a"]})
-
-
-def test_reference_runs_read_the_stored_entries():
-    cross = {"units_for_mass": 2.0, "bce": 0.001}
-    (row,) = atlas.reference_runs({"recipe": {}}, cross, wide={"bce": 0.002})
-    kl, l1 = atlas.load_atlas("kl").entry(rho=0.08, beta=0.005), atlas.load_atlas("l1").entry(lam=4e-5)
-    assert row["KL k90"] == kl.metrics["units_for_mass"] and row["L1 test BCE"] == l1.metrics["bce"]
-    assert row["L1 lead on BCE (tol.)"] == pytest.approx((kl.metrics["bce"] - l1.metrics["bce"]) / 0.001)
-    assert row["L1 BCE lead (wide tol.)"] == pytest.approx(row["L1 lead on BCE (tol.)"] / 2)
-    assert row["L1 living units"] == int((l1.firing_frequency > 0).sum())
-    assert row["KL still falling"] == ("yes" if atlas.falling_test(kl.history["test_bce"])["falling"] else "no")
 
 
 def test_noise_verdict_bins_are_disjoint_and_symmetric():
@@ -487,106 +432,6 @@ def test_entry_unit_scale_statistics_match_the_stored_columns():
     assert np.array_equal(stats["mean_activation"].numpy(), entry.mean_activation.astype(np.float64))
 
 
-def test_code_mass_along_is_the_per_digit_code_sum_of_the_shipped_models():
-    """The mass column against an independent reference: the shipped weights' own codes, summed per digit."""
-    from sae_utils import load_pretrained
-    x = prepare_images(load_mnist("test")[0])
-    for family, moving, fixed, reference in (("kl", "beta", {"rho": 0.08}, 0.005), ("l1", "lam", {}, 4e-5)):
-        rows = atlas.code_mass_along(family, moving, **fixed)
-        row = next(r for r in rows if r[moving] == reference)
-        with torch.no_grad():
-            code = load_pretrained(family)[0].encode(x).double()                   # (10000, 512)
-        assert row["code mass per digit"] == pytest.approx(code.sum(dim=1).mean().item(), rel=1e-5)
-        assert row["units with a non-zero mean"] == int((code.amax(dim=0) > 0).sum())
-        assert row["k90"] == atlas.load_atlas(family).entry(**fixed, **{moving: reference}).metrics["units_for_mass"]
-    assert [r["lam"] for r in atlas.code_mass_along("l1", "lam")] == sorted(atlas.series("l1", "lam"))
-    with pytest.raises(ValueError, match="moving"):
-        atlas.code_mass_along("l1", "rho")
-
-
-def test_code_mass_along_small_values_bounds_the_mass_below_half_of_the_shipped_kl_codes():
-    """The small-value columns against the shipped KL model's own codes: the count of values > 0.5 per digit,
-    the bound 1 - active / mass, and the true share of the mass in values <= 0.5, which the bound must not exceed."""
-    from sae_utils import load_pretrained
-    x = prepare_images(load_mnist("test")[0])
-    with torch.no_grad():
-        code = load_pretrained("kl")[0].encode(x).double()                               # (10000, 512)
-    rows = atlas.code_mass_along("kl", "beta", small_values=True, rho=0.08)
-    row = next(r for r in rows if r["beta"] == 0.005)
-    active = (code > 0.5).sum(dim=1).double().mean().item()
-    mass = code.sum(dim=1).mean().item()
-    assert row["active units per digit"] == pytest.approx(active, rel=1e-4)
-    assert row["mass from values <= 0.5, at least"] == pytest.approx(1 - active / mass, rel=1e-4)
-    true_share = (code * (code <= 0.5)).sum().item() / code.sum().item()
-    assert row["mass from values <= 0.5, at least"] <= true_share + 1e-9
-    plain = atlas.code_mass_along("kl", "beta", rho=0.08)                                 # default: keys unchanged
-    assert all("active units per digit" not in r for r in plain)
-    assert [{k: r[k] for k in plain[0]} for r in rows] == plain
-    with pytest.raises(ValueError, match="small_values"):
-        atlas.code_mass_along("l1", "lam", small_values=True)
-
-
-def test_margin_census_counts_records_beaten_on_every_key_and_names_the_closest():
-    def record(name, k90, bce):
-        return {"params": {"lam": name}, "metrics": {"units_for_mass": k90, "bce": bce}}
-    judged = [record(1.0, 100, 0.080), record(2.0, 50, 0.070), record(3.0, 200, 0.075)]
-    rivals = {"strong": [record(9.0, 40, 0.060)], "weak": [record(8.0, 95, 0.079), record(7.0, 45, 0.069)]}
-    unit = {"units_for_mass": 10.0, "bce": 0.002}
-    strong, weak = atlas.margin_census(judged, rivals, unit)
-    # strong: margins min((100-40)/10, 0.02/0.002) = 6, min(1, 5) = 1, min(16, 7.5) = 7.5 -> two beyond 1
-    assert (strong["beaten"], strong["of"], strong["closest"]) == (2, 3, atlas.point_id({"lam": 2.0}))
-    assert strong["smallest margin"] == pytest.approx(1.0) and strong["margins under 3"] == 1
-    # weak: record 1 best lead max(min(0.5, 0.5), min(5.5, 5.5)) = 5.5; record 2: max(min(-4.5, -4.5), min(0.5, 0.5))
-    assert weak["smallest margin"] == pytest.approx(0.5) and weak["its rival"] == atlas.point_id({"lam": 7.0})
-    assert weak["beaten"] == 2
-    with pytest.raises(ValueError, match="non-empty"):
-        atlas.margin_census(judged, {"none": []}, unit)
-
-
-def test_pull_rows_match_the_stored_means_by_hand():
-    rows = atlas.pull_rows(beta=0.005)
-    assert [row["ρ"] for row in rows] == ["0.01", "0.02", "0.04", "0.08", "0.16", "0.32"]
-    ybar = float(np.mean(atlas.load_atlas("kl").entry(rho=0.01, beta=0.005).mean_activation, dtype=np.float64))
-    assert rows[0]["miss ȳ − ρ"] == pytest.approx(ybar - 0.01, rel=1e-4)   # from the per-unit means
-    assert rows[0]["pull bound ÷ β"] == pytest.approx(abs(ybar - 0.01) / (1 - ybar), rel=1e-4)
-    with pytest.raises(ValueError, match="beta"):
-        atlas.pull_rows(beta=-1.0)
-
-
-def test_spread_ratios_by_hand():
-    def spread(values):
-        return {"units_for_mass": {"values": list(values), "std": float(np.std(values, ddof=1))}}
-    spreads = {("kl", "a"): spread([0.0, 1.0, 2.0]), ("kl", "b"): spread([0.0, 3.0, 6.0]),
-               ("l1", "a"): spread([1.0, 2.0, 3.0]), ("l1", "b"): spread([0.0, 1.0, 2.0])}
-    kl, l1 = atlas.spread_ratios(spreads, keys=("units_for_mass",))
-    assert (kl["larger"], kl["smaller"], kl["fold"]) == ("b", "a", pytest.approx(3.0))
-    # F(2, 2) has P(F >= f) = 1 / (1 + f): f = 9 gives 0.1, two-sided 0.2
-    assert kl["p, two-sided"] == pytest.approx(0.2)
-    assert l1["fold"] == pytest.approx(1.0) and l1["p, two-sided"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="at least two settings"):
-        atlas.spread_ratios({("kl", "a"): spreads["kl", "a"]}, keys=("units_for_mass",))
-
-
-def test_seed_noise_tables_by_hand():
-    def spread(k90, bce):
-        return {key: {"values": list(v), "std": float(np.std(v, ddof=1))}
-                for key, v in (("units_for_mass", k90), ("bce", bce))}
-    spreads = {("kl", "a"): spread([0.0, 1.0, 2.0], [0.1, 0.2, 0.3]), ("kl", "b"): spread([0.0, 3.0, 6.0], [0.1, 0.2, 0.3]),
-               ("l1", "a"): spread([1.0, 2.0, 3.0], [0.0, 0.2, 0.4]), ("l1", "b"): spread([0.0, 1.0, 2.0], [0.0, 0.1, 0.2])}
-    noise = atlas.noise_yardstick(spreads)
-    text = atlas.seed_noise_tables(spreads, noise)
-    settings, ratios, pooled = text.split("\n\n")
-    assert settings.splitlines()[2].split() == ["KL,", "b", "3", "3.00", "0.10000"]
-    # KL k90: fold 3, F(2, 2) two-sided p = 2 / (1 + 9) = 0.2 (as in test_spread_ratios_by_hand)
-    assert ratios.splitlines()[1].split() == ["KL", "k90", "3.0", "0.20"]
-    assert ratios.splitlines()[4].split() == ["L1", "BCE", "2.0", "0.40"]      # fold 2: 2 / (1 + 4)
-    # pooled KL k90 sd: sqrt((2 * 1 + 2 * 9) / 4); wide from the largest sds: 3 / sqrt(2) * sqrt(3^2 + 1^2)
-    assert f"{np.sqrt(20 / 4):.2f}" in pooled.splitlines()[1]
-    assert pooled.splitlines()[4].split()[-2] == f"{3 / np.sqrt(2) * np.sqrt(10):.2f}"
-    with pytest.raises(ValueError, match="noise_yardstick"):
-        atlas.seed_noise_tables(spreads, {})
-
-
 def test_activation_penalty_records_against_the_atlas():
     groups = atlas.activation_penalty_records(4e-5, 0.08, 0.005)
     sigmoid = [q for q in atlas.load_atlas("l1").records(variants=True) if q["params"].get("activation") == "sigmoid"]
@@ -612,19 +457,6 @@ def test_l0_per_living_divides_by_the_living_units_only():
         atlas.l0_per_living(400.0, 0.5, 512)
     with pytest.raises(ValueError, match="equal-length"):
         atlas.l0_per_living([1.0, 2.0], [0.1], 512)
-
-
-def test_best_rate_lead_by_hand():
-    # KL is best in run "b" (0.070), L1 in run "a" (0.066): leads (0.070 - 0.066) / 0.001 = 4 and (200 - 80) / 10 = 12
-    rows = [{"run": "a", "KL test BCE": 0.072, "KL k90": 250.0, "L1 test BCE": 0.066, "L1 k90": 80.0},
-            {"run": "b", "KL test BCE": 0.070, "KL k90": 200.0, "L1 test BCE": 0.068, "L1 k90": 60.0}]
-    lead = atlas.best_rate_lead(rows, {"bce": 0.001, "units_for_mass": 10.0})
-    assert lead["KL run"] == "b" and lead["L1 run"] == "a"
-    assert lead["test BCE"] == pytest.approx(4.0) and lead["k90"] == pytest.approx(12.0)
-    with pytest.raises(ValueError, match="rows"):
-        atlas.best_rate_lead([], {"bce": 0.001, "units_for_mass": 10.0})
-    with pytest.raises(ValueError, match="tolerance"):
-        atlas.best_rate_lead(rows, {"bce": 0.0, "units_for_mass": 10.0})
 
 
 def test_sparsity_rows_divide_l0_by_the_living_units_of_each_run():
@@ -667,159 +499,6 @@ def test_metric_rows_match_the_stored_runs_and_their_seeds():
         atlas.metric_rows("kl", "beta", (0.0,), (), rho=0.08)
 
 
-def test_largest_sd_is_the_max_of_the_settings_sample_stds():
-    settings = ({"rho": 0.08, "beta": 0.005}, {"rho": 0.08, "beta": 0.15})
-    expected = max(np.std(atlas.seed_spread("kl", ("units_for_mass",), **p)["units_for_mass"]["values"], ddof=1)
-                   for p in settings)
-    assert abs(atlas.largest_sd("kl", "units_for_mass", settings) - expected) < 1e-12
-    with pytest.raises(atlas.MissingSettingError):
-        atlas.largest_sd("kl", "bce", [{"rho": 0.16, "beta": 0.005}])
-
-
-def test_noise_mark_has_two_words_and_checks_its_inputs():
-    assert atlas.noise_mark(4.01) == "beyond noise" and atlas.noise_mark(-4.01) == "beyond noise"
-    assert atlas.noise_mark(4.0) == "within noise" and atlas.noise_mark(-1.0) == "within noise"
-    assert atlas.noise_mark(2.5, threshold=2.0) == "beyond noise"
-    with pytest.raises(ValueError, match="z"):
-        atlas.noise_mark(float("nan"))
-    with pytest.raises(ValueError, match="threshold"):
-        atlas.noise_mark(1.0, threshold=0)
-
-
-def test_judge_uses_own_sigmas_when_both_have_seeds_else_sqrt2_sigma_max():
-    seeded = ({"lam": 4e-5}, {"lam": 0.0})
-    both = atlas.judge("l1", {"lam": 0.0}, {"lam": 4e-5}, "units_for_mass", seeded)
-    sds = [float(np.std(atlas.seed_spread("l1", ("units_for_mass",), **p)["units_for_mass"]["values"], ddof=1))
-           for p in seeded]   # float64 sample std of the stored seed values
-    assert both["yardstick"] == "own σs" and math.isclose(both["s"], math.hypot(*sds), rel_tol=1e-9)
-    one = atlas.judge("l1", {"lam": 1e-5}, {"lam": 4e-5}, "units_for_mass", seeded)
-    assert one["yardstick"] == "√2 σ_max" and math.isclose(one["s"], math.sqrt(2) * max(sds), rel_tol=1e-9)
-    assert math.isclose(one["z"], (one["b"] - one["a"]) / one["s"]) and one["mark"] == atlas.noise_mark(one["z"])
-
-
-def test_judge_rows_matches_the_seed_stds_by_hand():
-    """Each row's z against an independent reference: the sample stds of the stored seed values, hypot of both
-    settings' when both have seeds, else sqrt(2) times the largest over the seeded settings."""
-    seeded = {"l1": ({"lam": 4e-5}, {"lam": 0.0})}
-    sd = {p["lam"]: float(np.std(atlas.seed_spread("l1", ("bce",), **p)["bce"]["values"], ddof=1)) for p in seeded["l1"]}
-    rows = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("bce",)),
-                             ("l1", {"lam": 0.0}, {"lam": 1.6e-4}, ("bce",))], seeded)
-    l1 = atlas.load_atlas("l1")
-    bce = {lam: l1.entry(lam=lam).metrics["bce"] for lam in (0.0, 4e-5, 1.6e-4)}
-    assert math.isclose(rows[0]["z"], (bce[4e-5] - bce[0.0]) / math.hypot(sd[0.0], sd[4e-5]), rel_tol=1e-9)
-    assert math.isclose(rows[1]["z"], (bce[1.6e-4] - bce[0.0]) / (math.sqrt(2) * max(sd.values())), rel_tol=1e-9)
-    assert rows[1]["move"] == "L1 lam=0 → lam=0.00016" and rows[1]["from"] == bce[0.0] and rows[1]["to"] == bce[1.6e-4]
-    assert all(r["mark"] == ("beyond seed noise" if abs(r["z"]) > 4 else "within seed noise") for r in rows)
-    with pytest.raises(ValueError, match="move"):
-        atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5})], seeded)
-    with pytest.raises(ValueError, match="family"):
-        atlas.judge_rows([("kl", {"rho": 0.08, "beta": 0.0}, {"rho": 0.08, "beta": 0.005}, ("bce",))], seeded)
-    with pytest.raises(ValueError, match="keys"):
-        atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, "bce")], seeded)
-    named = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("bce",))], seeded, names={"bce": "test BCE"})
-    assert named[0]["metric"] == "test BCE" and named[0]["z"] == rows[0]["z"]
-    per_family = {"kl": {"dead_fraction": "never active (> 0.5)"}, "l1": {"dead_fraction": "dead share"}}
-    labelled = atlas.judge_rows([("l1", {"lam": 0.0}, {"lam": 4e-5}, ("dead_fraction", "bce"))], seeded, names=per_family)
-    assert [r["metric"] for r in labelled] == ["dead share", "bce"]
-    assert atlas.HEADLINE_NAMES["kl"]["dead_fraction"] == "never active (> 0.5)"
-    assert atlas.HEADLINE_NAMES["l1"]["dead_fraction"] == "dead share"
-
-
-def test_near_edge_rows_keeps_the_series_points_near_the_threshold():
-    """Against an independent reference: every L1 series point judged by hand (sqrt(2) times the largest seed std,
-    or both settings' own stds), kept when low < |z| <= high."""
-    seeded = {"l1": ({"lam": 4e-5}, {"lam": 0.0})}
-    sd = {p["lam"]: float(np.std(atlas.seed_spread("l1", ("bce",), **p)["bce"]["values"], ddof=1)) for p in seeded["l1"]}
-    l1 = atlas.load_atlas("l1")
-    ref = l1.entry(lam=4e-5).metrics["bce"]
-    expected = []
-    for lam in atlas.grid_values("l1")["lam"]:
-        if lam == 4e-5:
-            continue
-        s = math.hypot(sd[0.0], sd[4e-5]) if lam == 0.0 else math.sqrt(2) * max(sd.values())
-        z = (l1.entry(lam=lam).metrics["bce"] - ref) / s
-        if 3 < abs(z) <= 6:
-            expected.append((lam, z))
-    rows = atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, keys=("bce",))
-    assert [r["move"] for r in rows] == [f"L1 lam=4e-05 → {atlas.point_id({'lam': lam})}" for lam, _ in expected]
-    assert all(math.isclose(r["z"], z, rel_tol=1e-9) for r, (_, z) in zip(rows, expected))
-    everything = atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, low=0, high=math.inf, keys=("bce",))
-    assert len(everything) == len(atlas.grid_values("l1")["lam"]) - 1
-    with pytest.raises(ValueError, match="low"):
-        atlas.near_edge_rows({"l1": ({"lam": 4e-5}, ["lam"])}, seeded, low=5, high=4)
-    with pytest.raises(ValueError, match="series_through"):
-        atlas.near_edge_rows({}, seeded)
-
-
-def test_penalty_scale_rows_match_the_shipped_models_codes():
-    """Against an independent reference: the shipped models' codes on the test digits, the KL penalty written
-    out with rho_hat over all test digits, the L1 code sum, and the BCE computed here."""
-    from sae_utils import load_pretrained
-    x = prepare_images(load_mnist("test")[0]).double()
-    rows = {r["family"]: r for r in atlas.penalty_scale_rows()}
-    for family in ("kl", "l1"):
-        model = load_pretrained(family)[0].double()
-        with torch.no_grad():
-            logits, code = model(x)
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x).item()
-        if family == "kl":
-            q, rho, beta = code.mean(dim=0), 0.08, 0.005
-            penalty = beta * (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
-            assert rows["KL"]["code sum per digit"] is None and rows["KL"]["784 × weight"] == pytest.approx(3.92)
-        else:
-            code_sum = code.sum(dim=1).mean().item()
-            penalty = 4e-5 * code_sum
-            assert rows["L1"]["code sum per digit"] == pytest.approx(code_sum, rel=1e-5)
-        assert rows[family.upper()]["penalty ÷ test BCE"] == pytest.approx(penalty / bce, rel=1e-4)
-
-
-def test_seed_sd_rows_match_a_hand_computed_sample_sd():
-    import statistics
-    runs = [r["metrics"] for r in atlas.load_atlas("l1").records(variants=True)
-            if {k: v for k, v in r["params"].items() if k != "seed"} == atlas.grid_point("l1", {"lam": 4e-5})]
-    assert len(runs) >= 2
-    (row,) = atlas.seed_sd_rows("l1", {"ref": {"lam": 4e-5}}, 512)
-    assert row["seed sd"] == f"ref ({len(runs)} seeds)"
-    assert row["dead units"] == pytest.approx(statistics.stdev(m["dead_fraction"] for m in runs), rel=1e-9)
-    assert row["L0 per digit"] == pytest.approx(statistics.stdev(m["l0"] for m in runs), rel=1e-9)
-    assert row["test BCE"] == pytest.approx(statistics.stdev(m["bce"] for m in runs), rel=1e-9)
-    shares = [m["l0"] / (512 * (1 - m["dead_fraction"])) for m in runs]
-    assert row["L0 / living units"] == pytest.approx(statistics.stdev(shares), rel=1e-9)
-    with pytest.raises(ValueError):
-        atlas.seed_sd_rows("l1", {}, 512)
-    with pytest.raises(ValueError):
-        atlas.seed_sd_rows("l1", {"ref": 4e-5}, 512)
-
-
-def test_seed_sd_table_prints_the_hand_computed_sample_sds():
-    import statistics
-    table = atlas.seed_sd_table({"l1": ({"lam": 4e-5},)})
-    header, line = table.splitlines()
-    assert header.split()[:3] == ["setting", "seeds", "test"] and "dead / never-active share" in header
-    runs = [r["metrics"] for r in atlas.load_atlas("l1").records(variants=True)
-            if {k: v for k, v in r["params"].items() if k != "seed"} == atlas.grid_point("l1", {"lam": 4e-5})]
-    by_hand = [format(statistics.stdev([m["bce"] for m in runs]), ".1e"),
-               format(statistics.stdev([m["units_for_mass"] for m in runs]), ".2f"),
-               format(statistics.stdev([m["active_units_per_digit"] for m in runs]), ".2f"),
-               format(statistics.stdev([m["dead_fraction"] for m in runs]), ".1%")]
-    assert line.split() == ["L1", "lam=4e-05", str(len(runs)), *by_hand]
-    with pytest.raises(ValueError, match="seeded"):
-        atlas.seed_sd_table({})
-
-
-def test_headline_table_formats_each_metric_in_its_own_spec():
-    rows = [{"move": "L1 a → b", "metric": "dead share", "from": 0.465, "to": 0.6561, "z": 6.07, "mark": "beyond seed noise"},
-            {"move": "L1 a → b", "metric": "test BCE", "from": 0.065071, "to": 0.071612, "z": 20.0, "mark": "beyond seed noise"}]
-    lines = atlas.headline_table(rows).splitlines()
-    assert lines[0].split() == ["move", "metric", "from", "to", "z", "mark"]
-    assert "46.5%" in lines[1] and "65.6%" in lines[1] and "+6.1" in lines[1]
-    assert "0.06507" in lines[2] and "0.07161" in lines[2] and "+20.0" in lines[2]
-    with pytest.raises(ValueError, match="format"):
-        atlas.headline_table([dict(rows[0], metric="other")])
-    with pytest.raises(ValueError, match="rows"):
-        atlas.headline_table([])
-
-
 def test_gallery_entries_label_the_reference_and_the_unpenalised_points():
     entries = atlas.gallery_entries([("kl", {"rho": 0.01, "beta": 0.005}), ("kl", {"rho": 0.08, "beta": 0.005}),
                                      ("l1", {"lam": 0.0}), ("l1", {"lam": 6.4e-4})])
@@ -840,99 +519,6 @@ def test_leads_by_hand():
         atlas.leads(better, reference, {"bce": 0.0})
     with pytest.raises(ValueError, match="missing"):
         atlas.leads({"metrics": {"bce": 0.07}}, reference, unit)
-
-
-def test_falling_test_by_hand():
-    values = [0.1 - 0.001 * i + (0.0002 if i % 2 else 0.0) for i in range(10)]   # falling with jitter
-    trend = atlas.falling_test(values)
-    z = trend["delta"] / (trend["jitter"] / math.sqrt(5))
-    assert (z > 3) == trend["falling"]
-
-
-def test_penalty_scale_rows_with_batch_size_averages_the_kl_penalty_over_test_minibatches():
-    """Against an independent reference: the KL penalty written out per minibatch of the shipped model's codes."""
-    from sae_utils import load_pretrained
-    x = prepare_images(load_mnist("test")[0]).double()
-    model = load_pretrained("kl")[0].double()
-    with torch.no_grad():
-        logits, code = model(x)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x).item()
-    rho, beta = 0.08, 0.005
-    per_batch = [(rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
-                 for q in (b.mean(dim=0) for b in code.split(1200))]
-    plain = {r["family"]: r for r in atlas.penalty_scale_rows()}
-    rows = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=1200)}
-    assert rows["KL"]["penalty ÷ test BCE"] == pytest.approx(beta * np.mean(per_batch) / bce, rel=1e-4)
-    assert rows["KL"]["KL, ρ̂ over all test digits"] == plain["KL"]["penalty ÷ test BCE"]
-    assert rows["L1"]["penalty ÷ test BCE"] == plain["L1"]["penalty ÷ test BCE"]
-    assert rows["L1"]["KL, ρ̂ over all test digits"] is None
-    with pytest.raises(ValueError):
-        atlas.penalty_scale_rows(batch_size=0)
-
-
-def test_penalty_scale_rows_with_shuffles_average_random_minibatches():
-    """Against an independent reference: random orders drawn with torch.randperm, the KL written out per
-    full minibatch, and the second-order Jensen term written out from the column means and variances."""
-    from sae_utils import load_pretrained
-    x = prepare_images(load_mnist("test")[0])
-    with torch.no_grad():
-        code = load_pretrained("kl")[0].encode(x).double()
-    rho, beta, b = 0.08, 0.005, 1200
-    kl = lambda q: (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum().item()
-    per_order = []
-    for seed in range(2):
-        order = torch.randperm(len(code), generator=torch.Generator().manual_seed(seed))
-        batches = code[order][:len(code) // b * b].split(b)
-        per_order.append(np.mean([kl(batch.mean(dim=0)) for batch in batches]))
-    q, v, n = code.mean(dim=0), code.var(dim=0, unbiased=False), len(code)
-    jensen = 0.5 * beta * ((rho / q ** 2 + (1 - rho) / (1 - q) ** 2) * v / b * (n - b) / (n - 1)).sum().item()
-    before = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=b)}
-    rows = {r["family"]: r for r in atlas.penalty_scale_rows(batch_size=b, shuffles=2)}
-    bce = atlas.load_atlas("kl").entry(rho=rho, beta=beta).metrics["bce"]
-    assert rows["KL"]["penalty ÷ test BCE"] == pytest.approx(beta * np.mean(per_order) / bce, rel=1e-6)
-    consecutive = np.mean([kl(batch.mean(dim=0)) for batch in code[:len(code) // b * b].split(b)])
-    assert rows["KL"]["KL, consecutive batches"] == pytest.approx(beta * consecutive / bce, rel=1e-6)
-    assert rows["KL"]["KL, all digits + Jensen estimate"] == pytest.approx(
-        before["KL"]["KL, ρ̂ over all test digits"] + jensen / bce, rel=1e-6)
-    assert rows["L1"]["penalty ÷ test BCE"] == before["L1"]["penalty ÷ test BCE"]
-    assert rows["L1"]["KL, consecutive batches"] is None
-    with pytest.raises(ValueError):
-        atlas.penalty_scale_rows(batch_size=b, shuffles=0)
-
-
-def test_gallery_facts_describe_the_tiles_drawn():
-    """Against values written out by hand on a small fake entry."""
-    from types import SimpleNamespace
-    features = np.zeros((3, 28, 28))
-    features[0, 0, :4] = [1.0, -2.0, 0.5, 0.0]
-    entry = SimpleNamespace(features=features, firing_frequency=np.array([0.2, 0.995, 0.5, 1.0]))
-    (row,) = atlas.gallery_facts({"fake": entry}, shown=2)
-    assert row["row"] == "fake" and row["units on ≥ 99 %"] == 2
-    assert row["weights positive"] == pytest.approx(2 / (2 * 784))
-    assert (row["weight min"], row["weight max"]) == (-2.0, 1.0)
-    assert (row["shown fire on, from"], row["to"]) == (0.995, 1.0)
-    with pytest.raises(ValueError):
-        atlas.gallery_facts({})
-    with pytest.raises(ValueError):
-        atlas.gallery_facts({"fake": entry}, shown=0)
-
-
-def test_sd_margin_rows_divide_each_difference_by_the_larger_seed_sd():
-    from sae_utils.atlas import sd_margin_rows
-    a = {"dead units": 0.5, "L0 per digit": 100.0, "L0 / living units": 0.4, "test BCE": 0.07}
-    b = {"dead units": 0.3, "L0 per digit": 110.0, "L0 / living units": 0.4, "test BCE": 0.06}
-    sds = [{"dead units": 0.1, "L0 per digit": 2.0, "L0 / living units": 0.01, "test BCE": 0.001},
-           {"dead units": 0.05, "L0 per digit": 5.0, "L0 / living units": 0.02, "test BCE": 0.002}]
-    row = sd_margin_rows({"a - b": (a, b)}, sds)[0]
-    assert row["difference (in sd)"] == "a - b"
-    assert row["dead units"] == pytest.approx(2.0) and row["L0 per digit"] == pytest.approx(-2.0)
-    assert row["L0 / living units"] == 0.0 and row["test BCE"] == pytest.approx(5.0)
-    with pytest.raises(ValueError):
-        sd_margin_rows({}, sds)
-    with pytest.raises(ValueError):
-        sd_margin_rows({"x": a}, sds)
-    with pytest.raises(ValueError):
-        sd_margin_rows({"x": (a, b)}, [dict(sds[0], **{"test BCE": 0.0})])
 
 
 def test_start_rows_match_a_hand_computed_first_step():

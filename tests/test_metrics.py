@@ -221,25 +221,11 @@ def test_unit_dashboards_by_hand():
     assert silent["histogram"].tolist() == [[0, 0, 0, 0]] and silent["firing_frequency"].tolist() == [0.0]
 
 
-def test_mass_below_a_threshold_and_its_floor_by_hand():
-    from sae_utils.metrics import mass_below_bound, mass_share_below
+def test_mass_below_a_threshold_by_hand():
+    from sae_utils.metrics import mass_share_below
 
     code = torch.tensor([[0.9, 0.1, 0.2], [0.6, 0.4, 0.0]])  # mass 2.2, of it 0.1 + 0.2 + 0.4 at or below 0.5
     assert mass_share_below(code) == pytest.approx(0.7 / 2.2)
-    active = (code > 0.5).sum(dim=1).double().mean().item()  # 1 unit per digit above 0.5
-    bound = mass_below_bound(active, code.mean().item(), code.shape[1])
-    assert bound == pytest.approx(1 - 1 / (3 * 2.2 / 6)) and bound <= mass_share_below(code)
-
-
-def test_sparsity_summary_by_hand():
-    from sae_utils.metrics import sparsity_summary
-
-    code = torch.tensor([[0.8, 0.0, 0.1, 0.0], [0.6, 0.0, 0.0, 0.3], [0.0, 0.0, 0.9, 0.0]])  # unit 1 never active
-    s = sparsity_summary(code, threshold=0.0)
-    assert s["living units"] == 3 and s["active per digit"] == pytest.approx(5 / 3)
-    assert s["k_90"] == pytest.approx((2 + 2 + 1) / 3) and s["k_90 / living"] == pytest.approx(5 / 9)
-    assert s["unit: own rule"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
-    assert s["mass below 0.5"] == pytest.approx(0.4 / 2.7)
 
 
 def test_rescaled_relu_model_keeps_the_reconstruction_and_scales_the_code():
@@ -281,44 +267,16 @@ def test_scale_measures_what_a_rescaling_changes_and_what_it_keeps():
         assert per_unit[key] == pytest.approx(base[key], rel=1e-6)
 
 
-def test_gap_by_brightness_splits_the_bce_gap_by_who_draws_each_pixel_brighter():
-    x = torch.tensor([[0.0, 0.0, 0.05, 0.5, 1.0, 0.95]])
-    a = torch.tensor([[0.2, 0.1, 0.01, 0.3, 0.9, 0.99]])  # A: brighter on pixels 0 and 5 (stroke), darker elsewhere
-    b = torch.tensor([[0.1, 0.3, 0.02, 0.6, 0.95, 0.9]])
-
-    def bce(p, t):
-        return -(t * math.log(p) + (1 - t) * math.log(1 - p)) if 0 < t < 1 else -math.log(p if t == 1 else 1 - p)
-
-    gaps = [bce(p, t) - bce(q, t) for p, q, t in zip(a[0].tolist(), b[0].tolist(), x[0].tolist())]
-    rows = {r["pixels"]: r for r in sae_utils.metrics.gap_by_brightness(x, {"A": a, "B": b})}
-    expected = {"stroke, A brighter": [5], "stroke, 0 < x < 0.1, A darker": [2], "stroke, 0.1 <= x < 0.9, A darker": [3],
-                "stroke, x >= 0.9, A darker": [4], "background, A brighter": [0], "background, A darker": [1]}
-    assert list(rows) == list(expected)
-    for name, pixels in expected.items():
-        assert rows[name]["share of pixels"] == pytest.approx(len(pixels) / 6)
-        assert rows[name]["share of the gap"] == pytest.approx(sum(gaps[p] for p in pixels) / sum(gaps), rel=1e-9)
-    with pytest.raises(ValueError, match="exactly two models"):
-        sae_utils.metrics.gap_by_brightness(x, {"A": a})
-
-
-def test_scale_summary_and_rescaling_ratios_by_hand():
-    from sae_utils.metrics import rescaling_ratios, scale_summary, unit_scale_statistics
+def test_scale_summary_by_hand():
+    from sae_utils.metrics import scale_summary, unit_scale_statistics
     stats = {"column_norm": torch.tensor([1.0, 2.0, 4.0, 3.0]), "mean_activation": torch.tensor([0.5, 0.25, 0.0, 1.0]),
              "firing_frequency": torch.tensor([0.5, 0.5, 0.0, 1.0])}
     s = scale_summary(stats)   # living: units 0, 1, 3
     assert s["L0"] == 2.0 and s["scale"] == 1.75 / 2.0 and s["median ‖d_j‖"] == 2.0
     assert s["Σ y‖d‖"] == 0.5 * 1 + 0.25 * 2 + 1.0 * 3 and s["Σ y‖d‖ per value"] == 4.0 / 2.0
     assert scale_summary(stats, units=[0, 1])["L0"] == 1.0
-    # a common shrink by c with columns lengthened by 1/c: the predicted ratios, exactly
-    c = 0.5
-    shrunk = {"column_norm": stats["column_norm"] / c, "mean_activation": stats["mean_activation"] * c,
-              "firing_frequency": stats["firing_frequency"]}
-    r = rescaling_ratios(stats, shrunk)
-    assert r["scale"] == c and r["median ‖d_j‖"] == 1 / c
-    assert r["Σ y‖d‖"] == pytest.approx(1.0) and r["Σ y‖d‖ per value"] == pytest.approx(1.0) and r["L0"] == 1.0
     missing = dict(stats, column_norm=torch.tensor([1.0, float("nan"), 4.0, 3.0]))
     assert math.isnan(scale_summary(missing)["median ‖d_j‖"]) and math.isnan(scale_summary(missing)["Σ y‖d‖"])
-    assert rescaling_ratios(missing, shrunk)["median ‖d_j‖"] is None and rescaling_ratios(missing, shrunk)["L0"] == 1.0
     with pytest.raises(ValueError, match="statistics"):
         scale_summary({"column_norm": stats["column_norm"]})
     # from a model: Σ ρ̂_j ‖d_j‖ is the mean over inputs of Σ_j y_j ‖d_j‖, and L0 the mean non-zero count
@@ -344,124 +302,6 @@ def test_bce_floor_is_the_mean_binary_entropy_and_the_bce_of_a_perfect_model():
     assert abs(bce.item() - bce_floor(x[:1]).item()) < 1e-9           # a perfect x_hat reaches the floor
     with pytest.raises(ValueError, match="values in"):
         bce_floor(torch.tensor([[1.5, 0.0]]))
-
-
-def test_bias_pulls_match_the_closed_form_and_a_finite_difference():
-    from sae_utils.metrics import bias_pulls
-    torch.manual_seed(0)
-    model = SparseAutoencoder(5, "sigmoid", n_input=12).double()
-    x = torch.rand(30, 12, dtype=torch.float64)
-    rho, beta = 0.08, 0.01
-    pulls = bias_pulls(model, x, rho, beta)
-    y = torch.sigmoid(x @ model.encoder.weight.T.detach() + model.encoder.bias.detach())
-    q, s = y.mean(dim=0), (y * (1 - y)).mean(dim=0)
-    assert torch.allclose(pulls["penalty"], beta * (q - rho) / (q * (1 - q)) * s, rtol=1e-10, atol=1e-14)
-    assert (pulls["penalty"].abs() <= pulls["bound"] + 1e-15).all()
-    h, j = 1e-6, 2
-    def bce_at(shift):
-        b = model.encoder.bias.detach().clone()
-        b[j] += shift
-        x_hat = torch.sigmoid(model.decoder(torch.sigmoid(x @ model.encoder.weight.T.detach() + b)))
-        return -(x * x_hat.log() + (1 - x) * (1 - x_hat).log()).mean().item()
-    assert abs(pulls["bce"][j].item() - (bce_at(h) - bce_at(-h)) / (2 * h)) < 1e-8
-    assert (pulls["bce"].abs() <= pulls["C"] * pulls["S"] * (1 + 1e-9)).all()
-    with pytest.raises(ValueError, match="sigmoid"):
-        bias_pulls(SparseAutoencoder(5, "relu", n_input=12), x.float(), rho, beta)
-
-
-def test_bias_pulls_by_minibatch_is_the_mean_gradient_of_the_minibatch_objective():
-    """batch_size: the mean over the shuffled minibatches of the bias gradients, against a hand-written
-    float64 minibatch objective differentiated by autograd, and the BCE part against the full-batch gradient."""
-    from sae_utils.metrics import bias_pulls
-    torch.manual_seed(1)
-    model = SparseAutoencoder(4, "sigmoid", n_input=7).double()
-    x = torch.rand(24, 7, dtype=torch.float64)
-    rho, beta = 0.2, 0.5
-    pulls = bias_pulls(model, x, rho, beta, batch_size=6, seed=3)
-    order = torch.randperm(24, generator=torch.Generator().manual_seed(3)).split(6)
-    bias = model.encoder.bias.detach().clone().requires_grad_()
-    w, d, c = model.encoder.weight.detach(), model.decoder.weight.detach(), model.decoder.bias.detach()
-    bce_total, penalty_total = 0.0, 0.0
-    for rows in order:
-        y = torch.sigmoid(x[rows] @ w.T + bias)
-        x_hat = torch.sigmoid(y @ d.T + c)
-        bce_total = bce_total - (x[rows] * x_hat.log() + (1 - x[rows]) * (1 - x_hat).log()).mean() / 4
-        q = y.mean(dim=0)
-        penalty_total = penalty_total + beta * (rho * (rho / q).log() + (1 - rho) * ((1 - rho) / (1 - q)).log()).sum() / 4
-    (bce_grad,) = torch.autograd.grad(bce_total, bias, retain_graph=True)
-    (penalty_grad,) = torch.autograd.grad(penalty_total, bias)
-    assert torch.allclose(pulls["bce"], bce_grad, rtol=1e-10, atol=1e-15)
-    assert torch.allclose(pulls["penalty"], penalty_grad, rtol=1e-10, atol=1e-15)
-    assert torch.allclose(pulls["bce"], bias_pulls(model, x, rho, beta)["bce"], rtol=1e-10, atol=1e-15)  # BCE: a mean
-    assert not torch.allclose(pulls["penalty"], bias_pulls(model, x, rho, beta)["penalty"])   # the penalty is not
-    two = bias_pulls(model, x, rho, beta, batch_size=6, seed=3, n_batches=2)
-    assert torch.allclose(two["rho_hat"], torch.sigmoid(x[torch.cat(order[:2])] @ w.T + model.encoder.bias.detach()).mean(dim=0))
-    with pytest.raises(ValueError, match="batch_size"):
-        bias_pulls(model, x, rho, beta, batch_size=0)
-    with pytest.raises(ValueError, match="n_batches"):
-        bias_pulls(model, x, rho, beta, batch_size=6, n_batches=0)
-
-
-def test_bias_pulls_penalty_matches_finite_differences_and_its_bound():
-    """The bias gradient of beta * sum_j KL against a central finite difference in float64, the formula
-    beta r_j (rho_hat - rho) / (1 - rho_hat) against it, and |gradient| <= the bound."""
-    from sae_utils.metrics import bias_pulls
-    from sae_utils.penalties import kl_divergence
-    torch.manual_seed(0)
-    model = SparseAutoencoder(n_hidden=6, activation="sigmoid", n_input=9).double()
-    x = torch.rand(40, 9, dtype=torch.float64)
-    rho, beta = 0.1, 0.3
-    pull = bias_pulls(model, x, rho=rho, beta=beta)
-
-    def penalty(bias):
-        y = torch.sigmoid(x @ model.encoder.weight.detach().T + bias)
-        return beta * sum(rho * math.log(rho / m) + (1 - rho) * math.log((1 - rho) / (1 - m))
-                          for m in y.mean(dim=0).tolist())
-
-    bias, h = model.encoder.bias.detach().clone(), 1e-6
-    numeric = []
-    for j in range(6):
-        step = torch.zeros(6, dtype=torch.float64)
-        step[j] = h
-        numeric.append((penalty(bias + step) - penalty(bias - step)) / (2 * h))
-    assert np.allclose(pull["penalty"].numpy(), numeric, rtol=1e-6, atol=1e-10)
-    assert np.allclose(pull["formula"].numpy(), numeric, rtol=1e-6, atol=1e-10)
-    assert (pull["penalty"].abs() <= pull["bound"] + 1e-15).all()
-    assert ((pull["slope_ratio"] > 0) & (pull["slope_ratio"] < 1)).all()
-    assert kl_divergence(rho, pull["rho_hat"]).shape == (6,)
-    with pytest.raises(ValueError, match="sigmoid"):
-        bias_pulls(SparseAutoencoder(n_hidden=6, activation="relu", n_input=9), x, rho, beta)
-    with pytest.raises(ValueError, match="rho"):
-        bias_pulls(model, x, rho=1.5, beta=beta)
-
-
-def test_minibatch_kl_penalty_by_hand_and_above_the_whole_set_penalty():
-    from sae_utils.metrics import minibatch_kl_penalty
-    code = torch.tensor([[0.2, 0.5], [0.4, 0.1], [0.1, 0.3], [0.3, 0.7], [0.9, 0.9]])
-
-    def kl(rho, m):
-        return rho * math.log(rho / m) + (1 - rho) * math.log((1 - rho) / (1 - m))
-
-    # two full minibatches of 2 rows; the fifth row is left out
-    by_hand = 2.0 * ((kl(0.2, 0.3) + kl(0.2, 0.3)) + (kl(0.2, 0.2) + kl(0.2, 0.5))) / 2
-    assert minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=2) == pytest.approx(by_hand, rel=1e-6)
-    whole = 2.0 * (kl(0.2, 0.25) + kl(0.2, 0.4))
-    assert minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=2) >= whole  # Jensen
-    with pytest.raises(ValueError, match="batch_size"):
-        minibatch_kl_penalty(code, rho=0.2, beta=2.0, batch_size=6)
-    with pytest.raises(ValueError, match="code"):
-        minibatch_kl_penalty(code * 2, rho=0.2, beta=2.0, batch_size=2)
-
-
-def test_minibatch_kl_penalty_shuffled_matches_a_hand_permutation():
-    from sae_utils.metrics import minibatch_kl_penalty
-    code = torch.rand(12, 3, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
-    order = torch.randperm(12, generator=torch.Generator().manual_seed(7))
-    by_hand = minibatch_kl_penalty(code[order], rho=0.2, beta=0.5, batch_size=4)
-    assert minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4, shuffle_seed=7) == pytest.approx(by_hand, rel=1e-12)
-    assert minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4) != pytest.approx(by_hand, rel=1e-6)
-    with pytest.raises(ValueError, match="shuffle_seed"):
-        minibatch_kl_penalty(code, rho=0.2, beta=0.5, batch_size=4, shuffle_seed=-1)
 
 
 def test_kl_jensen_gap_matches_the_exact_expectation_over_all_minibatches():
@@ -502,21 +342,6 @@ def test_floor_by_grey_level_is_the_mean_pixel_entropy_and_splits_it_by_band():
         floor_by_grey_level(prepare_images(images))
 
 
-def test_variance_ratio_p_against_closed_forms():
-    # F(2, d2): P(F >= f) = (1 + 2 f / d2)^(-d2 / 2); F(d1, 2): P(F >= f) = 1 - (d1 f / (2 + d1 f))^(d1 / 2)
-    p = sae_utils.metrics.variance_ratio_p
-    assert p(math.sqrt(6.944272), 3, 1.0, 5) == pytest.approx(0.05, abs=1e-6)          # tabulated 5 % point of F(2, 4)
-    assert p(2.0, 3, 1.0, 5) == pytest.approx((1 + 2 * 4.0 / 4) ** -2, rel=1e-10)
-    assert p(3.0, 5, 1.5, 3) == pytest.approx(1 - (4 * 4.0 / (2 + 4 * 4.0)) ** 2, rel=1e-10)
-    assert p(math.sqrt(19.2468), 5, 1.0, 3) == pytest.approx(0.05, abs=1e-5)           # tabulated 5 % point of F(4, 2)
-    assert p(1.0, 11, 1.0, 11) == pytest.approx(0.5, abs=1e-12)                      # equal dof, ratio 1: the median
-    assert p(0.5, 4, 1.0, 6) > 0.5 > p(2.0, 4, 1.0, 6)                                 # larger ratio, smaller p
-    with pytest.raises(ValueError, match="sd_b"):
-        p(1.0, 3, 0.0, 5)
-    with pytest.raises(ValueError, match="n_a"):
-        p(1.0, 1, 1.0, 5)
-
-
 def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():
     from sae_utils.metrics import subset_penalty_prediction
 
@@ -537,20 +362,3 @@ def test_subset_penalty_prediction_matches_a_float64_formula_and_sampling():
         subset_penalty_prediction(code, rho, N + 1)
     with pytest.raises(ValueError, match="rho"):
         subset_penalty_prediction(code, 1.0, n)
-
-
-def test_stroke_gap_totals_sum_the_stroke_rows_by_label_in_any_order():
-    gen = torch.Generator().manual_seed(3)
-    x = torch.rand(40, 30, generator=gen).double() * (torch.rand(40, 30, generator=gen) > 0.6)
-    a, b = torch.rand(40, 30, generator=gen).double() * 0.98 + 0.01, torch.rand(40, 30, generator=gen).double() * 0.98 + 0.01
-    rows = sae_utils.metrics.gap_by_brightness(x, {"A": a, "B": b})
-    totals = sae_utils.metrics.stroke_gap_totals(rows[::-1])
-    bce = lambda p: -(x * p.log() + (1 - x) * (1 - p).log())          # independent per-pixel BCE
-    gap = bce(a) - bce(b)
-    stroke = x > 0
-    assert totals["share of pixels"] == pytest.approx(stroke.double().mean().item())
-    assert totals["share of the gap"] == pytest.approx((gap[stroke].sum() / gap.sum()).item())
-    darker = stroke & ~(a > b)
-    assert totals["share of the gap, darker"] == pytest.approx((gap[darker].sum() / gap.sum()).item())
-    with pytest.raises(ValueError, match="rows"):
-        sae_utils.metrics.stroke_gap_totals([])

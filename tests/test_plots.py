@@ -426,42 +426,6 @@ def test_tradeoff_labels_of_one_line_share_one_number_format():
         "β=0.0015", "β=0.015"]
 
 
-def test_code_heatmap_sorts_units_by_use_and_marks_the_dead_ones(test_digits):
-    model = SparseAutoencoder(4, "relu")
-    with torch.no_grad():
-        model.encoder.weight.zero_()
-        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # units 0 and 3 never fire
-    fig = plots.plot_code_heatmap(model, test_digits[:10], n_digits=5)
-    shown = fig.axes[0].images[0].get_array()
-    assert shown.shape == (5, 4)
-    np.testing.assert_allclose(shown[0], [0.5, 0.2, 0.0, 0.0])  # equal use: the larger mean first
-    label = next(t for t in fig.axes[0].texts if "2 never active" in t.get_text())
-    assert 0 <= label.get_position()[1] <= 4                            # inside the image rows, in the blank columns
-
-
-def test_code_heatmap_can_saturate_at_a_quantile_and_says_so(test_digits):
-    torch.manual_seed(0)
-    model = SparseAutoencoder(16, "relu")
-    fig = plots.plot_code_heatmap(model, test_digits[:20], n_digits=20, vmax_quantile=0.5)
-    shown = np.asarray(fig.axes[0].images[0].get_array())
-    assert fig.axes[0].images[0].get_clim()[1] == pytest.approx(float(np.quantile(shown, 0.5)))
-    assert "50th percentile" in fig.axes[1].get_ylabel()
-    with pytest.raises(ValueError, match=r"vmax_quantile must lie in \(0, 1\], got 0"):
-        plots.plot_code_heatmap(model, test_digits[:5], vmax_quantile=0)
-
-
-def test_code_heatmap_quantile_of_the_nonzero_values(test_digits):
-    torch.manual_seed(0)
-    model = SparseAutoencoder(16, "relu")
-    fig = plots.plot_code_heatmap(model, test_digits[:20], n_digits=20, vmax_quantile=0.5, quantile_of="nonzero")
-    shown = np.asarray(fig.axes[0].images[0].get_array())
-    assert (shown == 0).any()                                            # zeros exist, and are left out
-    assert fig.axes[0].images[0].get_clim()[1] == pytest.approx(float(np.quantile(shown[shown != 0], 0.5)))
-    assert "50th percentile of the non-zero values" in fig.axes[1].get_ylabel()
-    with pytest.raises(ValueError, match="quantile_of must be 'all' or 'nonzero', got 'some'"):
-        plots.plot_code_heatmap(model, test_digits[:5], quantile_of="some")
-
-
 def test_plot_along_draws_each_slider_with_zero_apart_and_the_seed_band():
     def record(beta, bce, mass):
         return {"params": {"rho": 0.08, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
@@ -665,40 +629,6 @@ def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
     np.testing.assert_allclose(x_bar, [[192.0, 0.072], [208.0, 0.072]])
     np.testing.assert_allclose(y_bar, [[200, 0.0715], [200, 0.0725]])
     assert not plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}).axes[0].containers
-
-
-def test_plot_test_curves_draws_one_panel_per_group_on_a_shared_axis():
-    curves = {"lr 0.009": {"KL": [0.09, 0.08, 0.075], "L1": [0.085, 0.07, 0.068]}, "60 epochs": {"KL": [0.1] * 60}}
-    fig = plots.plot_test_curves(curves, title="t", ylim=(0.06, 0.11))
-    first, last = fig.axes
-    assert [line.get_label() for line in first.lines] == ["KL", "L1"]
-    np.testing.assert_array_equal(first.lines[1].get_xydata(), [[1, 0.085], [2, 0.07], [3, 0.068]])
-    assert last.get_title() == "60 epochs" and last.lines[-1].get_label() == "epoch 20"
-    assert last.get_ylim() == first.get_ylim() == (0.06, 0.11)
-    assert len(plots.plot_test_curves({"a": {"KL": [1.0, 2.0]}}, mark_epoch=None).axes[0].lines) == 1
-
-
-def test_plot_test_curves_shades_each_panels_last_epochs_only_when_asked():
-    curves = {"20": {"KL": [0.1] * 20, "L1": [0.09] * 20}, "60": {"KL": [0.1] * 60}}
-    assert not plots.plot_test_curves(curves).axes[0].patches                     # default: nothing shaded
-    first, last = plots.plot_test_curves(curves, shade_last=10).axes
-    for ax, n_epochs in ((first, 20), (last, 60)):
-        (span,) = ax.patches
-        left, right = span.get_x(), span.get_x() + span.get_width()        # a Rectangle in (data x, axes y)
-        assert left == pytest.approx(n_epochs - 10 + 0.5) and right == pytest.approx(n_epochs + 0.5)
-    with pytest.raises(ValueError, match="shade_last"):
-        plots.plot_test_curves(curves, shade_last=0)
-
-
-def test_plot_test_curves_draws_the_floor_in_every_panel_only_when_asked():
-    curves = {"20": {"KL": [0.1] * 20}, "60": {"KL": [0.1] * 60, "L1": [0.09] * 60}}
-    assert all("BCE floor" not in [l.get_label() for l in ax.lines] for ax in plots.plot_test_curves(curves).axes)
-    for ax in plots.plot_test_curves(curves, floor=0.058).axes:
-        (line,) = [l for l in ax.lines if l.get_label() == "BCE floor"]
-        assert list(line.get_ydata()) == [0.058, 0.058] and line.get_linestyle() == "--"
-    with pytest.raises(ValueError, match="floor"):
-        plots.plot_test_curves(curves, floor=-1.0)
-    plt.close("all")
 
 
 def test_activation_histogram_counts_are_the_bars_drawn(test_digits):
