@@ -376,40 +376,6 @@ def plot_code_value_histograms(codes: dict, thresholds: dict, bins: int = 100):
     return fig
 
 
-@torch.no_grad()
-def activation_histogram_counts(model, images, bins: int = 40) -> tuple[np.ndarray, np.ndarray, int]:
-    """The bars ``plot_activation_histogram`` draws: (counts (bins,), edges (bins + 1,), number of dead units).
-
-    rho_hat_j is unit j's mean activation over ``images``; units with rho_hat_j = 0 (dead ReLU units) are
-    counted apart and left out of the bars, whose edges span the living units' range."""
-    check_int("bins", bins, low=1)
-    x = prepare_images(images, n_input=model.n_input).to(next(model.parameters()).device)
-    rho_hat = model.encode(x).mean(dim=0).cpu().numpy()
-    alive = rho_hat[rho_hat > 0]
-    counts, edges = np.histogram(alive, bins=bins)
-    return counts, edges, int(len(rho_hat) - len(alive))
-
-
-def plot_activation_histogram(model, images, rho: float | None = None, title: str | None = None, bins: int = 40):
-    """Histogram over hidden units of rho_hat_j, the mean activation of unit j over ``images``.
-
-    Units whose code is exactly 0 on every image (dead ReLU units) are not drawn, so that they do not
-    flatten the rest of the histogram; their number is given in the legend. The bars are
-    ``activation_histogram_counts(model, images, bins)``.
-    """
-    counts, edges, n_dead = activation_histogram_counts(model, images, bins)
-    fig, ax = plt.subplots(figsize=(5.5, 3))
-    label = f"{counts.sum()} units" + (f" ({n_dead} dead units, $\\hat\\rho_j = 0$, not drawn)" if n_dead else "")
-    ax.hist(edges[:-1], bins=edges, weights=counts, color="C0", label=label)
-    if rho is not None:
-        ax.axvline(rho, color="C3", ls="--", label=f"target ρ = {rho:g}")
-    ax.legend(fontsize=8)
-    ax.set(xlabel=r"mean activation $\hat\rho_j$ of a hidden unit", ylabel="number of units",
-           title=title or "Mean activation per hidden unit")
-    fig.tight_layout()
-    return fig
-
-
 def plot_reconstruction_comparison(models: dict, images, n: int = 10, title: str | None = None, image_shape=None):
     """The first ``n`` of ``images`` (top row) above each model's reconstructions (one row per model).
 

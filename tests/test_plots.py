@@ -272,17 +272,6 @@ def test_plot_unit_statistics_counts_the_units_never_active():
     assert sigmoid.axes[0].get_title() == "" and sum(p.get_height() for p in sigmoid.axes[0].patches) == 4
 
 
-def test_activation_histogram_leaves_dead_units_out_and_counts_them(test_digits):
-    model = SparseAutoencoder(4, "relu")
-    with torch.no_grad():
-        model.encoder.weight.zero_()
-        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # units 0 and 3 never fire
-    fig = plots.plot_activation_histogram(model, test_digits[:10])
-    ax = fig.axes[0]
-    assert sum(patch.get_height() for patch in ax.patches) == 2
-    assert "2 dead units" in ax.get_legend().get_texts()[0].get_text()
-
-
 def test_tradeoff_joins_the_points_where_one_hyperparameter_moves():
     def record(rho, beta, bce, mass):
         return {"params": {"rho": rho, "beta": beta}, "metrics": {"bce": bce, "units_for_mass": mass}}
@@ -600,14 +589,6 @@ def test_loss_curves_draw_single_points_inside_the_limits():
     assert low < 0.05 < high
 
 
-def test_activation_histogram_of_a_model_whose_weights_require_grad(test_digits):
-    torch.manual_seed(0)
-    model = SparseAutoencoder(16, "relu")                  # as loaded or trained: parameters require grad
-    assert model.encoder.weight.requires_grad
-    fig = plots.plot_activation_histogram(model, test_digits[:50])
-    assert sum(patch.get_height() for patch in fig.axes[0].patches) > 0
-
-
 def test_loss_curve_ticks_are_round_epochs_that_do_not_crowd():
     def history(n):
         return {"epoch": list(range(1, n + 1)), "train_objective": [1.0 / e for e in range(1, n + 1)],
@@ -629,20 +610,6 @@ def test_tradeoff_draws_error_bars_on_the_reference_star_only_where_asked():
     np.testing.assert_allclose(x_bar, [[192.0, 0.072], [208.0, 0.072]])
     np.testing.assert_allclose(y_bar, [[200, 0.0715], [200, 0.0725]])
     assert not plots.plot_tradeoff(records, {"kl": [("beta", {"rho": 0.08})]}).axes[0].containers
-
-
-def test_activation_histogram_counts_are_the_bars_drawn(test_digits):
-    model = SparseAutoencoder(4, "relu")
-    with torch.no_grad():
-        model.encoder.weight.zero_()
-        model.encoder.bias.copy_(torch.tensor([-1.0, 0.2, 0.5, -3.0]))  # rho_hat = (0, 0.2, 0.5, 0)
-    counts, edges, n_dead = plots.activation_histogram_counts(model, test_digits[:10], bins=3)
-    assert list(counts) == [1, 0, 1] and n_dead == 2
-    np.testing.assert_allclose(edges, [0.2, 0.3, 0.4, 0.5], atol=1e-7)
-    drawn = plots.plot_activation_histogram(model, test_digits[:10], bins=3).axes[0].patches
-    assert [patch.get_height() for patch in drawn] == [1, 0, 1]
-    with pytest.raises(ValueError, match="bins must be an integer >= 1, got 0"):
-        plots.activation_histogram_counts(model, test_digits[:10], bins=0)
 
 
 def test_tradeoff_draws_annotated_stars_above_their_error_bars():
