@@ -282,6 +282,10 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
 PIXEL_PROBE = "pixel_probe.json"
 
 
+def pixel_probe_path(directory=None) -> Path:
+    return Path(ATLAS_DIR if directory is None else directory) / PIXEL_PROBE
+
+
 def build_pixel_probe(directory=None, data: tuple | None = None) -> dict:
     """Fit the linear probe on the raw pixels (``linear_probe(None)``), the baseline every stored
     ``probe_error`` is compared with, and store it beside the atlas files as ``pixel_probe.json``.
@@ -289,12 +293,12 @@ def build_pixel_probe(directory=None, data: tuple | None = None) -> dict:
     data: ``((train_images, train_labels), (test_images, test_labels))``, default all of MNIST. The
     record keeps the probe's settings, so a change of ``probe.L2`` or ``MAX_ITERATIONS`` shows.
     """
-    result = linear_probe(None, *(data or ()))
+    train, test = data or (load_mnist("train"), load_mnist("test"))
+    result = linear_probe(None, train, test)
     record = {"test_error": result["test_error"], "train_error": result["train_error"],
               "n_features": result["n_features"], "l2": L2, "max_iterations": MAX_ITERATIONS,
-              "n_train": 60_000 if data is None else len(data[0][1]),
-              "n_test": 10_000 if data is None else len(data[1][1])}
-    atomic_write_json(Path(ATLAS_DIR if directory is None else directory) / PIXEL_PROBE, record)
+              "n_train": len(train[1]), "n_test": len(test[1])}
+    atomic_write_json(pixel_probe_path(directory), record)
     return record
 
 
@@ -302,7 +306,7 @@ def pixel_probe(directory=None) -> dict:
     """The stored raw-pixel probe (``build_pixel_probe``): ``{"test_error", "train_error", "n_features",
     "l2", "max_iterations", "n_train", "n_test"}``, errors as fractions. Fitted once with the atlas,
     as every code's ``probe_error`` is; ``linear_probe(None)`` fits it again (about half a minute)."""
-    path = Path(ATLAS_DIR if directory is None else directory) / PIXEL_PROBE
+    path = pixel_probe_path(directory)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; build it with python -m sae_utils.atlas --pixel-probe")
     return json.loads(path.read_text())
@@ -327,6 +331,11 @@ class AtlasEntry:
     firing_frequency: np.ndarray
     mean_activation: np.ndarray
     dashboards: dict  # metrics.unit_dashboards of the units feature_units, over the 10,000 test digits
+
+    def first_of_each_class(self, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The first stored test digit of each class 0 .. n_classes - 1: (their test-set indices (n,), their
+        uint8 reconstructions (n, 28, 28)). The stored digits are ordered by class, DIGITS_PER_CLASS of each."""
+        return self.digit_indices[::DIGITS_PER_CLASS][:n_classes], self.recon[::DIGITS_PER_CLASS][:n_classes]
 
     def unit_scale_statistics(self) -> dict:
         """The per-unit statistics ``metrics.scale_summary`` reads, as ``metrics.unit_scale_statistics``

@@ -518,7 +518,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
               for label, entry in entries.items()}
     if shared_scale:
         scales = dict.fromkeys(scales, max(scales.values()))
-    digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
+    digits, _ = first.first_of_each_class(n_digits)
     cols = n_digits + 1 + n_features
     fig, axes = plt.subplots(len(entries) + 1, cols, figsize=(0.95 * cols, 1.3 * (len(entries) + 1) + 0.4),
                              squeeze=False, gridspec_kw={"width_ratios": [1] * n_digits + [0.3] + [1] * n_features})
@@ -532,7 +532,7 @@ def plot_atlas_gallery(entries: dict, test_images, n_digits: int = 6, n_features
     for ax in axes[0, n_digits:]:
         ax.set_visible(False)  # the input row has no features
     for row, (label, entry) in zip(axes[1:], entries.items()):
-        for ax, image in zip(row, entry.recon[::2][:n_digits]):
+        for ax, image in zip(row, entry.first_of_each_class(n_digits)[1]):
             ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         features = entry.features[:n_features]
         limit = scales[label]
@@ -582,7 +582,7 @@ def plot_atlas_errors(entries: dict, test_images, n_digits: int = 10):
     if not isinstance(entries, dict) or not entries:
         raise ValueError(f"entries must be a non-empty dict {{label: atlas entry}}, got {entries!r}")
     first = next(iter(entries.values()))
-    digits = first.digit_indices[::2][:n_digits]  # the atlas stores the first two test digits of each class
+    digits, _ = first.first_of_each_class(n_digits)
     inputs = np.stack([np.asarray(test_images[int(i)], dtype=np.float64) / 255 for i in digits])
     fig, axes = plt.subplots(len(entries) + 1, n_digits, figsize=(0.95 * n_digits + 3.4, 1.0 * (len(entries) + 1) + 0.5),
                              squeeze=False)
@@ -592,9 +592,10 @@ def plot_atlas_errors(entries: dict, test_images, n_digits: int = 10):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
     axes[0, 0].set_ylabel("input $x$", fontsize=9, rotation=0, ha="right", va="center")
     for row, (label, entry) in zip(axes[1:], entries.items()):
-        if not np.array_equal(entry.digit_indices[::2][:n_digits], digits):
+        indices, recon = entry.first_of_each_class(n_digits)
+        if not np.array_equal(indices, digits):
             raise ValueError(f"{label}: its stored test digits differ from the first entry's")
-        errors = inputs - entry.recon[::2][:n_digits].astype(np.float64) / 255
+        errors = inputs - recon.astype(np.float64) / 255
         for ax, error in zip(row, errors):
             shown = ax.imshow(error, cmap="bwr", vmin=-1, vmax=1)
         m = entry.metrics

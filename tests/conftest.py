@@ -2,11 +2,9 @@
 weights file crafted to run code. Shared plain helpers live in helpers.py."""
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
-from helpers import RunsCode
+from helpers import RunsCode, short_probe
 
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig
@@ -82,8 +80,7 @@ def tiny_atlas(tmp_path_factory):
                                                       full[split][1][:size[split]].clone()))
     patch.setattr(atlas, "point_config", lambda family, params: TrainConfig(
         penalty=family, epochs=1, batch_size=100, n_hidden=32, **params))
-    # no test reads these points' probe errors: 30 L-BFGS steps instead of 300
-    patch.setattr(atlas, "linear_probe", functools.partial(atlas.linear_probe, max_iterations=30))
+    patch.setattr(atlas, "linear_probe", short_probe)
     try:
         for family, points in TINY_POINTS.items():
             atlas.build(family, points, folder, progress=False, log=lambda *_: None)

@@ -5,16 +5,23 @@ pytest puts this folder on ``sys.path`` (rootdir-style conftest), so test files 
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
 
 from sae_utils import TrainConfig
+from sae_utils.probe import linear_probe
 
 
 def small_config(**changes) -> TrainConfig:
     """A few seconds of training: 2 epochs of 10 batches of 200 digits, 32 hidden units."""
     return TrainConfig(**{"epochs": 2, "batch_size": 200, "n_hidden": 32, **changes})
+
+
+# The linear probe with 30 L-BFGS steps instead of 300, for tiny atlas builds whose probe errors no test reads
+# closely (the probe's own fit is tested in test_probe.py); the probe is most of a tiny build's time.
+short_probe = functools.partial(linear_probe, max_iterations=30)
 
 
 # Random uint8 "digits" and a config that trains on them in a blink: for error paths and file handling.

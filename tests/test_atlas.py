@@ -1,11 +1,11 @@
 """The atlas: a stored point recomputes, and a tiny build is resumable, pickle-free and checks its inputs."""
-import functools
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from helpers import short_probe
 
 from sae_utils import atlas, load_mnist, prepare_images
 from sae_utils.metrics import ACTIVE_THRESHOLD
@@ -55,8 +55,7 @@ def tiny(monkeypatch, train_digits, test_digits):
         return train(config, *args, **kwargs)
 
     monkeypatch.setattr(atlas, "train", counting_train)
-    # The probe's fit is tested in test_probe.py; here 30 L-BFGS steps instead of 300 (most of a tiny build's time).
-    monkeypatch.setattr(atlas, "linear_probe", functools.partial(atlas.linear_probe, max_iterations=30))
+    monkeypatch.setattr(atlas, "linear_probe", short_probe)
     return calls
 
 
