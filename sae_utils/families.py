@@ -163,7 +163,7 @@ K = Hyperparameter("k", "k", "units kept", 25, "units kept per input (TopK), an 
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off". The weight_decay
     # variants asked an earlier notebook 01 whether weight decay smooths the encoder features; no notebook reads them now.
-    # The seeds at rho=0.01, beta=0.005 and at beta=0.15 measure the seed spread at the ends of the rho and
+    # The seeds at rho=0.01, beta=0.005 and at beta=0.15 and 0.0015 measure the seed spread at the ends of the rho and
     # beta series, where notebooks 01 and 04 had borrowed it from the reference setting. They were trained
     # after kl_divergence took its logs apart (a float-rounding change: 5e-8 in two epochs at the reference).
     "kl": Family("kl", "KL divergence", "sigmoid", kl_sparsity_penalty, ("rho",), "beta", (RHO, BETA),
@@ -182,7 +182,8 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.005, "weight_decay": 1e-5},
                                  {"rho": 0.08, "beta": 0.0, "weight_decay": 1e-5},
                                  {"rho": 0.01, "beta": 0.005, "seed": 1}, {"rho": 0.01, "beta": 0.005, "seed": 2},
-                                 {"rho": 0.08, "beta": 0.15, "seed": 1}, {"rho": 0.08, "beta": 0.15, "seed": 2})),
+                                 {"rho": 0.08, "beta": 0.15, "seed": 1}, {"rho": 0.08, "beta": 0.15, "seed": 2},
+                                 {"rho": 0.08, "beta": 0.0015, "seed": 1}, {"rho": 0.08, "beta": 0.0015, "seed": 2})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
@@ -198,7 +199,10 @@ FAMILIES = {
                                  {"lam": 0.0, "activation": "sigmoid"}, {"lam": 1e-3, "activation": "sigmoid"},
                                  {"lam": 4e-3, "activation": "sigmoid"},
                                  {"lam": 1.6e-2, "activation": "sigmoid"}, {"lam": 1e-4, "activation": "sigmoid"},
-                                 {"lam": 2.5e-4, "activation": "sigmoid"}, {"lam": 5e-4, "activation": "sigmoid"})),
+                                 {"lam": 2.5e-4, "activation": "sigmoid"}, {"lam": 5e-4, "activation": "sigmoid"},
+                                 # The other remedies for the units that die at the reference rate: a warm-up over
+                                 # the first tenth of the steps, and the small rate given three times the epochs.
+                                 {"lam": 4e-5, "lr_warmup": 0.1}, {"lam": 4e-5, "lr": 1e-3, "epochs": 60})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,

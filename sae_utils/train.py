@@ -34,7 +34,8 @@ from .model import check_topk_k
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
 # What the code looks like on the test set after each epoch (``_test_scores``): cheap, and it lets a lesson
 # follow a shipped run epoch by epoch without replaying it.
-CODE_HISTORY_KEYS = ("test_penalty", "test_active_per_digit", "test_living_units", "decoder_norm_median")
+CODE_HISTORY_KEYS = ("test_penalty", "test_active_per_digit", "test_living_units", "decoder_norm_median",
+                     "test_scaled_mass")
 
 
 def _field(default, check, help: str, **metadata):
@@ -79,6 +80,9 @@ class TrainConfig:
     lr_decay: float = _field(None, CHECK["fraction"], "the last fraction of the steps, in [0, 1], over which the "
                              "learning rate falls linearly to 0 (default: the family's recipe, TopK 0.3, "
                              "else 0)", type=float, recipe=0.0)
+    lr_warmup: float = _field(0.0, CHECK["fraction"], "the first fraction of the steps, in [0, 1], over which the "
+                              "learning rate rises linearly to lr (step s of n warm-up steps takes lr * s / n; "
+                              "default 0: none, the reference run)")
     weight_decay: float = _field(0.0, CHECK["non-negative"], "weight decay, >= 0: the objective trained on "
                                  "adds (weight_decay / 2) * sum W^2 over the encoder and decoder weights (not the "
                                  "biases), UFLDL's weight-decay term; the history's objective leaves it out")
@@ -307,10 +311,18 @@ def _mean_input(x_train) -> torch.Tensor:
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of step ``step`` (counted from 0) of ``total_steps``: ``config.lr``, falling
-    linearly to 0 over the last ``config.lr_decay`` of the steps (0: constant, the reference run)."""
+    """The learning rate of step ``step`` (counted from 0) of ``total_steps``: ``config.lr``, rising
+    linearly over the first ``config.lr_warmup`` of the steps (step s, counted from 1, of n warm-up steps
+    takes lr * s / n) and falling linearly to 0 over the last ``config.lr_decay`` of them (both 0: constant,
+    the reference run)."""
+    rate = config.lr
+    warmup_steps = config.lr_warmup * total_steps
+    if warmup_steps > 0:
+        rate *= min(1.0, (step + 1) / warmup_steps)
     decay_steps = config.lr_decay * total_steps
-    return config.lr * min(1.0, (total_steps - step) / decay_steps) if decay_steps > 0 else config.lr
+    if decay_steps > 0:
+        rate *= min(1.0, (total_steps - step) / decay_steps)
+    return rate
 
 
 def set_learning_rate(optimizer, lr: float) -> None:
@@ -327,7 +339,9 @@ def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
     reports it (TopK: 0); test_active_per_digit, the mean number of units above the active threshold of
     the code's activation (L1: L0; sigmoid codes, also L1's on them: above 0.5); test_living_units, the
     units active on at least one input; decoder_norm_median, the median length ||d_j|| of the living
-    units' decoder columns (None when none lives).
+    units' decoder columns (None when none lives); test_scaled_mass, the mean over inputs of
+    sum_j |y_j| * ||d_j||, the code's mass with each unit measured by the length of the image it adds,
+    which a rescaling (y_j / c, d_j * c) leaves unchanged while it divides the L1 penalty by c.
     """
     model.eval()
     fam = FAMILIES[config.penalty]
@@ -341,11 +355,13 @@ def _test_scores(model, x_test, config: TrainConfig, bce) -> dict:
     living = active.any(dim=0)
     penalty = 0.0 if fam.penalty is None else \
         fam.penalty.unchecked(code, **fam.penalty_arguments(config.hyperparameters())).item()
-    lengths = model.decoder.weight[:, living].norm(dim=0)
+    all_lengths = model.decoder.weight.norm(dim=0)
+    lengths = all_lengths[living]
     return {"test_bce": total.item() / len(x_test), "test_penalty": penalty,
             "test_active_per_digit": active.sum(dim=1).float().mean().item(),
             "test_living_units": int(living.sum()),
-            "decoder_norm_median": lengths.median().item() if len(lengths) else None}
+            "decoder_norm_median": lengths.median().item() if len(lengths) else None,
+            "test_scaled_mass": (code.abs() @ all_lengths).mean().item()}
 
 
 def _new_adam(model, lr: float) -> torch.optim.Optimizer:

@@ -64,6 +64,7 @@ BAD_FLAGS = [
     (["--penalty", "l1", "--lam", "-0.1"], "lam must lie in [0, inf), got -0.1"),
     (["--lam", "1e-4"], "--lam does not apply to --penalty kl (it takes --rho, --beta)"),
     (["--lr-decay", "1.5"], "lr_decay must lie in [0, 1], got 1.5"),
+    (["--lr-warmup", "-0.1"], "lr_warmup must lie in [0, 1], got -0.1"),
     (["--lr", "0"], "lr must lie in (0, inf), got 0.0"),
     (["--lr", "inf"], "lr must lie in (0, inf), got inf"),
     (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),

@@ -14,7 +14,7 @@ from helpers import (RANDOM_DIGITS, TINY, Crash, assert_same_state, nan_logits, 
 
 from sae_utils import SparseAutoencoder, TrainingDivergedError, evaluate, prepare_images, train
 from sae_utils.files import safe_torch_load
-from sae_utils.train import CODE_HISTORY_KEYS, HISTORY_KEYS, TrainConfig, first_batch, replay
+from sae_utils.train import CODE_HISTORY_KEYS, HISTORY_KEYS, TrainConfig, first_batch, learning_rate, replay
 
 
 def run(config, train_digits, test_digits, **kwargs):
@@ -236,6 +236,9 @@ def test_code_history_is_the_code_of_the_model_after_each_epoch(train_digits, te
         assert history["test_active_per_digit"][i] == pytest.approx(active.sum(dim=1).double().mean().item(), rel=1e-6)
         assert history["test_living_units"][i] == int(living.sum()) == round((1 - scores["dead_fraction"]) * 32)
         assert history["decoder_norm_median"][i] == pytest.approx(lengths.median().item(), rel=1e-5)
+        all_lengths = model.decoder.weight.detach().double().norm(dim=0)
+        assert history["test_scaled_mass"][i] == pytest.approx(
+            sum(code[:, j].abs().mean().item() * all_lengths[j].item() for j in range(32)), rel=1e-5)
     assert history["test_penalty"][0] != history["test_penalty"][1]
 
 
@@ -247,6 +250,27 @@ def test_code_history_of_an_old_checkpoint_starts_with_none():
     assert history["test_bce"] == [1.0, 0.1]
     for key in CODE_HISTORY_KEYS:
         assert history[key] == [None, 2.0]
+
+
+def test_warmup_raises_the_learning_rate_linearly_over_the_first_fraction():
+    config = TrainConfig(lr=1.0, lr_warmup=0.1, lr_decay=0.2)
+    rates = [learning_rate(config, step, 100) for step in range(100)]
+    assert rates[:10] == pytest.approx([s / 10 for s in range(1, 11)])   # step s of 10 takes lr * s / 10
+    assert rates[10:81] == [1.0] * 71 and rates[81] == pytest.approx(19 / 20) and rates[99] == pytest.approx(1 / 20)
+    assert TrainConfig().lr_warmup == 0.0
+    with pytest.raises(ValueError, match=r"lr_warmup must lie in \[0, 1\], got 1.5"):
+        TrainConfig(lr_warmup=1.5)
+
+
+def test_train_takes_the_warmup_steps(train_digits, test_digits):
+    """A warm-up over the whole of one epoch (10 steps) ends where a replay with lr * s / 10 does."""
+    config = small_config(epochs=1, lr_warmup=1.0)
+    model, _ = run(config, train_digits, test_digits)
+    by_hand = replay(dataclasses.replace(config, lr_warmup=0.0), (10,), train_digits,
+                     lr_schedule=lambda step: config.lr * step / 10)[10]
+    assert_same_state(by_hand, model)
+    constant = replay(dataclasses.replace(config, lr_warmup=0.0), (10,), train_digits)[10]
+    assert not torch.equal(constant.encoder.weight, model.encoder.weight)
 
 
 def test_first_batch_is_the_batch_train_takes_first(monkeypatch, train_digits):
