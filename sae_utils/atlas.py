@@ -8,8 +8,9 @@ every other field at its default: 20 epochs on all 60,000 training digits, batch
 512 hidden units, seed 0 (TopK's recipe also lets the learning rate fall to 0 over the last 30 % of the
 steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
-share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``
-and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
+share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``,
+``unit_variance`` (each unit's code variance over the test digits, a list of H floats; absent from points
+measured before it was added) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
 ``probe_error_wider``, encoded with ``probe_k`` = 3k units)), each unit's firing frequency and mean
 activation (rho_hat_j), the reconstructions of 20 fixed test digits (the first two of each class) as
 uint8, the decoder feature images of the 64 units that fire most often as int8 with a float32 scale per
@@ -182,7 +183,8 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
-                   probe_error=linear_probe(model, *(probe_data or ()))["test_error"])
+                   probe_error=linear_probe(model, *(probe_data or ()))["test_error"],
+                   unit_variance=code.var(dim=0, unbiased=False).tolist())  # (H,): s_j^2 over the test digits
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])

@@ -141,6 +141,8 @@ def test_entry_matches_the_trained_model(tiny, tmp_path, monkeypatch, test_digit
     assert np.all(np.abs(entry.features - weights) <= scale[:, None, None] * (0.5 / 127 + 1e-6))
     frequency = (code > ACTIVE_THRESHOLD["sigmoid"]).float().mean(dim=0).numpy()
     np.testing.assert_allclose(entry.firing_frequency, frequency)
+    centred = code.double() - code.double().mean(dim=0)
+    np.testing.assert_allclose(entry.metrics["unit_variance"], (centred ** 2).mean(dim=0).numpy(), rtol=1e-4)
     np.testing.assert_allclose(entry.mean_activation, code.mean(dim=0).numpy(), rtol=1e-5)
     chosen = entry.firing_frequency[entry.feature_units]
     assert np.all(np.diff(chosen) <= 0) and chosen[0] == frequency.max()  # the most often firing, in order
