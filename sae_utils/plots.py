@@ -180,6 +180,20 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None, i
     return fig
 
 
+def align_error_maps(fig, n: int = 10):
+    """Put each error map of ``plot_reconstructions(..., error_map=True)`` exactly under its digit.
+
+    The colour bar narrows the error-map row in the constrained layout; this freezes the layout and gives
+    each of the ``n`` error maps its digit's horizontal position and width. Returns ``fig``.
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    for top, error in zip(fig.axes[:n], fig.axes[2 * n:3 * n]):
+        p, q = top.get_position(), error.get_position()
+        error.set_position([p.x0, q.y0, p.width, p.height])
+    return fig
+
+
 FEATURE_KINDS = ("encoder", "decoder")
 
 
