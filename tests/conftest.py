@@ -2,6 +2,14 @@
 weights file crafted to run code. Shared plain helpers live in helpers.py."""
 from __future__ import annotations
 
+import os
+
+# pytest runs two xdist workers on the two cores (pyproject addopts). Each worker, and the notebook kernels
+# and subprocesses it starts, gets one thread: two processes of two OpenMP threads each on two cores wait on
+# each other (notebook 05's trainings ran 8x slower, measured on a 2-core AMD EPYC). Set before torch loads.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 import torch
 from helpers import RunsCode, short_probe
