@@ -142,9 +142,9 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None, i
     """The first ``n`` of ``images`` (top row) above the model's reconstructions (bottom row).
 
     image_shape: (height, width) of one input; default (s, s) where the model's input size is s * s.
-    error_map: add a third row, each pixel's KL(x_p || x_hat_p) = its BCE minus the BCE floor h(x_p), on one
-    shared colour scale from 0 to the 99.5th percentile of the values shown (brighter pixels saturate, and
-    the colour bar says so), with a colour bar; each digit is titled with its BCE and its floor
+    error_map: add a third row, each map under its digit: each pixel's KL(x_p || x_hat_p) = its BCE minus the
+    BCE floor h(x_p), on one shared colour scale from 0 to the 99.5th percentile of the values shown (brighter
+    pixels saturate, and the colour bar says so), with a colour bar; each digit is titled with its BCE and its floor
     (``metrics.bce_floor``), whose difference is the mean of its map.
     """
     shape = drawn_shape(model.n_input, image_shape)
@@ -175,23 +175,21 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None, i
         bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
-    if not error_map:
+    if error_map:
+        _align_under(fig, axes[2], axes[0])
+    else:
         fig.tight_layout()
     return fig
 
 
-def align_error_maps(fig, n: int = 10):
-    """Put each error map of ``plot_reconstructions(..., error_map=True)`` exactly under its digit.
-
-    The colour bar narrows the error-map row in the constrained layout; this freezes the layout and gives
-    each of the ``n`` error maps its digit's horizontal position and width. Returns ``fig``.
-    """
+def _align_under(fig, lower, upper) -> None:
+    """Give each axis of ``lower`` the horizontal position and width of the axis of ``upper`` above it:
+    the colour bar narrows the error-map row in the constrained layout, so the layout is drawn once and frozen."""
     fig.canvas.draw()
     fig.set_layout_engine("none")
-    for top, error in zip(fig.axes[:n], fig.axes[2 * n:3 * n]):
-        p, q = top.get_position(), error.get_position()
-        error.set_position([p.x0, q.y0, p.width, p.height])
-    return fig
+    for top, below in zip(upper, lower):
+        p, q = top.get_position(), below.get_position()
+        below.set_position([p.x0, q.y0, p.width, p.height])
 
 
 FEATURE_KINDS = ("encoder", "decoder")

@@ -108,13 +108,14 @@ def test_reconstructions_png_puts_inputs_above_reconstructions():
     assert (image[:8, 8:12] == 128).all()  # the gap between two inputs, fill 0.5
 
 
-def test_align_error_maps_puts_each_map_under_its_digit():
+def test_error_maps_sit_under_their_digits():
     torch.manual_seed(0)
     model, images = SparseAutoencoder(8, n_input=16), torch.randint(0, 256, (5, 4, 4), dtype=torch.uint8)
-    fig = plots.align_error_maps(plots.plot_reconstructions(model, images, 5, error_map=True), 5)
+    fig = plots.plot_reconstructions(model, images, 5, "title", error_map=True)
     for top, error in zip(fig.axes[:5], fig.axes[10:15]):
         p, q = top.get_position(), error.get_position()
         assert np.isclose(p.x0, q.x0) and np.isclose(p.width, q.width) and q.y0 < p.y0
+
 
 # --- feature images: which weights, in which orientation ------------------------------------------------
 
