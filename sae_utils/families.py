@@ -163,9 +163,10 @@ K = Hyperparameter("k", "k", "units kept", 25, "units kept per input (TopK), an 
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off". The weight_decay
     # variants asked an earlier notebook 01 whether weight decay smooths the encoder features; no notebook reads them now.
-    # The seeds at rho=0.01, beta=0.005 and at beta=0.15 and 0.0015 measure the seed spread at the ends of the rho and
-    # beta series, where notebooks 01 and 04 had borrowed it from the reference setting. They were trained
-    # after kl_divergence took its logs apart (a float-rounding change: 5e-8 in two epochs at the reference).
+    # The seeds at rho=0.01, beta=0.005 and at beta=0.15 measure the seed spread at the ends of the rho and
+    # beta series, where notebooks 01 and 04 had borrowed it from the reference setting; those at beta=0.0015
+    # ask notebook 01's question, how strong beta should be. They were trained after kl_divergence took its
+    # logs apart (a float-rounding change: 5e-8 in two epochs at the reference).
     "kl": Family("kl", "KL divergence", "sigmoid", kl_sparsity_penalty, ("rho",), "beta", (RHO, BETA),
                  active_threshold=0.5, start=start_codes_at_rho, published={"train": 0.0862, "test": 0.0771},
                  own_activation_only="the KL penalty needs sigmoid codes, as each unit's mean rho_hat_j must lie in (0, 1)",
