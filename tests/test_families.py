@@ -10,7 +10,7 @@ import torch
 from sae_utils import SparseAutoencoder, TrainConfig, kl_sparsity_penalty, l1_penalty, sparsity_penalty
 from sae_utils.cli import build_parser, train_config
 from sae_utils.families import (FAMILIES, HYPERPARAMETERS, build_model, code_activation, family, family_of_activation,
-                                normalise_decoder, topk_dead_unit_loss)
+                                topk_dead_unit_loss)
 from sae_utils.metrics import ACTIVE_THRESHOLD
 from sae_utils.model import ACTIVATIONS
 
