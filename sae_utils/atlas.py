@@ -798,6 +798,35 @@ def frontier(records: list, x_key: str = "units_for_mass", y_key: str = "bce", m
     return [record for record in records if not beaten(record)]
 
 
+def grid_table(families=("kl", "l1"), directory=None) -> str:
+    """The stored grid as a small plain-text table, one row per swept setting family: the knob values stored at
+    seed 0 with the recipe (the sigmoid-L1 runs, ``activation="sigmoid"``, in a row of their own), then one row
+    per setting stored with more than one seed, with its number of seeds. families: atlas families to list."""
+    if isinstance(families, str) or not families:
+        raise ValueError("families must be a non-empty sequence of family names")
+    rows = []
+    for family in families:
+        stored = load_atlas(family, directory).records(variants=True)
+        knobs = tuple(grid_values(family))
+        swept: dict = {}
+        seeds: dict = {}
+        for record in stored:
+            params = dict(record["params"])
+            seed = params.pop("seed", 0)
+            extra = {k: v for k, v in params.items() if k not in knobs}
+            if seed == 0 and set(extra) <= {"activation"}:
+                row_label = f"{family.upper()}" + (f", {extra['activation']} codes" if extra else "")
+                for knob in knobs:
+                    swept.setdefault((row_label, knob), set()).add(params[knob])
+            seeds.setdefault(point_id(params), set()).add(seed)
+        for (row_label, knob), values in swept.items():
+            rows.append({"runs": row_label, "knob": knob, "values": ", ".join(f"{v:g}" for v in sorted(values))})
+        for point, stored_seeds in seeds.items():
+            if len(stored_seeds) > 1:
+                rows.append({"runs": f"{family.upper()} seeds", "knob": point, "values": f"{len(stored_seeds)} seeds"})
+    return table(rows, {"runs": ("runs", "<"), "knob or setting": ("knob", "<"), "values": ("values", "<")})
+
+
 def _list(directory) -> None:
     for family in GRID:
         path = atlas_path(family, directory)
@@ -845,32 +874,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def grid_table(families=("kl", "l1"), directory=None) -> str:
-    """The stored grid as a small plain-text table, one row per swept setting family: the knob values stored at
-    seed 0 with the recipe (the sigmoid-L1 runs, ``activation="sigmoid"``, in a row of their own), then one row
-    per setting stored with more than one seed, with its number of seeds. families: atlas families to list."""
-    if isinstance(families, str) or not families:
-        raise ValueError("families must be a non-empty sequence of family names")
-    rows = []
-    for family in families:
-        stored = load_atlas(family, directory).records(variants=True)
-        knobs = tuple(grid_values(family))
-        swept: dict = {}
-        seeds: dict = {}
-        for record in stored:
-            params = dict(record["params"])
-            seed = params.pop("seed", 0)
-            extra = {k: v for k, v in params.items() if k not in knobs}
-            if seed == 0 and set(extra) <= {"activation"}:
-                label = f"{family.upper()}" + (f", {extra['activation']} codes" if extra else "")
-                for knob in knobs:
-                    swept.setdefault((label, knob), set()).add(params[knob])
-            seeds.setdefault(point_id(params), set()).add(seed)
-        for (label, knob), values in swept.items():
-            rows.append({"runs": label, "knob": knob, "values": ", ".join(f"{v:g}" for v in sorted(values))})
-        for point, stored_seeds in seeds.items():
-            if len(stored_seeds) > 1:
-                rows.append({"runs": f"{family.upper()} seeds", "knob": point, "values": f"{len(stored_seeds)} seeds"})
-    return table(rows, {"runs": ("runs", "<"), "knob or setting": ("knob", "<"), "values": ("values", "<")})
