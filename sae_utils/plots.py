@@ -1,5 +1,5 @@
 """Figures: loss curves, inputs above reconstructions, feature images, histograms of rho_hat_j, the
-comparisons of notebook 03 (two models side by side, error maps, the trade-off drawn from the atlas),
+comparisons of notebook 03 (two models side by side, error maps), the trade-off drawn from the atlas (README, notebook 05),
 and the mosaics the explorer redraws.
 
 Each function returns a matplotlib Figure and draws nothing else; notebooks display it, the CLI saves it.
