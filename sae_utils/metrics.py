@@ -172,6 +172,17 @@ def units_for_mass(code: torch.Tensor, share: float = 0.9, per_digit: bool = Fal
     return counts if per_digit else counts.double().mean().item()
 
 
+def above_resting_level(code: torch.Tensor) -> torch.Tensor:
+    """Each unit's code above its resting level: max(0, code[b, j] - m_j), with m_j the median of unit j over
+    the B rows (``torch.median``: the lower middle value when B is even). (B, H) in, (B, H) out, same dtype.
+
+    A constant part of a unit can move into the decoder's bias without changing any reconstruction, so a
+    sparsity count such as ``units_for_mass`` may be taken on this code instead of on the raw one.
+    """
+    code = _check_code(code)
+    return (code - code.median(dim=0).values).clamp(min=0)
+
+
 def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:
     """The share of a non-negative code's mass in values at or below ``threshold``, pooled over all digits
     and units: sum of code[code <= t] / sum of code, in float64."""

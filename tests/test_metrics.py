@@ -8,9 +8,8 @@ import torch
 
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
-from sae_utils.metrics import (ACTIVE_THRESHOLD, active_units, dead_fraction, firing_frequency,
-                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use,
-                               units_for_mass)
+from sae_utils.metrics import (ACTIVE_THRESHOLD, above_resting_level, active_units, dead_fraction, firing_frequency,
+                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use, units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
 CODE = torch.tensor([
@@ -32,6 +31,15 @@ def test_firing_frequency_and_dead_fraction():
 def test_l0_counts_exact_non_zeros():
     assert l0(CODE) == (3 + 0 + 4 + 2) / 4
     assert l0(torch.sigmoid(torch.randn(3, 7))) == 7  # a sigmoid is never exactly 0
+
+
+def test_above_resting_level_subtracts_each_units_median():
+    code = torch.tensor([[0.1, 5.0], [0.3, 1.0], [0.2, 2.0], [0.9, 0.0], [0.2, 2.0]])   # 5 rows: one middle value
+    median = np.median(code.double().numpy(), axis=0)                                   # (0.2, 2.0)
+    expected = np.maximum(code.double().numpy() - median, 0.0)
+    np.testing.assert_allclose(above_resting_level(code).double().numpy(), expected, atol=1e-7)
+    assert above_resting_level(code.double()).dtype == torch.float64
+    assert units_for_mass(above_resting_level(torch.full((3, 4), 0.08))) == 0   # a constant code: nothing above rest
 
 
 def test_units_for_mass_by_hand():
