@@ -431,6 +431,19 @@ def seed_spread(family: str, keys=("bce", "units_for_mass", "dead_fraction"), di
     return spread
 
 
+def seeded_settings(family: str, directory=None) -> list[dict]:
+    """The grid settings of ``family`` stored with more than one seed (each as its grid parameters, e.g.
+    ``{"rho": 0.08, "beta": 0.005}``), in the order their seed-1 runs are stored; variants that change
+    anything else (a start, a learning rate, ...) are left out. Each one is a valid ``seed_spread`` setting."""
+    knobs = set(grid_values(family))
+    settings = []
+    for record in load_atlas(family, directory).records(variants=True):
+        params = dict(record["params"])
+        if params.pop("seed", 0) == 1 and set(params) == knobs:
+            settings.append(params)
+    return settings
+
+
 def l0_per_living(l0, dead_fraction, n_hidden: int):
     """The share of the living units that a digit switches on: L0 / (n_hidden * (1 - dead_fraction)).
 

@@ -573,3 +573,17 @@ def test_grid_table_lists_the_stored_knob_values_and_the_seeded_settings():
     assert "L1, sigmoid codes  lam" in atlas.grid_table(("l1",))
     with pytest.raises(ValueError):
         atlas.grid_table("kl")
+
+
+def test_seeded_settings_are_grid_points_with_a_seed_spread():
+    """Every setting seeded_settings lists is a grid point that seed_spread accepts (two seeds or more)."""
+    for family in ("kl", "l1"):
+        if not atlas.atlas_path(family).is_file():
+            pytest.skip(f"the {family} atlas is not built yet")
+        settings = atlas.seeded_settings(family)
+        assert settings, f"no seeded {family} setting"
+        for params in settings:
+            assert set(params) == set(atlas.grid_values(family))
+            assert len(atlas.seed_spread(family, ("bce",), **params)["bce"]["seeds"]) >= 2
+    assert {"rho": 0.08, "beta": 0.005} in atlas.seeded_settings("kl")
+    assert {"lam": 4e-5} in atlas.seeded_settings("l1")
