@@ -440,36 +440,6 @@ def plot_error_maps(maps: dict, title: str | None = None, image_shape=(28, 28)):
     return fig
 
 
-def plot_bce_and_penalty(runs: dict, title: str | None = None):
-    """Per epoch, each run's training BCE (left) and, for runs with a penalty, its weighted penalty (right),
-    both on log axes. runs: {label: (history, weight)}: history holds equal-length lists "train_bce" and
-    "train_penalty" (an atlas entry's ``history``); weight: beta or lambda, 0 for a run without a penalty
-    (drawn dashed, left panel only). Returns the figure."""
-    if not isinstance(runs, dict) or not runs:
-        raise ValueError(f"runs must be a non-empty dict, got {runs!r}")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    for index, (label, (history, weight)) in enumerate(runs.items()):
-        if weight < 0:
-            raise ValueError(f"runs[{label!r}]: the weight must be >= 0, got {weight!r}")
-        bce = np.asarray(history["train_bce"], dtype=np.float64)
-        epochs = np.arange(1, len(bce) + 1)
-        style = dict(color=f"C{index}", ls="-" if weight > 0 else "--", label=label)
-        left.plot(epochs, bce, **style)
-        if weight > 0:
-            penalty = np.asarray(history["train_penalty"], dtype=np.float64)
-            if penalty.shape != bce.shape:
-                raise ValueError(f"runs[{label!r}]: train_penalty and train_bce differ in length")
-            right.plot(epochs, weight * penalty, **style)
-    left.set(yscale="log", xlabel="epoch", ylabel="nats per pixel", title="training BCE (log scale)")
-    right.set(yscale="log", xlabel="epoch", ylabel="nats per pixel", title="weighted penalty, β·KL or λ·L1 (log scale)")
-    left.legend(fontsize=8)
-    if right.lines:
-        right.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 def plot_feature_comparison(models: dict, n: int = 36, units: dict | None = None, which: str = "encoder",
                             title: str | None = None, firing_frequency: dict | None = None, image_shape=None,
                             colorbar_label: str | None = None, shared_scale: bool = False):

@@ -989,24 +989,3 @@ def test_error_maps_share_one_scale_and_draw_the_difference():
 def test_error_maps_refuse_bad_input(maps):
     with pytest.raises(ValueError):
         plots.plot_error_maps(maps)
-
-
-def test_bce_and_penalty_draws_weighted_penalty_only_for_penalised_runs():
-    history = {"train_bce": [0.3, 0.2, 0.1], "train_penalty": [10.0, 5.0, 2.0]}
-    fig = plots.plot_bce_and_penalty({"penalised": (history, 0.01), "free": (history, 0.0)})
-    left, right = fig.axes
-    assert len(left.lines) == 2 and len(right.lines) == 1
-    np.testing.assert_allclose(right.lines[0].get_ydata(), [0.1, 0.05, 0.02])
-    np.testing.assert_allclose(left.lines[1].get_xdata(), [1, 2, 3])
-    assert left.lines[1].get_linestyle() == "--" and left.lines[0].get_linestyle() == "-"
-    assert left.get_yscale() == right.get_yscale() == "log"
-
-
-def test_bce_and_penalty_refuses_bad_input():
-    history = {"train_bce": [0.3, 0.2], "train_penalty": [1.0]}
-    with pytest.raises(ValueError):
-        plots.plot_bce_and_penalty({})
-    with pytest.raises(ValueError):
-        plots.plot_bce_and_penalty({"x": (history, 0.1)})
-    with pytest.raises(ValueError):
-        plots.plot_bce_and_penalty({"x": ({"train_bce": [0.1], "train_penalty": [1.0]}, -1.0)})
