@@ -131,10 +131,15 @@ def firing_frequency(code: torch.Tensor, threshold: float) -> torch.Tensor:
     return (_check_code(code) > threshold).float().mean(dim=0)
 
 
+def dead_units(code: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(H,) bool: True for each unit active on none of the B digits (its ``firing_frequency`` is 0)."""
+    return ~(_check_code(code) > threshold).any(dim=0)
+
+
 def dead_fraction(code: torch.Tensor, threshold: float) -> float:
-    """The fraction of the H units whose ``firing_frequency`` is 0: active on none of the B digits."""
-    frequency = firing_frequency(code, threshold)
-    return (frequency == 0).sum().item() / len(frequency)
+    """The fraction of the H units that are dead (``dead_units``): active on none of the B digits."""
+    dead = dead_units(code, threshold)
+    return dead.sum().item() / len(dead)
 
 
 def l0(code: torch.Tensor) -> float:

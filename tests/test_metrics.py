@@ -8,8 +8,9 @@ import torch
 
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
-from sae_utils.metrics import (ACTIVE_THRESHOLD, above_resting_level, active_units, dead_fraction, firing_frequency,
-                               fraction_variance_unexplained, l0, unit_dashboards, units_by_use, units_for_mass)
+from sae_utils.metrics import (ACTIVE_THRESHOLD, above_resting_level, active_units, dead_fraction, dead_units,
+                               firing_frequency, fraction_variance_unexplained, l0, unit_dashboards, units_by_use,
+                               units_for_mass)
 
 # 4 digits x 5 units, ReLU-like: exact zeros, one all-zero digit, unit 4 never non-zero.
 CODE = torch.tensor([
@@ -26,6 +27,11 @@ def test_firing_frequency_and_dead_fraction():
     assert dead_fraction(CODE, 0.0) == 1 / 5
     assert dead_fraction(CODE[[0, 3]], 0.4) == 3 / 5  # digits 0 and 3: only units 0 (0.5) and 1 (0.9) fire
     assert ACTIVE_THRESHOLD == {"sigmoid": 0.5, "relu": 0.0, "topk": 0.0}
+
+
+def test_dead_units_marks_the_units_active_on_no_digit():
+    assert dead_units(CODE, 0.0).tolist() == [False, False, False, False, True]   # unit 4 never non-zero
+    assert dead_units(CODE[[0, 3]], 0.4).tolist() == [False, False, True, True, True]
 
 
 def test_l0_counts_exact_non_zeros():
