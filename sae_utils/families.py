@@ -193,7 +193,7 @@ FAMILIES = {
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
-    # Its penalty also takes sigmoid codes (activation="sigmoid": an ablation an earlier notebook 03 read; none does now).
+    # Its penalty also takes sigmoid codes (activation="sigmoid": the ablation notebook 03 reads).
     "l1": Family("l1", "L1", "relu", l1_penalty, (), "lam", (LAM,), active_threshold=0.0,
                  published={"train": 0.0809, "test": 0.07757}, other_activations=("sigmoid",),
                  atlas_variants=({"lam": 4e-5, "lr": 3e-3}, {"lam": 4e-5, "lr": 1e-3}, {"lam": 0.0, "lr": 1e-3},
