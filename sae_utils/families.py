@@ -208,7 +208,12 @@ FAMILIES = {
                                  {"lam": 2.5e-4, "activation": "sigmoid"}, {"lam": 5e-4, "activation": "sigmoid"},
                                  # The other remedies for the units that die at the reference rate: a warm-up over
                                  # the first tenth of the steps, and the small rate given three times the epochs.
-                                 {"lam": 4e-5, "lr_warmup": 0.1}, {"lam": 4e-5, "lr": 1e-3, "epochs": 60})),
+                                 {"lam": 4e-5, "lr_warmup": 0.1}, {"lam": 4e-5, "lr": 1e-3, "epochs": 60},
+                                 # The warm-up on more seeds, and without the penalty: an unpenalised ReLU code
+                                 # whose units live at the reference rate (is it the penalty or the ReLU?).
+                                 {"lam": 4e-5, "lr_warmup": 0.1, "seed": 1}, {"lam": 4e-5, "lr_warmup": 0.1, "seed": 2},
+                                 {"lam": 0.0, "lr_warmup": 0.1}, {"lam": 0.0, "lr_warmup": 0.1, "seed": 1},
+                                 {"lam": 0.0, "lr_warmup": 0.1, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
