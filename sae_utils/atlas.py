@@ -25,6 +25,7 @@ Read it with ``load_atlas(family).entry(**params)``.
     python -m sae_utils.atlas --family l1                   # one family
     python -m sae_utils.atlas --point rho=0.08,beta=0.005   # one point
     python -m sae_utils.atlas --list                        # what is built
+    python -m sae_utils.atlas --remeasure --point rho=0.08,beta=0  # add metrics measured since it was built
     python -m sae_utils.atlas --pixel-probe                 # the raw-pixel probe, probe_error's baseline
 
 Resumable: points already in the file are skipped. Deterministic: training is seeded, and the torch
@@ -62,7 +63,7 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes, atomic_write_json
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, unit_dashboards, units_by_use, units_for_mass)
+                      l0, top_class_share, unit_dashboards, units_by_use, units_for_mass)
 from .probe import L2, MAX_ITERATIONS, linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -71,6 +72,7 @@ VARIANTS = {name: fam.atlas_variants for name, fam in FAMILIES.items() if fam.at
 ATLAS_DIR = Path(__file__).with_name("atlas_runs")
 FORMAT = 2
 MASS_SHARE = 0.9
+TOP_CLASS_DIGITS = 50  # top_class_share: the share of each unit's 50 top test digits from their most common class
 DIGITS_PER_CLASS = 2
 N_FEATURES = 64
 WIDER_PROBE = 3  # TopK codes are probed a second time with this many times k units kept (k-sparse paper)
@@ -162,11 +164,12 @@ def fixed_digits(labels: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray,
-            probe_data: tuple | None = None) -> tuple[dict, dict]:
+            probe_data: tuple | None = None, test_labels: torch.Tensor | None = None) -> tuple[dict, dict]:
     """The stored numbers of a trained model: (JSON-able metrics, arrays of one point).
 
     probe_data: ``((train_images, train_labels), (test_images, test_labels))`` for the linear probe
-    (default: all of MNIST).
+    (default: all of MNIST). test_labels: the classes of ``test_images``, for ``top_class_share``
+    (default: MNIST's test labels).
 
     Arrays: recon uint8 (20, 28, 28); features int8 (64, 28, 28) with feature_scale float32 (64,)
     (the dashboards of the same 64 units: top_digits int16 (64, 9), top_values float32 (64, 9),
@@ -184,7 +187,9 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    probe_error=linear_probe(model, *(probe_data or ()))["test_error"],
-                   unit_variance=code.var(dim=0, unbiased=False).tolist())  # (H,): s_j^2 over the test digits
+                   unit_variance=code.var(dim=0, unbiased=False).tolist(),  # (H,): s_j^2 over the test digits
+                   top_class_share=top_class_share(code, load_mnist("test")[1] if test_labels is None else test_labels,
+                                                   TOP_CLASS_DIGITS).tolist())  # (H,)
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])
@@ -213,7 +218,7 @@ def build_point(config: TrainConfig, train_data: tuple, test_data: tuple, digits
     model, history = train(config, train_data[0], test_data[0], progress=False)
     if history["interrupted"]:  # train turns Ctrl-C into a short history: stop the build, store nothing
         raise KeyboardInterrupt
-    metrics, arrays = measure(model, config, test_data[0], digits, (train_data, test_data))
+    metrics, arrays = measure(model, config, test_data[0], digits, (train_data, test_data), test_data[1])
     return {"config": config.as_dict(), "history": history, "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 1)}, arrays
 
@@ -278,6 +283,43 @@ def build(family: str, points: list[dict] | None = None, directory=None, *, prog
         m = entry["metrics"]
         log(f"{family} {point_id(params)}: test BCE {m['bce']:.4f}, units for {MASS_SHARE:.0%} of the code mass "
             f"{m['units_for_mass']:.1f}, dead {m['dead_fraction']:.3f}, {entry['seconds']:.0f} s")
+    return failed
+
+
+REPRODUCED = {"bce": 1e-5, "units_for_mass": 0.5}  # stored metric -> the largest change a retrained point may show
+
+
+def remeasure(family: str, points: list[dict], directory=None, *, progress: bool = True,
+              log=tqdm.write) -> list[str]:
+    """Retrain stored points of ``family`` and add to each the metrics ``measure`` has gained since it was
+    built (e.g. ``top_class_share``); the stored numbers are kept as they are.
+
+    Training is seeded, so a retrained point must reproduce its stored test BCE and k90 (to ``REPRODUCED``:
+    far below what another seed changes; threads and CPUs round differently); one that does not is reported
+    and left unchanged. The file is rewritten atomically after each point. Returns the ids of the points
+    that did not reproduce.
+    """
+    path = atlas_path(family, directory)
+    meta, arrays = _read(path, family)
+    stored = {entry["id"]: entry for entry in meta["points"]}
+    wanted = [point_id(grid_point(family, p)) for p in points]
+    missing = [pid for pid in wanted if pid not in stored]
+    if missing:
+        raise MissingSettingError(f"the {family} atlas in {path} has no stored point {', '.join(missing)} to remeasure")
+    test_data, train_data = load_mnist("test"), load_mnist("train")
+    failed = []
+    for pid in tqdm(wanted, desc=f"{family} remeasure", unit="point", disable=not progress):
+        entry = stored[pid]
+        new, _ = build_point(point_config(family, entry["params"]), train_data, test_data, fixed_digits(test_data[1]))
+        moved = {key: new["metrics"][key] - entry["metrics"][key] for key in REPRODUCED}
+        if any(abs(change) > REPRODUCED[key] for key, change in moved.items()):
+            log(f"{family} {pid}: does not reproduce its stored metrics (changes {moved}); left unchanged")
+            failed.append(pid)
+            continue
+        added = {key: value for key, value in new["metrics"].items() if key not in entry["metrics"]}
+        entry["metrics"].update(added)
+        _write(path, meta, arrays)
+        log(f"{family} {pid}: reproduced (changes {moved}); added {', '.join(added) or 'nothing'}")
     return failed
 
 
@@ -859,6 +901,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", type=Path, default=ATLAS_DIR, help=f"folder of the atlas files (default {ATLAS_DIR})")
     parser.add_argument("--list", action="store_true", help="list the grid and what is built, build nothing")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="retrain the stored --point and add the metrics measured since it was built")
     parser.add_argument("--pixel-probe", action="store_true",
                         help=f"fit the linear probe on the raw pixels and store it as {PIXEL_PROBE}, build nothing else")
     args = parser.parse_args(argv)
@@ -874,7 +918,12 @@ def main(argv=None) -> int:
     if args.list:
         _list(args.out)
         return 0
+    if args.remeasure and not args.point:
+        parser.error("--remeasure needs the --point to retrain (one stored point; each takes a full training run)")
     torch.set_num_threads(args.threads)
+    if args.remeasure:
+        family, points = next(iter(jobs.items()))
+        return 1 if remeasure(family, points, args.out) else 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.pixel_probe:
         print(build_pixel_probe(args.out))

@@ -142,6 +142,22 @@ def dead_fraction(code: torch.Tensor, threshold: float) -> float:
     return dead.sum().item() / len(dead)
 
 
+def top_class_share(code: torch.Tensor, labels: torch.Tensor, n_top: int = 50) -> torch.Tensor:
+    """(H,) float64: for each unit j, the share of its ``n_top`` digits with the largest code[:, j] (ties:
+    the lower index) that belong to their most common class. 1 for a unit whose top digits are all one
+    class; about 0.18 for ``n_top`` = 50 random MNIST digits. labels: (B,) int class of each digit."""
+    code = _check_code(code)
+    labels = torch.as_tensor(labels)
+    if labels.shape != code.shape[:1]:
+        raise ValueError(f"labels must have one class per digit, shape ({code.shape[0]},); got {tuple(labels.shape)}")
+    n_top = check_int("n_top", n_top)
+    if n_top > code.shape[0]:
+        raise ValueError(f"n_top must be at most the number of digits, {code.shape[0]}; got {n_top}")
+    top = torch.argsort(-code.double(), dim=0, stable=True)[:n_top].T           # (H, n_top) digit indices
+    counts = torch.nn.functional.one_hot(labels.long()[top]).sum(dim=1)         # (H, classes)
+    return counts.max(dim=1).values.double() / n_top
+
+
 def l0(code: torch.Tensor) -> float:
     """Mean over the B digits of the number of code values that are not exactly zero (L0 "norm").
 

@@ -148,6 +148,28 @@ def test_entry_matches_the_trained_model(tiny, tmp_path, monkeypatch, test_digit
     assert np.all(np.diff(chosen) <= 0) and chosen[0] == frequency.max()  # the most often firing, in order
 
 
+def test_remeasure_adds_new_metrics_only_to_a_point_that_reproduces(tiny, tmp_path, monkeypatch):
+    atlas.build("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False)
+    path = atlas.atlas_path("kl", tmp_path)
+    meta, arrays = atlas._read(path, "kl")
+    full = dict(meta["points"][0]["metrics"])
+    del meta["points"][0]["metrics"]["top_class_share"]       # as a point built before the metric existed
+    atlas._write(path, meta, arrays)
+    assert atlas.remeasure("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False) == []
+    assert atlas.load_atlas("kl", tmp_path).entry(rho=0.08, beta=0.005).metrics == full   # added back, nothing else moved
+    meta, arrays = atlas._read(path, "kl")
+    del meta["points"][0]["metrics"]["top_class_share"]
+    meta["points"][0]["metrics"]["bce"] += 1e-3               # a stored point this recipe does not reproduce
+    atlas._write(path, meta, arrays)
+    logged = []
+    assert atlas.remeasure("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False,
+                           log=logged.append) == ["rho=0.08,beta=0.005"]
+    assert "does not reproduce" in logged[0]
+    assert "top_class_share" not in atlas.load_atlas("kl", tmp_path).entry(rho=0.08, beta=0.005).metrics
+    with pytest.raises(atlas.MissingSettingError, match="no stored point rho=0.08,beta=0 to remeasure"):
+        atlas.remeasure("kl", [{"rho": 0.08, "beta": 0.0}], tmp_path, progress=False)
+
+
 def test_an_l1_on_sigmoid_variant_is_built_stored_and_found(tiny, tmp_path, monkeypatch):
     """The ablation of L1's activation as a recipe variant: its text field round-trips through the point's
     name, the file, records(variants=True) and entry(); it is measured with its own penalty (the L1 penalty

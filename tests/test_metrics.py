@@ -9,6 +9,7 @@ import torch
 import sae_utils
 from sae_utils import SparseAutoencoder, TrainConfig, evaluate
 from sae_utils.metrics import (ACTIVE_THRESHOLD, above_resting_level, active_units, dead_fraction, dead_units,
+                               top_class_share,
                                firing_frequency, fraction_variance_unexplained, l0, unit_dashboards, units_by_use,
                                units_for_mass)
 
@@ -32,6 +33,22 @@ def test_firing_frequency_and_dead_fraction():
 def test_dead_units_marks_the_units_active_on_no_digit():
     assert dead_units(CODE, 0.0).tolist() == [False, False, False, False, True]   # unit 4 never non-zero
     assert dead_units(CODE[[0, 3]], 0.4).tolist() == [False, False, True, True, True]
+
+
+def test_top_class_share_counts_each_units_top_digits_by_class():
+    code = torch.tensor([[0.9, 0.0, 0.5], [0.8, 0.0, 0.5], [0.1, 0.7, 0.5], [0.0, 0.6, 0.5]])
+    labels = torch.tensor([3, 3, 7, 3])
+    # unit 0: top two digits 0, 1 (classes 3, 3); unit 1: digits 2, 3 (7, 3); unit 2 ties: the lower indices 0, 1
+    assert top_class_share(code, labels, n_top=2).tolist() == [1.0, 0.5, 1.0]
+    assert top_class_share(code, labels, n_top=4).tolist() == [0.75, 0.75, 0.75]  # all digits: 3 of 4 are 3s
+    rng = np.random.default_rng(0)  # against a plain numpy loop on random codes
+    code, labels = torch.from_numpy(rng.random((200, 6))), torch.from_numpy(rng.integers(0, 10, 200))
+    by_hand = [np.bincount(labels.numpy()[np.argsort(-code[:, j].numpy(), kind="stable")[:50]]).max() / 50 for j in range(6)]
+    assert top_class_share(code, labels).numpy() == pytest.approx(by_hand)
+    with pytest.raises(ValueError, match="labels must have one class per digit"):
+        top_class_share(code, labels[:-1])
+    with pytest.raises(ValueError, match="n_top must be at most the number of digits, 200; got 201"):
+        top_class_share(code, labels, n_top=201)
 
 
 def test_l0_counts_exact_non_zeros():
