@@ -189,7 +189,12 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.0, "weight_decay": 1e-5},
                                  {"rho": 0.01, "beta": 0.005, "seed": 1}, {"rho": 0.01, "beta": 0.005, "seed": 2},
                                  {"rho": 0.08, "beta": 0.15, "seed": 1}, {"rho": 0.08, "beta": 0.15, "seed": 2},
-                                 {"rho": 0.08, "beta": 0.0015, "seed": 1}, {"rho": 0.08, "beta": 0.0015, "seed": 2})),
+                                 {"rho": 0.08, "beta": 0.0015, "seed": 1}, {"rho": 0.08, "beta": 0.0015, "seed": 2},
+                                 # L1's warm-up (which keeps its units alive) given to KL too, so that the two
+                                 # references can be compared under the same recipe.
+                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1},
+                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 1},
+                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 2})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
