@@ -9,8 +9,9 @@ every other field at its default: 20 epochs on all 60,000 training digits, batch
 steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
 share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``,
-``unit_variance`` (each unit's code variance over the test digits, a list of H floats; absent from points
-measured before it was added) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
+``units_for_mass_scale_free`` (the same count on y_j ‖d_j‖, which rescaling a unit leaves unchanged), ``unit_variance``
+(each unit's code variance over the test digits, a list of H floats), ``top_class_share`` (``metrics.top_class_share``
+of each unit, a list of H floats; these three are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
 ``probe_error_wider``, encoded with ``probe_k`` = 3k units)), each unit's firing frequency and mean
 activation (rho_hat_j), the reconstructions of 20 fixed test digits (the first two of each class) as
 uint8, the decoder feature images of the 64 units that fire most often as int8 with a float32 scale per
@@ -183,7 +184,9 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     model.eval()
     logits, code = model(x)
     threshold = ACTIVE_THRESHOLD[model.activation]
+    column_norm = model.decoder.weight.norm(dim=0)   # (H,) ‖d_j‖: y_j ‖d_j‖ is unchanged by rescaling a unit
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
+                   units_for_mass_scale_free=units_for_mass(code * column_norm, MASS_SHARE),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    probe_error=linear_probe(model, *(probe_data or ()))["test_error"],

@@ -148,6 +148,22 @@ def test_entry_matches_the_trained_model(tiny, tmp_path, monkeypatch, test_digit
     assert np.all(np.diff(chosen) <= 0) and chosen[0] == frequency.max()  # the most often firing, in order
 
 
+def test_measure_stores_the_scale_free_k90_and_each_units_top_class_share(tiny, train_digits, test_digits):
+    from sae_utils import metrics
+    config = TrainConfig(penalty="l1", epochs=1, batch_size=200)
+    model, _ = train(config, train_digits, test_digits, progress=False)
+    labels = atlas.load_mnist("test")[1]
+    stored, _ = atlas.measure(model, config, test_digits, np.arange(20), None, labels)
+    x = prepare_images(test_digits)
+    assert stored["units_for_mass_scale_free"] == pytest.approx(metrics.scale_measures(model, x, 4e-5)["k90 of y‖d‖"])
+    by_hand = metrics.top_class_share(model.encode(x).detach(), labels, 50)   # its own test: a numpy loop
+    assert stored["top_class_share"] == pytest.approx(by_hand.tolist())
+    rescaled = model.rescaled(torch.linspace(0.5, 2.0, model.n_hidden))    # y_j ‖d_j‖ is unchanged by any rescaling
+    again, _ = atlas.measure(rescaled, config, test_digits, np.arange(20), None, labels)
+    assert again["units_for_mass_scale_free"] == pytest.approx(stored["units_for_mass_scale_free"], rel=1e-4)
+    assert again["units_for_mass"] != pytest.approx(stored["units_for_mass"], rel=1e-4)
+
+
 def test_remeasure_adds_new_metrics_only_to_a_point_that_reproduces(tiny, tmp_path, monkeypatch):
     atlas.build("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False)
     path = atlas.atlas_path("kl", tmp_path)
