@@ -19,7 +19,7 @@ unit and those units' dashboards, and the seconds the point took.
 
 One compressed file per family, ``atlas_runs/{family}.npz``, rewritten atomically after every point,
 so an interrupted build loses at most the point in progress. Its metadata is a JSON string inside the
-.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 6 MB for the 109 points of the three families).
+.npz: it loads with ``allow_pickle=False``. About 60 kB a point (about 6 MB for the 114 points of the three families).
 Read it with ``load_atlas(family).entry(**params)``.
 
     python -m sae_utils.atlas                               # every missing point of every family
@@ -35,7 +35,7 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 109 points (50 of the grid, 59 recipe variants, three of them 60-epoch runs) take
+core (80-100 s with the linear probe), so the 114 points (50 of the grid, 64 recipe variants, three of them 60-epoch runs) take
 about 2.7 hours with ``--threads 1``, or about an hour as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """

@@ -194,7 +194,10 @@ FAMILIES = {
                                  # references can be compared under the same recipe.
                                  {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1},
                                  {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 1},
-                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 2})),
+                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 2},
+                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1},   # and the unpenalised sigmoid code
+                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 1},
+                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 2})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
@@ -218,7 +221,9 @@ FAMILIES = {
                                  # whose units live at the reference rate (is it the penalty or the ReLU?).
                                  {"lam": 4e-5, "lr_warmup": 0.1, "seed": 1}, {"lam": 4e-5, "lr_warmup": 0.1, "seed": 2},
                                  {"lam": 0.0, "lr_warmup": 0.1}, {"lam": 0.0, "lr_warmup": 0.1, "seed": 1},
-                                 {"lam": 0.0, "lr_warmup": 0.1, "seed": 2})),
+                                 {"lam": 0.0, "lr_warmup": 0.1, "seed": 2},
+                                 # The constant-rate run at the L0 the warm-up reaches, on the warm-up's seeds.
+                                 {"lam": 2e-5, "seed": 1}, {"lam": 2e-5, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,

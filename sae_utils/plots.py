@@ -477,6 +477,9 @@ def _feature_blocks(blocks: dict, n: int, title: str | None, colorbar_label: str
     return fig
 
 
+SCATTER_LINEAR_BELOW = 1e-3  # plot_beta_comparison's f_j axis: symlog, linear below this share
+
+
 def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = "beta",
                          bce_key: str = "test BCE", x_keys=("units on per digit", "k90 (units)"),
                          threshold: float = 0.5, title: str | None = None, *, xscale="linear",
@@ -525,8 +528,15 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
         rho_hat, f = np.asarray(entry.mean_activation), np.asarray(entry.firing_frequency)
         scatter.scatter(rho_hat, f, s=8, alpha=0.5, marker=marker, label=label)
         top_value = max(top_value, rho_hat.max(), f.max())
-    scatter.plot([0, 1.05 * top_value], [0, 1.05 * top_value], "k:", label=r"$f_j = \hat\rho_j$")
-    scatter.set(xlabel=r"$\hat\rho_j$: mean code value (test digits)", ylabel=f"$f_j$: share with $y_j > {threshold:g}$",
+    # rho_hat_j and f_j span decades (a penalised unit sits near 0.08 and 0.02, an unpenalised one near 0.5),
+    # so both axes are logarithmic; symlog keeps the units that are never above the threshold (f_j = 0) in view.
+    line = np.geomspace(SCATTER_LINEAR_BELOW, 1.05 * top_value, 50)
+    scatter.plot(line, line, "k:", label=r"$f_j = \hat\rho_j$")
+    scatter.set_xscale("log")
+    scatter.set_yscale("symlog", linthresh=SCATTER_LINEAR_BELOW)
+    scatter.set_ylim(bottom=0)
+    scatter.set(xlabel=r"$\hat\rho_j$: mean code value (test digits, log scale)",
+                ylabel=f"$f_j$: share with $y_j > {threshold:g}$ (log scale; linear below {SCATTER_LINEAR_BELOW:g})",
                 title="Each unit: how often on against its average")
     scatter.legend(fontsize=8)
     bce = [row[bce_key] for row in sweep]
@@ -538,6 +548,7 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
                         textcoords="offset points")
         ax.set(xlabel=key + (" (log scale)" if scale == "log" else ""), ylabel=ylabel or bce_key, xscale=scale,
                title=f"{bce_key} against {key}" + (f" ({trade_note})" if trade_note else ""))
+        ax.margins(x=0.12)  # room for the rightmost point's label
     if title:
         fig.suptitle(title)
     return fig

@@ -941,6 +941,9 @@ def test_plot_beta_comparison_draws_both_runs_and_the_sweep():
     scatter, by_units, by_k90 = [ax for ax in fig.axes if not ax.images and ax.get_xlabel()][-3:]
     for ax, entry in zip(scatter.collections, entries.values()):
         np.testing.assert_allclose(ax.get_offsets(), np.column_stack([entry.mean_activation, entry.firing_frequency]), rtol=1e-6)
+    assert (scatter.get_xscale(), scatter.get_yscale()) == ("log", "symlog")  # rho_hat and f_j span decades; f_j may be 0
+    diagonal = scatter.get_lines()[0].get_xydata()
+    np.testing.assert_allclose(diagonal[:, 0], diagonal[:, 1])                  # the line f_j = rho_hat_j
     np.testing.assert_allclose(by_k90.get_lines()[0].get_xydata(), [[337.0, 0.066], [237.0, 0.070], [286.0, 0.078]])
     assert by_units.get_xlabel() == "units on per digit" and "beta 0.005" in [t.get_text() for t in by_units.texts]
     with pytest.raises(ValueError, match="numeric"):
