@@ -486,7 +486,7 @@ def plot_beta_comparison(entries: dict, sweep: list, n: int = 16, moving: str = 
                          point_label: str | None = None, ylabel: str | None = None, trade_note: str | None = None):
     """Two stored atlas runs side by side, and a sweep's trade-off. Top: the first ``n`` stored decoder
     columns of each entry (the atlas keeps the most often active units, most often first), all on one colour
-    scale; ``n=0`` draws no columns, only the bottom row. Bottom left: each entry's units, f_j (share of
+    scale; ``n=0`` draws no columns, only the bottom row. Bottom left, on log axes (symlog for f_j): each entry's units, f_j (share of
     test digits with y_j > ``threshold``, the atlas's ``firing_frequency``) against rho_hat_j
     (``mean_activation``), with the line f_j = rho_hat_j. Bottom, then: ``bce_key`` against each of ``x_keys`` over the sweep, each point labelled with its value of ``moving``.
     entries: {label: ``atlas.AtlasEntry``} (one or two); sweep: rows of ``atlas.metric_rows`` with seeds=False

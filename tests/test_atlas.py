@@ -263,6 +263,7 @@ def test_a_file_from_another_recipe_is_not_extended(tiny, tmp_path, monkeypatch)
     (["--point", "lam"], "must look like name=value"),
     (["--family", "kl", "--point", "lam=4e-05"], "needs exactly the parameters rho, beta, got lam"),
     (["--threads", "0"], "--threads must be an integer >= 1, got 0"),
+    (["--remeasure"], "--remeasure needs the --point to retrain"),
 ])
 def test_cli_rejects_bad_arguments_with_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -284,6 +285,11 @@ def test_cli_builds_one_point_and_lists(tiny, tmp_path, capsys):
     assert atlas.main(["--list", "--out", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
     assert "l1: 1 of 2 points built" in listing and "lam=0: missing" in listing and "kl: 0 of 2" in listing
+    try:
+        assert atlas.main(["--remeasure", "--point", "lam=4e-5", "--threads", "1", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "l1 lam=4e-05: reproduced" in capsys.readouterr().out and len(tiny) == 2   # retrained once more
 
 
 def test_the_pixel_probe_is_stored_as_fitted_and_read_back(tmp_path, monkeypatch):
