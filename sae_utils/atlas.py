@@ -165,12 +165,11 @@ def fixed_digits(labels: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray,
-            probe_data: tuple | None = None, test_labels: torch.Tensor | None = None) -> tuple[dict, dict]:
+            probe_data: tuple | None = None) -> tuple[dict, dict]:
     """The stored numbers of a trained model: (JSON-able metrics, arrays of one point).
 
     probe_data: ``((train_images, train_labels), (test_images, test_labels))`` for the linear probe
-    (default: all of MNIST). test_labels: the classes of ``test_images``, for ``top_class_share``
-    (default: MNIST's test labels).
+    (default: all of MNIST); its test labels, the classes of ``test_images``, also give ``top_class_share``.
 
     Arrays: recon uint8 (20, 28, 28); features int8 (64, 28, 28) with feature_scale float32 (64,)
     (the dashboards of the same 64 units: top_digits int16 (64, 9), top_values float32 (64, 9),
@@ -185,14 +184,14 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     logits, code = model(x)
     threshold = ACTIVE_THRESHOLD[model.activation]
     column_norm = model.decoder.weight.norm(dim=0)   # (H,) ‖d_j‖: y_j ‖d_j‖ is unchanged by rescaling a unit
+    labels = probe_data[1][1] if probe_data else load_mnist("test")[1]   # the classes of test_images
     metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
                    units_for_mass_scale_free=units_for_mass(code * column_norm, MASS_SHARE),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    probe_error=linear_probe(model, *(probe_data or ()))["test_error"],
                    unit_variance=code.var(dim=0, unbiased=False).tolist(),  # (H,): s_j^2 over the test digits
-                   top_class_share=top_class_share(code, load_mnist("test")[1] if test_labels is None else test_labels,
-                                                   TOP_CLASS_DIGITS).tolist())  # (H,)
+                   top_class_share=top_class_share(code, labels, TOP_CLASS_DIGITS).tolist())  # (H,)
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])
@@ -221,7 +220,7 @@ def build_point(config: TrainConfig, train_data: tuple, test_data: tuple, digits
     model, history = train(config, train_data[0], test_data[0], progress=False)
     if history["interrupted"]:  # train turns Ctrl-C into a short history: stop the build, store nothing
         raise KeyboardInterrupt
-    metrics, arrays = measure(model, config, test_data[0], digits, (train_data, test_data), test_data[1])
+    metrics, arrays = measure(model, config, test_data[0], digits, (train_data, test_data))
     return {"config": config.as_dict(), "history": history, "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 1)}, arrays
 
@@ -310,10 +309,11 @@ def remeasure(family: str, points: list[dict], directory=None, *, progress: bool
     if missing:
         raise MissingSettingError(f"the {family} atlas in {path} has no stored point {', '.join(missing)} to remeasure")
     test_data, train_data = load_mnist("test"), load_mnist("train")
+    digits = fixed_digits(test_data[1])
     failed = []
     for pid in tqdm(wanted, desc=f"{family} remeasure", unit="point", disable=not progress):
         entry = stored[pid]
-        new, _ = build_point(point_config(family, entry["params"]), train_data, test_data, fixed_digits(test_data[1]))
+        new, _ = build_point(point_config(family, entry["params"]), train_data, test_data, digits)
         moved = {key: new["metrics"][key] - entry["metrics"][key] for key in REPRODUCED}
         if any(abs(change) > REPRODUCED[key] for key, change in moved.items()):
             log(f"{family} {pid}: does not reproduce its stored metrics (changes {moved}); left unchanged")

@@ -153,13 +153,13 @@ def test_measure_stores_the_scale_free_k90_and_each_units_top_class_share(tiny, 
     config = TrainConfig(penalty="l1", epochs=1, batch_size=200)
     model, _ = train(config, train_digits, test_digits, progress=False)
     labels = atlas.load_mnist("test")[1]
-    stored, _ = atlas.measure(model, config, test_digits, np.arange(20), None, labels)
+    stored, _ = atlas.measure(model, config, test_digits, np.arange(20))   # labels: the (tiny) MNIST test labels
     x = prepare_images(test_digits)
     assert stored["units_for_mass_scale_free"] == pytest.approx(metrics.scale_measures(model, x, 4e-5)["k90 of y‖d‖"])
     by_hand = metrics.top_class_share(model.encode(x).detach(), labels, 50)   # its own test: a numpy loop
     assert stored["top_class_share"] == pytest.approx(by_hand.tolist())
     rescaled = model.rescaled(torch.linspace(0.5, 2.0, model.n_hidden))    # y_j ‖d_j‖ is unchanged by any rescaling
-    again, _ = atlas.measure(rescaled, config, test_digits, np.arange(20), None, labels)
+    again, _ = atlas.measure(rescaled, config, test_digits, np.arange(20))
     assert again["units_for_mass_scale_free"] == pytest.approx(stored["units_for_mass_scale_free"], rel=1e-4)
     assert again["units_for_mass"] != pytest.approx(stored["units_for_mass"], rel=1e-4)
 
