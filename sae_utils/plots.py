@@ -1390,3 +1390,22 @@ def plot_sliders(records: dict, spread: dict | None = None):
                       log_keys=("active_units_per_digit",), spread=spread, n_spreads=4 * 2 ** 0.5,
                       band_label="reference ± 4√2 σ_max (test BCE, k90)",
                       ylabels={"active_units_per_digit": "active units per digit\n(KL: y > 0.5; L1: y > 0)"})
+
+
+def plot_live_units(curves: dict, steps_per_epoch: int, title: str | None = None, n_units: int = 512):
+    """Live units against Adam steps, one line per run, on a symlog step axis (linear from 0 to 1,
+    logarithmic beyond). curves: {name: (steps, live units)} with equally long sequences. Returns the figure."""
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError(f"curves must be a non-empty dict of name: (steps, live units), got {curves!r:.80}")
+    check_int("steps_per_epoch", steps_per_epoch)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, (steps, n_live) in curves.items():
+        if len(steps) != len(n_live):
+            raise ValueError(f"{name}: {len(steps)} steps but {len(n_live)} live-unit counts")
+        ax.plot(steps, n_live, "o-", ms=3, label=name)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set(xlabel=f"Adam steps (symlog axis; {steps_per_epoch} steps per epoch)",
+           ylabel=f"live units (of {n_units})", ylim=(0, 1.035 * n_units), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig

@@ -992,3 +992,17 @@ def test_error_maps_share_one_scale_and_draw_the_difference():
 def test_error_maps_refuse_bad_input(maps):
     with pytest.raises(ValueError):
         plots.plot_error_maps(maps)
+
+
+def test_plot_live_units_draws_one_line_per_run_with_its_points():
+    curves = {"a": ([0, 1, 50, 100], [512, 300, 250, 240]), "b": ([0, 1, 50], [512, 512, 500])}
+    fig = plots.plot_live_units(curves, steps_per_epoch=50, title="t")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
+    for line, (steps, n_live) in zip(ax.get_lines(), curves.values()):
+        assert list(line.get_xdata()) == steps and list(line.get_ydata()) == n_live
+    assert ax.get_xscale() == "symlog" and "50 steps per epoch" in ax.get_xlabel()
+    with pytest.raises(ValueError):
+        plots.plot_live_units({"a": ([0, 1], [512])}, steps_per_epoch=50)
+    with pytest.raises(ValueError):
+        plots.plot_live_units({}, steps_per_epoch=50)
