@@ -11,7 +11,8 @@ weights): the config, the per-epoch history, the test metrics (``evaluate`` plus
 share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``,
 ``units_for_mass_scale_free`` (the same count on y_j ‖d_j‖, which rescaling a unit leaves unchanged), ``unit_variance``
 (each unit's code variance over the test digits, a list of H floats), ``top_class_share`` (``metrics.top_class_share``
-of each unit, a list of H floats; these three are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
+of each unit, a list of H floats), ``top_class_share_by_z`` (the same with each unit's digits ranked by its
+pre-activation z, which has no ties where float32 rounds many sigmoid codes to 1.0; these four are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
 ``probe_error_wider``, encoded with ``probe_k`` = 3k units)), each unit's firing frequency and mean
 activation (rho_hat_j), the reconstructions of 20 fixed test digits (the first two of each class) as
 uint8, the decoder feature images of the 64 units that fire most often as int8 with a float32 scale per
@@ -191,7 +192,9 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    probe_error=linear_probe(model, *(probe_data or ()))["test_error"],
                    unit_variance=code.var(dim=0, unbiased=False).tolist(),  # (H,): s_j^2 over the test digits
-                   top_class_share=top_class_share(code, labels, TOP_CLASS_DIGITS).tolist())  # (H,)
+                   top_class_share=top_class_share(code, labels, TOP_CLASS_DIGITS).tolist(),  # (H,)
+                   # z never ties where float32 rounds many sigmoid codes to exactly 1.0
+                   top_class_share_by_z=top_class_share(model.pre_activation(x), labels, TOP_CLASS_DIGITS).tolist())
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])

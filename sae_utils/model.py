@@ -67,12 +67,16 @@ class SparseAutoencoder(nn.Module):
             return topk_code(pre, self.k)
         return ACTIVATIONS[self.activation](pre)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, D), or image-shaped (B, s, s) / (B, 1, s, s) where D = s * s -> code (B, H)."""
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, D), or image-shaped (B, s, s) / (B, 1, s, s) where D = s * s -> z = W x + b (B, H)."""
         x = self.flatten(x)                              # (B, ...) -> (B, D)
         if self.k is not None:                           # TopK reads x minus the mean training input
             x = x - self.input_centre
-        return self.code_activation(self.encoder(x))     # (B, D) -> (B, H)
+        return self.encoder(x)                           # (B, D) -> (B, H)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, D), or image-shaped (B, s, s) / (B, 1, s, s) where D = s * s -> code (B, H)."""
+        return self.code_activation(self.pre_activation(x))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         """code (B, H) -> logits (B, D)."""

@@ -158,6 +158,8 @@ def test_measure_stores_the_scale_free_k90_and_each_units_top_class_share(tiny, 
     assert stored["units_for_mass_scale_free"] == pytest.approx(metrics.scale_measures(model, x, 4e-5)["k90 of y‖d‖"])
     by_hand = metrics.top_class_share(model.encode(x).detach(), labels, 50)   # its own test: a numpy loop
     assert stored["top_class_share"] == pytest.approx(by_hand.tolist())
+    by_z = metrics.top_class_share(x @ model.encoder.weight.T + model.encoder.bias, labels, 50)   # z = W x + b
+    assert stored["top_class_share_by_z"] == pytest.approx(by_z.tolist())
     rescaled = model.rescaled(torch.linspace(0.5, 2.0, model.n_hidden))    # y_j ‖d_j‖ is unchanged by any rescaling
     again, _ = atlas.measure(rescaled, config, test_digits, np.arange(20))
     assert again["units_for_mass_scale_free"] == pytest.approx(stored["units_for_mass_scale_free"], rel=1e-4)
