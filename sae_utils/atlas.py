@@ -182,7 +182,9 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     metrics = evaluate(model, test_images, family=config.penalty, **config.hyperparameters())
     x = prepare_images(test_images)
     model.eval()
-    logits, code = model(x)
+    z = model.pre_activation(x)                      # (N, H), kept: top_class_share_by_z ranks by it
+    code = model.code_activation(z)
+    logits = model.decode(code)
     threshold = ACTIVE_THRESHOLD[model.activation]
     column_norm = model.decoder.weight.norm(dim=0)   # (H,) ‖d_j‖: y_j ‖d_j‖ is unchanged by rescaling a unit
     labels = probe_data[1][1] if probe_data else load_mnist("test")[1]   # the classes of test_images
@@ -194,7 +196,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
                    unit_variance=code.var(dim=0, unbiased=False).tolist(),  # (H,): s_j^2 over the test digits
                    top_class_share=top_class_share(code, labels, TOP_CLASS_DIGITS).tolist(),  # (H,)
                    # z never ties where float32 rounds many sigmoid codes to exactly 1.0
-                   top_class_share_by_z=top_class_share(model.pre_activation(x), labels, TOP_CLASS_DIGITS).tolist())
+                   top_class_share_by_z=top_class_share(z, labels, TOP_CLASS_DIGITS).tolist())
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])
