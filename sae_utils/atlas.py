@@ -9,10 +9,11 @@ every other field at its default: 20 epochs on all 60,000 training digits, batch
 steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per point (never the
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
 share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``,
-``units_for_mass_scale_free`` (the same count on y_j ‖d_j‖, which rescaling a unit leaves unchanged), ``unit_variance``
+``units_for_mass_scale_free`` (the same count on y_j ‖d_j‖, which rescaling a unit leaves unchanged), the
+``units_for_mass_above_*`` counts above each unit's resting level (``mass_counts``), ``unit_variance``
 (each unit's code variance over the test digits, a list of H floats), ``top_class_share`` (``metrics.top_class_share``
 of each unit, a list of H floats), ``top_class_share_by_z`` (the same with each unit's digits ranked by its
-pre-activation z, which has no ties where float32 rounds many sigmoid codes to 1.0; these four are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
+pre-activation z, which has no ties where float32 rounds many sigmoid codes to 1.0; these are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
 ``probe_error_wider``, encoded with ``probe_k`` = 3k units)), each unit's firing frequency and mean
 activation (rho_hat_j), the reconstructions of 20 fixed test digits (the first two of each class) as
 uint8, the decoder feature images of the 64 units that fire most often as int8 with a float32 scale per
@@ -65,7 +66,7 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes, atomic_write_json
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      l0, top_class_share, unit_dashboards, units_by_use, units_for_mass)
+                      above_resting_level, l0, top_class_share, unit_dashboards, units_by_use, units_for_mass)
 from .probe import L2, MAX_ITERATIONS, linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -164,6 +165,22 @@ def fixed_digits(labels: torch.Tensor) -> np.ndarray:
     return np.concatenate([np.flatnonzero(labels.numpy() == c)[:DIGITS_PER_CLASS] for c in range(10)])
 
 
+def mass_counts(code: torch.Tensor, column_norm: torch.Tensor) -> dict:
+    """The mean number of units carrying ``MASS_SHARE`` of a digit's code mass (k90), counted five ways.
+
+    code: (N, H) the codes of the test digits; column_norm: (H,) the decoder columns' lengths ‖d_j‖.
+    Raw on y; scale-free on y_j ‖d_j‖ (rescaling a unit leaves it unchanged); above each unit's resting
+    level, its median over the N digits, raw and scale-free; and above each unit's minimum, which a
+    decoder bias absorbs exactly (``metrics.above_resting_level``).
+    """
+    above_median = above_resting_level(code, "median")
+    return dict(units_for_mass=units_for_mass(code, MASS_SHARE),
+                units_for_mass_scale_free=units_for_mass(code * column_norm, MASS_SHARE),
+                units_for_mass_above_resting=units_for_mass(above_median, MASS_SHARE),
+                units_for_mass_above_resting_scale_free=units_for_mass(above_median * column_norm, MASS_SHARE),
+                units_for_mass_above_minimum=units_for_mass(above_resting_level(code, "minimum"), MASS_SHARE))
+
+
 @torch.no_grad()
 def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray,
             probe_data: tuple | None = None) -> tuple[dict, dict]:
@@ -188,8 +205,7 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
     threshold = ACTIVE_THRESHOLD[model.activation]
     column_norm = model.decoder.weight.norm(dim=0)   # (H,) ‖d_j‖: y_j ‖d_j‖ is unchanged by rescaling a unit
     labels = probe_data[1][1] if probe_data else load_mnist("test")[1]   # the classes of test_images
-    metrics.update(units_for_mass=units_for_mass(code, MASS_SHARE),
-                   units_for_mass_scale_free=units_for_mass(code * column_norm, MASS_SHARE),
+    metrics.update(**mass_counts(code, column_norm),
                    l0=l0(code) if threshold == 0 else None,  # L0 needs exact zeros
                    fraction_variance_unexplained=fraction_variance_unexplained(x, torch.sigmoid(logits)),
                    probe_error=linear_probe(model, *(probe_data or ()))["test_error"],

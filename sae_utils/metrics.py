@@ -14,7 +14,7 @@ from .data import prepare_images
 from .fast_bce import training_bce
 from .families import FAMILIES, code_activation, family, family_of_activation
 from .model import SparseAutoencoder
-from .checks import check_code, check_float_tensor, check_int, check_number
+from .checks import check_choice, check_code, check_float_tensor, check_int, check_number
 from .penalties import kl_divergence, l1_penalty, reconstruction_bce
 
 ACTIVE_THRESHOLD = {fam.activation: fam.active_threshold for fam in FAMILIES.values()}
@@ -193,15 +193,23 @@ def units_for_mass(code: torch.Tensor, share: float = 0.9, per_digit: bool = Fal
     return counts if per_digit else counts.double().mean().item()
 
 
-def above_resting_level(code: torch.Tensor) -> torch.Tensor:
-    """Each unit's code above its resting level: max(0, code[b, j] - m_j), with m_j the median of unit j over
-    the B rows (``torch.median``: the lower middle value when B is even). (B, H) in, (B, H) out, same dtype.
+RESTING_LEVELS = ("median", "minimum")
+
+
+def above_resting_level(code: torch.Tensor, level: str = "median") -> torch.Tensor:
+    """Each unit's code above its resting level: max(0, code[b, j] - m_j). (B, H) in, (B, H) out, same dtype.
+
+    level: "median", m_j the median of unit j over the B rows (``torch.median``: the lower middle value when
+    B is even), the value a unit rests at on most digits; or "minimum", m_j its smallest value.
 
     A constant part of a unit can move into the decoder's bias without changing any reconstruction, so a
-    sparsity count such as ``units_for_mass`` may be taken on this code instead of on the raw one.
+    sparsity count such as ``units_for_mass`` may be taken on this code instead of on the raw one. With the
+    minimum that move is exact (nothing is clipped); with the median, the values below it are set to 0.
     """
     code = _check_code(code)
-    return (code - code.median(dim=0).values).clamp(min=0)
+    level = check_choice("level", level, RESTING_LEVELS)
+    rest = code.median(dim=0).values if level == "median" else code.min(dim=0).values
+    return (code - rest).clamp(min=0)
 
 
 def mass_share_below(code: torch.Tensor, threshold: float = 0.5) -> float:

@@ -166,6 +166,23 @@ def test_measure_stores_the_scale_free_k90_and_each_units_top_class_share(tiny, 
     assert again["units_for_mass"] != pytest.approx(stored["units_for_mass"], rel=1e-4)
 
 
+def test_mass_counts_take_k90_on_the_code_shifted_by_each_units_resting_level():
+    from sae_utils.metrics import units_for_mass
+    code = torch.rand(40, 6, dtype=torch.float64) ** 3
+    norm = torch.tensor([0.5, 1.0, 2.0, 3.0, 1.5, 0.25], dtype=torch.float64)
+    median = code.numpy()[np.argsort(code.numpy(), axis=0)[19], np.arange(6)]          # the lower middle of 40
+    above = torch.from_numpy(np.maximum(code.numpy() - median, 0.0))
+    counts = atlas.mass_counts(code, norm)
+    assert counts["units_for_mass"] == units_for_mass(code, 0.9)
+    assert counts["units_for_mass_scale_free"] == units_for_mass(code * norm, 0.9)
+    assert counts["units_for_mass_above_resting"] == units_for_mass(above, 0.9)
+    assert counts["units_for_mass_above_resting_scale_free"] == units_for_mass(above * norm, 0.9)
+    assert counts["units_for_mass_above_minimum"] == units_for_mass(code - code.min(dim=0).values, 0.9)
+    constant = torch.full((40, 6), 0.08, dtype=torch.float64) + torch.eye(40, 6, dtype=torch.float64)  # rests at 0.08
+    assert atlas.mass_counts(constant, norm)["units_for_mass_above_resting"] == pytest.approx(6 / 40)
+    assert atlas.mass_counts(constant, norm)["units_for_mass"] > 5     # the resting level fills the raw count
+
+
 def test_remeasure_adds_new_metrics_only_to_a_point_that_reproduces(tiny, tmp_path, monkeypatch):
     atlas.build("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False)
     path = atlas.atlas_path("kl", tmp_path)

@@ -65,6 +65,14 @@ def test_above_resting_level_subtracts_each_units_median():
     assert units_for_mass(above_resting_level(torch.full((3, 4), 0.08))) == 0   # a constant code: nothing above rest
 
 
+def test_above_resting_level_at_the_minimum_shifts_without_clipping():
+    code = torch.tensor([[0.1, 5.0], [0.3, 1.0], [0.2, 2.0], [0.9, 0.0], [0.2, 2.0]])
+    expected = code.double().numpy() - code.double().numpy().min(axis=0)                # (0.1, 0.0) subtracted
+    np.testing.assert_allclose(above_resting_level(code, "minimum").double().numpy(), expected, atol=1e-7)
+    with pytest.raises(ValueError, match="level must be one of 'median', 'minimum', got 'mean'"):
+        above_resting_level(code, "mean")
+
+
 def test_units_for_mass_by_hand():
     # digit 0: 0.5 < 0.9 * 1.0, 0.5 + 0.3 = 0.8 < 0.9, + 0.2 reaches it: 3 units. digit 1: all zero: 0 units.
     # digit 2: four equal values, 0.9 * 4 = 3.6 needs 4. digit 3: 0.9 = 0.9 * 1.0 exactly: 1 unit.
