@@ -168,7 +168,7 @@ def test_measure_stores_the_scale_free_k90_and_each_units_top_class_share(tiny, 
 
 def test_mass_counts_take_k90_on_the_code_shifted_by_each_units_resting_level():
     from sae_utils.metrics import units_for_mass
-    code = torch.rand(40, 6, dtype=torch.float64) ** 3
+    code = torch.rand(40, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) ** 3
     norm = torch.tensor([0.5, 1.0, 2.0, 3.0, 1.5, 0.25], dtype=torch.float64)
     median = code.numpy()[np.argsort(code.numpy(), axis=0)[19], np.arange(6)]          # the lower middle of 40
     above = torch.from_numpy(np.maximum(code.numpy() - median, 0.0))
