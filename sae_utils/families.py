@@ -222,8 +222,8 @@ FAMILIES = {
                                  {"lam": 4e-5, "lr_warmup": 0.1, "seed": 1}, {"lam": 4e-5, "lr_warmup": 0.1, "seed": 2},
                                  {"lam": 0.0, "lr_warmup": 0.1}, {"lam": 0.0, "lr_warmup": 0.1, "seed": 1},
                                  {"lam": 0.0, "lr_warmup": 0.1, "seed": 2},
-                                 # Seeds 1 and 2 at λ = 2e-5 (once paired with the warm-up at matched L0; now one
-                                 # of the seeded settings notebook 03 pools its seed noise over).
+                                 # Seeds 1 and 2 at λ = 2e-5: notebook 02 compares the warm-up with the constant
+                                 # rate at equal L0 on them; notebook 03 pools its seed noise over them.
                                  {"lam": 2e-5, "seed": 1}, {"lam": 2e-5, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
