@@ -287,13 +287,14 @@ def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, prog
     steps = sorted({check_int("steps", step) for step in steps})
     if not steps:
         raise ValueError("steps must name at least one step, an integer >= 1")
+    if adam_betas is not None:
+        pair = tuple(adam_betas) if isinstance(adam_betas, (tuple, list)) else ()
+        if len(pair) != 2:
+            raise ValueError(f"adam_betas must be a pair (beta1, beta2), each in [0, 1), got {adam_betas!r}")
+        adam_betas = tuple(check_number(f"adam_betas[{i}]", b, low=0, high=1, high_open=True) for i, b in enumerate(pair))
     model, optimizer, shuffler, x_train, _, bce = _start(config, train_images, None)
     if adam_betas is not None:
-        betas = tuple(adam_betas) if isinstance(adam_betas, (tuple, list)) else ()
-        if len(betas) != 2:
-            raise ValueError(f"adam_betas must be a pair (beta1, beta2), each in [0, 1), got {adam_betas!r}")
-        optimizer.param_groups[0]["betas"] = tuple(check_number(f"adam_betas[{i}]", b, low=0, high=1, high_open=True)
-                                                   for i, b in enumerate(betas))
+        optimizer.param_groups[0]["betas"] = adam_betas
     total = config.epochs * math.ceil(len(x_train) / config.batch_size)
     schedule = lr_schedule or (lambda step: learning_rate(config, step - 1, total))
     copies, done, epoch = {0: copy.deepcopy(model)}, 0, 0
