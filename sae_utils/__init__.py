@@ -5,7 +5,8 @@ losses and the TopK code, as the notebooks' equations) and ``train`` (the traini
 that ties a family's code activation, penalty and hyperparameters together. Everything else is tooling
 around them: ``data`` (bundled MNIST), ``metrics`` (evaluation), ``fast_bce`` (a faster CPU kernel for
 the BCE), ``plots``, ``explorer`` and ``explorer_app`` (the interactive explorer), ``pretrained`` and
-``files`` (saving and safe loading), ``probe`` (the linear probe), ``checks`` (input validation) and ``cli``
+``files`` (saving and safe loading), ``probe`` (the linear probe), ``stats`` (paired tests over
+seeds), ``checks`` (input validation) and ``cli``
 (the command line).
 """
 from .data import load_mnist, prepare_images

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .checks import (CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS, check_device, check_int,
-                     check_type)
+                     check_number, check_type)
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
 from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family,
@@ -272,20 +272,28 @@ def first_batch(config: TrainConfig, n_inputs: int = 60_000) -> torch.Tensor:
     return order[:config.batch_size]
 
 
-def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, progress: bool = False) -> dict:
+def replay(config: TrainConfig, steps, train_images=None, lr_schedule=None, progress: bool = False,
+           adam_betas: tuple | None = None) -> dict:
     """Copies of the model at the start (key 0) and after each Adam step in ``steps`` (counted from 1) of
     the run ``train(config, train_images)`` makes: the same start, order of the inputs, Adam and BCE, so
     step s here is step s there. Stops after the last step asked for.
 
     lr_schedule: ``lr_schedule(step) -> learning rate`` of each step (counted from 1), to replay the run
-    with another schedule (a warm-up); default the config's own (``learning_rate``). progress: a bar
-    over the steps.
+    with another schedule (a warm-up); default the config's own (``learning_rate``). adam_betas: Adam's
+    (beta1, beta2), each in [0, 1), to replay the run with other moment decays (beta1 = 0: no momentum);
+    default PyTorch's (0.9, 0.999), as ``train``. progress: a bar over the steps.
     """
     check_type("config", config, TrainConfig)
     steps = sorted({check_int("steps", step) for step in steps})
     if not steps:
         raise ValueError("steps must name at least one step, an integer >= 1")
     model, optimizer, shuffler, x_train, _, bce = _start(config, train_images, None)
+    if adam_betas is not None:
+        betas = tuple(adam_betas) if isinstance(adam_betas, (tuple, list)) else ()
+        if len(betas) != 2:
+            raise ValueError(f"adam_betas must be a pair (beta1, beta2), each in [0, 1), got {adam_betas!r}")
+        optimizer.param_groups[0]["betas"] = tuple(check_number(f"adam_betas[{i}]", b, low=0, high=1, high_open=True)
+                                                   for i, b in enumerate(betas))
     total = config.epochs * math.ceil(len(x_train) / config.batch_size)
     schedule = lr_schedule or (lambda step: learning_rate(config, step - 1, total))
     copies, done, epoch = {0: copy.deepcopy(model)}, 0, 0

@@ -218,6 +218,25 @@ def test_replay_takes_the_steps_train_takes(train_digits, test_digits, penalty):
         replay(config, (0,), train_digits)
 
 
+def test_replay_with_other_adam_betas(train_digits):
+    """beta1 = beta2 = 0 makes Adam sign descent, g / (|g| + eps): each weight moves by at most the learning
+    rate, and almost never by a fraction of it between 0.1 and 0.9 (only where |g| is near eps), on every
+    step; PyTorch's betas give that only on the first step (bias correction), then many partial moves."""
+    config, lr = small_config(penalty="l1"), 1e-3
+    sign = replay(config, (1, 2, 3), train_digits, lr_schedule=lambda step: lr, adam_betas=(0.0, 0.0))
+    usual = replay(config, (1, 2), train_digits, lr_schedule=lambda step: lr)
+    assert_same_state(sign[1], usual[1])
+    for step in (2, 3):
+        moved = (sign[step].encoder.weight - sign[step - 1].encoder.weight).abs() / lr
+        assert moved.max() <= 1 + 1e-4 and ((moved > 0.1) & (moved < 0.9)).float().mean() < 0.02
+    moved = (usual[2].encoder.weight - usual[1].encoder.weight).abs() / lr
+    assert ((moved > 0.1) & (moved < 0.9)).float().mean() > 0.2
+    with pytest.raises(ValueError, match=r"adam_betas\[0\] must lie in \[0, 1\), got 1"):
+        replay(config, (1,), train_digits, adam_betas=(1.0, 0.999))
+    with pytest.raises(ValueError, match="adam_betas must be a pair"):
+        replay(config, (1,), train_digits, adam_betas=0.9)
+
+
 @pytest.mark.parametrize("penalty", ["kl", "l1"])
 def test_code_history_is_the_code_of_the_model_after_each_epoch(train_digits, test_digits, penalty):
     """The per-epoch code statistics, against evaluate() and a float64 recount of each epoch's model."""
