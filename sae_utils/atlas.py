@@ -10,7 +10,8 @@ steps: ``lr_decay``). It is then measured on all 10,000 test digits. Stored per 
 weights): the config, the per-epoch history, the test metrics (``evaluate`` plus ``units_for_mass`` at
 share 0.9, ``l0`` for ReLU and TopK codes (None for sigmoid codes), ``fraction_variance_unexplained``,
 ``units_for_mass_scale_free`` (the same count on y_j ‖d_j‖, which rescaling a unit leaves unchanged), the
-``units_for_mass_above_*`` counts above each unit's resting level (``mass_counts``), ``unit_variance``
+``units_for_mass_above_*`` counts above each unit's resting level (``mass_counts``), for sigmoid codes
+``sum_share_at_or_below`` and ``units_above_per_digit`` at 0.3, 0.5 and 0.7 (``threshold_counts``), ``unit_variance``
 (each unit's code variance over the test digits, a list of H floats), ``top_class_share`` (``metrics.top_class_share``
 of each unit, a list of H floats), ``top_class_share_by_z`` (the same with each unit's digits ranked by its
 pre-activation z, which has no ties where float32 rounds many sigmoid codes to 1.0; these are absent from points measured before they were added, see ``remeasure``) and ``probe_error``, the linear probe's test error (``probe.linear_probe``; TopK also
@@ -75,6 +76,7 @@ VARIANTS = {name: fam.atlas_variants for name, fam in FAMILIES.items() if fam.at
 ATLAS_DIR = Path(__file__).with_name("atlas_runs")
 FORMAT = 2
 MASS_SHARE = 0.9
+SIGMOID_THRESHOLDS = (0.3, 0.5, 0.7)   # "active" is above 0.5; notebook 01 asks what 0.3 and 0.7 would say
 TOP_CLASS_DIGITS = 50  # top_class_share: the share of each unit's 50 top test digits from their most common class
 DIGITS_PER_CLASS = 2
 N_FEATURES = 64
@@ -181,6 +183,18 @@ def mass_counts(code: torch.Tensor, column_norm: torch.Tensor) -> dict:
                 units_for_mass_above_minimum=units_for_mass(above_resting_level(code, "minimum"), MASS_SHARE))
 
 
+def threshold_counts(code: torch.Tensor, thresholds=SIGMOID_THRESHOLDS) -> dict:
+    """Where a code's mass sits against each threshold t (default ``SIGMOID_THRESHOLDS``), over N digits.
+
+    code: (N, H), non-negative. Returns {"sum_share_at_or_below": {"t": share of the code's total sum carried
+    by values <= t}, "units_above_per_digit": {"t": mean over the N digits of the number of units > t}},
+    keyed by ``f"{t:g}"`` (JSON keys are strings). Summed in float64."""
+    code = code.double()
+    total = code.sum()
+    return {"sum_share_at_or_below": {f"{t:g}": float(code[code <= t].sum() / total) for t in thresholds},
+            "units_above_per_digit": {f"{t:g}": float((code > t).sum(dim=1).double().mean()) for t in thresholds}}
+
+
 @torch.no_grad()
 def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.ndarray,
             probe_data: tuple | None = None) -> tuple[dict, dict]:
@@ -213,6 +227,8 @@ def measure(model, config: TrainConfig, test_images: torch.Tensor, digits: np.nd
                    top_class_share=top_class_share(code, labels, TOP_CLASS_DIGITS).tolist(),  # (H,)
                    # z never ties where float32 rounds many sigmoid codes to exactly 1.0
                    top_class_share_by_z=top_class_share(z, labels, TOP_CLASS_DIGITS).tolist())
+    if model.activation == "sigmoid":                # thresholds other than 0 mean something on [0, 1] codes
+        metrics.update(threshold_counts(code))
     if model.k is not None:
         wider = min(WIDER_PROBE * model.k, model.n_hidden)
         metrics.update(probe_k=wider, probe_error_wider=linear_probe(model, *(probe_data or ()), k=wider)["test_error"])

@@ -183,6 +183,14 @@ def test_mass_counts_take_k90_on_the_code_shifted_by_each_units_resting_level():
     assert atlas.mass_counts(constant, norm)["units_for_mass"] > 5     # the resting level fills the raw count
 
 
+def test_threshold_counts_by_hand():
+    code = torch.tensor([[0.1, 0.6, 0.9], [0.3, 0.5, 0.0]], dtype=torch.float64)   # total 2.4
+    counts = atlas.threshold_counts(code)
+    assert counts["sum_share_at_or_below"] == pytest.approx({"0.3": 0.4 / 2.4, "0.5": 0.9 / 2.4, "0.7": 1.5 / 2.4})
+    assert counts["units_above_per_digit"] == pytest.approx({"0.3": 1.5, "0.5": 1.0, "0.7": 0.5})   # > t: 0.3 and 0.5 not
+    assert atlas.threshold_counts(code, (1.0,)) == {"sum_share_at_or_below": {"1": 1.0}, "units_above_per_digit": {"1": 0.0}}
+
+
 def test_remeasure_adds_new_metrics_only_to_a_point_that_reproduces(tiny, tmp_path, monkeypatch):
     atlas.build("kl", [{"rho": 0.08, "beta": 0.005}], tmp_path, progress=False)
     path = atlas.atlas_path("kl", tmp_path)
