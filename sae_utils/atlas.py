@@ -67,7 +67,8 @@ from .data import IMAGE_SIDE, load_mnist, prepare_images
 from .families import FAMILIES
 from .files import atomic_write_bytes, atomic_write_json
 from .metrics import (ACTIVE_THRESHOLD, evaluate, firing_frequency, fraction_variance_unexplained,
-                      above_resting_level, l0, top_class_share, unit_dashboards, units_by_use, units_for_mass)
+                      above_resting_level, l0, mass_share_below, top_class_share, unit_dashboards, units_by_use,
+                      units_for_mass)
 from .probe import L2, MAX_ITERATIONS, linear_probe
 from .train import TrainConfig, TrainingDivergedError, train
 
@@ -188,11 +189,10 @@ def threshold_counts(code: torch.Tensor, thresholds=SIGMOID_THRESHOLDS) -> dict:
 
     code: (N, H), non-negative. Returns {"sum_share_at_or_below": {"t": share of the code's total sum carried
     by values <= t}, "units_above_per_digit": {"t": mean over the N digits of the number of units > t}},
-    keyed by ``f"{t:g}"`` (JSON keys are strings). Summed in float64."""
-    code = code.double()
-    total = code.sum()
-    return {"sum_share_at_or_below": {f"{t:g}": float(code[code <= t].sum() / total) for t in thresholds},
-            "units_above_per_digit": {f"{t:g}": float((code > t).sum(dim=1).double().mean()) for t in thresholds}}
+    keyed by ``f"{t:g}"`` (JSON keys are strings): ``metrics.mass_share_below`` and the sum over units of
+    ``metrics.firing_frequency`` at each t."""
+    return {"sum_share_at_or_below": {f"{t:g}": mass_share_below(code, t) for t in thresholds},
+            "units_above_per_digit": {f"{t:g}": firing_frequency(code, t).double().sum().item() for t in thresholds}}
 
 
 @torch.no_grad()
