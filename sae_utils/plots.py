@@ -204,12 +204,13 @@ def feature_images(model, which: str = "encoder", image_shape=None) -> torch.Ten
     return weights.detach().reshape(model.n_hidden, *drawn_shape(model.n_input, image_shape))
 
 
-def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None, colorbar=True):
-    """Draw ``features`` (N, h, w) in a square grid on one shared, symmetric colour scale, with a colour bar.
+def _feature_grid(fig, features, labels, title, colorbar_label=None, limit=None, colorbar=True, cols=None):
+    """Draw ``features`` (N, h, w) in a grid of ``cols`` columns (default: square) on one shared, symmetric
+    colour scale, with a colour bar.
 
     The scale ends at the 99.5th percentile of the absolute weights (beyond it colours saturate, and the
     colour bar says so): a few large weights would otherwise leave every other tile faint."""
-    cols = math.ceil(math.sqrt(len(features)))
+    cols = cols or math.ceil(math.sqrt(len(features)))
     rows = math.ceil(len(features) / cols)
     axes = fig.subplots(rows, cols, squeeze=False)
     if limit is None:
@@ -246,7 +247,8 @@ def unit_labels(units, firing_frequency=None) -> list[str]:
 
 
 def plot_features(model, n: int = 64, title: str | None = None, units=None, which: str = "encoder",
-                  image_shape=None, firing_frequency=None, colorbar_label: str | None = None):
+                  image_shape=None, firing_frequency=None, colorbar_label: str | None = None,
+                  cols: int | None = None):
     """Weights of hidden units as images on one shared colour scale (red +, blue -), with a colour bar.
 
     ``units``: which units to show, in order (e.g. ``metrics.units_by_use``: the most often active
@@ -254,13 +256,14 @@ def plot_features(model, n: int = 64, title: str | None = None, units=None, whic
     unit) or "decoder" (what it draws). ``image_shape``: (height, width) of one input; default (s, s)
     where the input size is s * s. ``firing_frequency`` (H,): if given, each tile says how often its
     unit is active. ``colorbar_label``: the colour bar's text (default: "weight" and where colours saturate).
+    ``cols``: tiles per row (default: a square grid), e.g. 4 to draw 8 units as 2 full rows.
     """
     units = list(range(model.n_hidden))[:n] if units is None else list(units)[:n]
     features = feature_images(model, which, image_shape)[units]
-    cols = math.ceil(math.sqrt(len(features)))
+    cols = check_int("cols", cols, low=1) if cols is not None else math.ceil(math.sqrt(len(features)))
     fig = plt.figure(figsize=(1.15 * cols + 1.6, 1.2 * math.ceil(len(features) / cols) + 0.6))
     _feature_grid(fig, features, unit_labels(units, firing_frequency),
-                  title or f"Features of {len(features)} hidden units ({which} weights)", colorbar_label)
+                  title or f"Features of {len(features)} hidden units ({which} weights)", colorbar_label, cols=cols)
     return fig
 
 

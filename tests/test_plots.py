@@ -167,6 +167,17 @@ def test_plot_features_draws_the_chosen_units_on_one_colour_scale():
     assert colour_bar.get_ylabel().startswith("weight (colours saturate beyond")
 
 
+def test_plot_features_lays_out_the_chosen_number_of_columns():
+    model = hand_weights_model()   # 3 units
+    fig = plots.plot_features(model, units=[0, 1, 2], image_shape=(2, 5), cols=3, colorbar_label="decoder weight")
+    tiles = fig.axes[:-1]
+    assert len(tiles) == 3 and all(ax.images for ax in tiles)   # one row of 3, no blank slot
+    assert {round(ax.get_position().y0, 6) for ax in tiles} == {round(tiles[0].get_position().y0, 6)}   # one row
+    assert fig.axes[-1].get_ylabel() == "decoder weight"
+    with pytest.raises(ValueError):
+        plots.plot_features(model, cols=0, image_shape=(2, 5))
+
+
 def model_and_scaled_copy():
     """``hand_weights_model()`` and a copy whose decoder weights are 4 times larger."""
     model = hand_weights_model()
