@@ -171,7 +171,7 @@ def plot_reconstructions(model, images, n: int = 10, title: str | None = None, i
         axes[2, 0].set_ylabel(r"KL($x_p\|\hat{x}_p$)")
         bar = fig.colorbar(shown, ax=axes[2].tolist(), shrink=0.9, pad=0.01,
                            extend="max" if pixel_kl.max().item() > limit else "neither")
-        bar.set_label(f"nats; saturates\nbeyond {limit:.2f}, the\n99.5th percentile", fontsize=6)
+        bar.set_label(f"nats (cap {limit:.2f}:\n99.5th percentile)", fontsize=7)
         bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
