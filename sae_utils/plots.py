@@ -68,9 +68,12 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
         raise ValueError(f"ylabel must be a non-empty string, got {ylabel!r}")
 
     gap_label = "weight × penalty (objective − BCE)"
+    objective_label = "train objective (BCE + weight·penalty)"
     if family is not None:
         fam = family_named(family)
         symbol = {h.name: h.symbol for h in fam.hyperparameters}.get(fam.weight)
+        if symbol:
+            objective_label = f"train objective (BCE + {symbol}·penalty)"
         gap_label = (f"${symbol}\\,\\Omega_{{\\mathrm{{{fam.name.upper()}}}}}$ (weighted penalty)" if symbol
                      else f"{fam.auxiliary_weight:g} × auxiliary loss")
     check_choice("yscale", yscale, ("log", "linear"))
@@ -87,7 +90,7 @@ def plot_loss_curves(history: dict, published: dict | None = None, title: str = 
     drawn = since(from_epoch)
     fig, (ax, gap) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": (3, 2)})
     epochs = drawn["epoch"]
-    ax.plot(epochs, drawn["train_objective"], "o-", label="train objective (BCE + weight·penalty)")
+    ax.plot(epochs, drawn["train_objective"], "o-", label=objective_label)
     ax.plot(epochs, drawn["train_bce"], "s-", label="train BCE")
     ax.plot(epochs, drawn["test_bce"], "^-", label="test BCE")
     for split, style in (("train", "C0"), ("test", "C2")):

@@ -266,6 +266,14 @@ def test_plot_loss_curves_takes_a_left_axis_label():
         plots.plot_loss_curves(history, ylabel="")
 
 
+def test_plot_loss_curves_names_the_family_weight_in_the_objective_legend():
+    history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
+               "test_bce": [0.26, 0.16, 0.095]}
+    labels = {f: plots.plot_loss_curves(history, family=f).axes[0].lines[0].get_label() for f in ("kl", "l1")}
+    assert labels == {"kl": "train objective (BCE + β·penalty)", "l1": "train objective (BCE + λ·penalty)"}
+    assert plots.plot_loss_curves(history).axes[0].lines[0].get_label() == "train objective (BCE + weight·penalty)"
+
+
 def test_plot_loss_curves_marks_penalty_points_and_titles_the_right_panel():
     history = {"epoch": [1, 2, 3], "train_objective": [0.3, 0.2, 0.1], "train_bce": [0.25, 0.15, 0.09],
                "test_bce": [0.26, 0.16, 0.095]}
