@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from .data import prepare_images
@@ -108,28 +107,7 @@ def kl_jensen_gap(code: torch.Tensor, rho: float, beta: float, batch_size: int =
     if not 1 <= batch_size <= n or n < 2:
         raise ValueError(f"batch_size must be between 1 and the {n} rows of code (at least 2 rows), got {batch_size}")
     y = code.double()
-    return _jensen_gap(y.mean(dim=0), y.var(dim=0, unbiased=False), rho, beta, batch_size, n)
-
-
-def kl_jensen_gap_from_moments(mean, variance, rho: float, beta: float, batch_size: int, n_rows: int) -> float:
-    """``kl_jensen_gap`` from each unit's mean ybar_j (in (0, 1)) and population variance v_j over ``n_rows``
-    rows, shape (H,) each, instead of from the code itself: what the atlas stores of a run
-    (``AtlasEntry.mean_activation`` and ``metrics["unit_variance"]`` over the 10,000 test digits)."""
-    rho = check_number("rho", rho, low=0, high=1, low_open=True, high_open=True)
-    beta = check_number("beta", beta, low=0)
-    n_rows = check_int("n_rows", n_rows, low=2)
-    batch_size = check_int("batch_size", batch_size)
-    if batch_size > n_rows:
-        raise ValueError(f"batch_size must be between 1 and n_rows = {n_rows}, got {batch_size}")
-    mean = torch.as_tensor(np.asarray(mean, dtype=np.float64))
-    variance = torch.as_tensor(np.asarray(variance, dtype=np.float64))
-    if mean.shape != variance.shape or mean.dim() != 1 or not ((mean > 0) & (mean < 1)).all():
-        raise ValueError(f"mean and variance must be two (H,) sequences, each mean in (0, 1); got shapes "
-                         f"{tuple(mean.shape)} and {tuple(variance.shape)}")
-    return _jensen_gap(mean, variance, rho, beta, batch_size, n_rows)
-
-
-def _jensen_gap(q: torch.Tensor, v: torch.Tensor, rho: float, beta: float, batch_size: int, n: int) -> float:
+    q, v = y.mean(dim=0), y.var(dim=0, unbiased=False)
     curvature = rho / q ** 2 + (1 - rho) / (1 - q) ** 2
     variance = v / batch_size * (n - batch_size) / (n - 1)
     return beta * 0.5 * (curvature * variance).sum().item()

@@ -364,18 +364,6 @@ def test_kl_jensen_gap_matches_the_exact_expectation_over_all_minibatches():
         kl_jensen_gap(code, 1.0, beta, batch_size=b)
 
 
-def test_kl_jensen_gap_from_moments_is_kl_jensen_gap_of_the_code_the_moments_came_from():
-    from sae_utils.metrics import kl_jensen_gap, kl_jensen_gap_from_moments
-    code = torch.rand(50, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.4 + 0.01
-    mean, variance = code.mean(dim=0).numpy(), code.var(dim=0, unbiased=False).numpy()
-    assert kl_jensen_gap_from_moments(mean, variance, 0.08, 0.5, 10, 50) == pytest.approx(
-        kl_jensen_gap(code, 0.08, 0.5, batch_size=10), rel=1e-12)
-    with pytest.raises(ValueError, match="batch_size must be between 1 and n_rows = 50, got 51"):
-        kl_jensen_gap_from_moments(mean, variance, 0.08, 0.5, 51, 50)
-    with pytest.raises(ValueError, match="each mean in"):
-        kl_jensen_gap_from_moments(np.r_[mean[:-1], 1.0], variance, 0.08, 0.5, 10, 50)
-
-
 def test_floor_by_grey_level_is_the_mean_pixel_entropy_and_splits_it_by_band():
     from sae_utils import prepare_images
     from sae_utils.metrics import bce_floor, floor_by_grey_level
