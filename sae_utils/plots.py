@@ -1415,3 +1415,26 @@ def plot_live_units(curves: dict, steps_per_epoch: int, title: str | None = None
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
+
+
+# Notebook 04's trade-off figure: where its labels go, so that the lesson cell holds no layout offsets.
+EXPLORER_TRADEOFF_LABELS = {"kl": {("beta", 0.0): (8, -14), ("rho", 0.32): (6, 8), ("beta", 0.0015): (18, -30),
+                                   ("beta", 0.015): (30, -2)},
+                            "l1": {("lam", 0.0): (6, -14)}}
+EXPLORER_STAR_OFFSETS = {"kl": (-46, -16)}
+EXPLORER_SEEDS_OFFSETS = ((-34, 14), (14, -26))  # the "n seeds" names of the warm-up crosses, in order
+
+
+def plot_explorer_tradeoff(records: dict, lines: dict, warm_up: dict, title: str | None = None):
+    """Notebook 04's figure: ``plot_tradeoff`` with named stars, its line labels placed clear of the KL star,
+    and extra crosses for runs at other seeds. warm_up: {legend label: [(x, y), ...]}, one cross per seed;
+    the first cross of each is named "<n> seeds" in its own colour, joined to it by a thin line (the first
+    group's name above left, the second's below right)."""
+    crosses, names = {}, {}
+    for index, (label, points) in enumerate(warm_up.items()):
+        if not points:
+            raise ValueError(f"warm_up[{label!r}] must hold at least one (x, y) point")
+        crosses[label] = [(x, y, f"{len(points)} seeds" if i == 0 else "") for i, (x, y) in enumerate(points)]
+        names[label] = {f"{len(points)} seeds": EXPLORER_SEEDS_OFFSETS[index % len(EXPLORER_SEEDS_OFFSETS)]}
+    return plot_tradeoff(records, lines, annotate_stars=True, extra_lines=crosses, extra_label_offsets=names,
+                         star_offsets=EXPLORER_STAR_OFFSETS, label_offsets=EXPLORER_TRADEOFF_LABELS, title=title)
