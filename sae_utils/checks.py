@@ -180,5 +180,7 @@ CONFIG_CHECKS = {"positive": lambda name, value: check_number(name, value, low=0
                  "fraction": lambda name, value: check_number(name, value, low=0, high=1),
                  "device": lambda name, value: check_choice(name, value, DEVICES),
                  "start": lambda name, value: check_choice(name, value, STARTS),
+                 "start_rho": lambda name, value: None if value is None else check_number(
+                     name, value, low=0, high=1, low_open=True, high_open=True),
                  "activation": lambda name, value: check_choice(name, value, ACTIVATION_CHOICES)}
 

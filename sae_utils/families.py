@@ -197,7 +197,10 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 2},
                                  {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1},   # and the unpenalised sigmoid code
                                  {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 1},
-                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 2})),
+                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 2},
+                                 # rho sets both the target and the start (logit(rho)): each moved alone.
+                                 {"rho": 0.01, "beta": 0.005, "start_rho": 0.08},
+                                 {"rho": 0.08, "beta": 0.005, "start_rho": 0.01})),
     # L1 wants exact zeros: ReLU codes. Active: not exactly zero. The atlas's variants ask notebook 02's
     # question: do smaller Adam steps save the units that die at the reference learning rate? The
     # lr_decay variants of KL and L1 ask notebook 05's: what would TopK's decaying learning rate give them?
@@ -224,7 +227,12 @@ FAMILIES = {
                                  {"lam": 0.0, "lr_warmup": 0.1, "seed": 2},
                                  # Seeds 1 and 2 at λ = 2e-5: notebook 02 compares the warm-up with the constant
                                  # rate at equal L0 on them; notebook 03 pools its seed noise over them.
-                                 {"lam": 2e-5, "seed": 1}, {"lam": 2e-5, "seed": 2})),
+                                 {"lam": 2e-5, "seed": 1}, {"lam": 2e-5, "seed": 2},
+                                 # The L1 penalty on sigmoid codes given KL's start (bias at logit(0.08)): the
+                                 # other order of notebook 03's split, the penalty swapped before the activation.
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08},
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
@@ -271,14 +279,16 @@ def code_activation(name: str, activation: str | None = None) -> str:
 
 
 def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, family_start: bool = True,
-                activation: str | None = None, **hyperparameters):
+                activation: str | None = None, start_rho: float | None = None, **hyperparameters):
     """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
     family says (``start``) with the given hyperparameters (the others at their reference values), or
     with PyTorch's default initialisation when ``family_start`` is False (the ablation of the start).
     mean_input: (D,) the mean training input, which TopK's start uses (``train`` passes it).
     activation: None or "family" (the family's own codes), or another that its penalty accepts ("sigmoid"
     for L1: the ablation of the activation, see ``code_activation``); a family's start is for its own codes
-    and is left out when the activation is swapped (PyTorch's default initialisation)."""
+    and is left out when the activation is swapped (PyTorch's default initialisation).
+    start_rho: None, or in (0, 1) for sigmoid codes: every encoder bias starts at logit(start_rho) in place of
+    the family's start (the ablation that moves KL's target rho without moving its start)."""
     from .model import SparseAutoencoder
 
     fam = family(name)
@@ -286,7 +296,12 @@ def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=N
     values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
     values = {h.name: h.check(values[h.name]) for h in fam.hyperparameters}
     model = SparseAutoencoder(n_hidden, activation, n_input, k=values.get("k"))
-    if fam.start is not None and family_start and activation == fam.activation:
+    if start_rho is not None:
+        if activation != "sigmoid" or not family_start:
+            raise ValueError(f"start_rho={start_rho!r} sets the start of sigmoid codes; the {fam.name} model "
+                             f"here has {activation} codes{'' if family_start else ' and the default start'}")
+        start_codes_at_rho(model, check_number("start_rho", start_rho, low=0, high=1, low_open=True, high_open=True))
+    elif fam.start is not None and family_start and activation == fam.activation:
         fam.start(model, mean_input=mean_input, **values)
     return model
 

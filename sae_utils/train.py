@@ -93,6 +93,11 @@ class TrainConfig:
     start: str = _field("family", CHECK["start"], "the model's initialisation: 'family' (the family's start, e.g. "
                         "the KL encoder bias at logit(rho)) or 'default' (PyTorch's, the ablation)",
                         choices=STARTS)
+    start_rho: float | None = _field(None, CHECK["start_rho"], "sigmoid codes only: start every encoder bias at "
+                                     "logit(start_rho), start_rho in (0, 1), in place of the family's start "
+                                     "(default: none; KL's own start is at logit(rho)). The ablation that "
+                                     "separates KL's target from its start, or gives L1's sigmoid codes KL's "
+                                     "start", type=float)
     activation: str = _field("family", CHECK["activation"], "the code activation: 'family' (the family's own: "
                              "KL sigmoid, L1 ReLU, TopK TopK) or 'sigmoid' / 'relu' (the ablation, which keeps "
                              "the family's penalty; L1 takes 'sigmoid')", choices=ACTIVATION_CHOICES)
@@ -122,6 +127,10 @@ class TrainConfig:
             check_topk_k(self.k, self.n_hidden)
         if code_activation(self.penalty, self.activation) == fam.activation:  # refuses what makes no sense
             object.__setattr__(self, "activation", "family")  # the family's own, named: the same config
+        if self.start_rho is not None and (self.code_activation != "sigmoid" or self.start != "family"):
+            raise ValueError(f"start_rho={self.start_rho!r} sets the start of sigmoid codes, so it needs "
+                             f"start='family' and sigmoid codes; this config has start={self.start!r} and "
+                             f"{self.code_activation} codes")
 
     @property
     def code_activation(self) -> str:
@@ -257,7 +266,7 @@ def _start(config: TrainConfig, train_images, test_images):
     torch.manual_seed(config.seed)
     model = build_model(config.penalty, config.n_hidden, x_train.shape[1], mean_input=_mean_input(x_train),
                         family_start=config.start == "family", activation=config.activation,
-                        **config.hyperparameters()).to(device)
+                        start_rho=config.start_rho, **config.hyperparameters()).to(device)
     optimizer = _new_adam(model, config.lr)
     shuffler = torch.Generator().manual_seed(config.seed)
     return model, optimizer, shuffler, x_train, x_test, training_bce(device)

@@ -214,3 +214,34 @@ def test_build_model_swaps_the_activation_only_where_the_penalty_takes_it():
     for fam in FAMILIES.values():
         assert all(a in ACTIVATIONS and a != fam.activation for a in fam.other_activations)
         assert fam.other_activations or fam.own_activation_only  # a family that takes no other says why
+
+
+@pytest.mark.parametrize("name, rho, activation", [("kl", 0.01, None), ("l1", None, "sigmoid")])
+def test_start_rho_moves_only_the_start_of_sigmoid_codes(name, rho, activation):
+    """The ablation that separates KL's target from its start (and gives L1's sigmoid codes KL's start):
+    every encoder bias at logit(start_rho), every weight as the run without it, the target unchanged."""
+    hyper = {} if rho is None else {"rho": rho}
+    torch.manual_seed(3)
+    plain = build_model(name, 6, activation=activation, **hyper)
+    torch.manual_seed(3)
+    moved = build_model(name, 6, activation=activation, start_rho=0.3, **hyper)
+    torch.testing.assert_close(moved.encoder.bias.detach(), torch.full((6,), math.log(0.3 / 0.7)), rtol=0, atol=0)
+    assert not torch.equal(plain.encoder.bias, moved.encoder.bias)
+    for a, b in ((plain.encoder.weight, moved.encoder.weight), (plain.decoder.weight, moved.decoder.weight),
+                 (plain.decoder.bias, moved.decoder.bias)):
+        assert torch.equal(a, b)
+    config = TrainConfig(penalty=name, activation=activation or "family", start_rho=0.3, **hyper)
+    assert config.start_rho == 0.3 and config.hyperparameters().get("rho", rho) == rho
+
+
+def test_start_rho_is_refused_where_the_codes_are_not_sigmoid_or_the_start_is_pytorchs():
+    with pytest.raises(ValueError, match=r"start_rho=0.08 .* relu codes"):
+        TrainConfig(penalty="l1", start_rho=0.08)
+    with pytest.raises(ValueError, match=r"start_rho=0.08 .* start='default'"):
+        TrainConfig(penalty="kl", start="default", start_rho=0.08)
+    with pytest.raises(ValueError, match=r"start_rho must lie in \(0, 1\), got 1.0"):
+        TrainConfig(penalty="kl", start_rho=1.0)
+    with pytest.raises(ValueError, match="start_rho=0.08 .* topk codes"):
+        build_model("topk", 8, k=2, start_rho=0.08)
+    args = build_parser().parse_args(["train", "--start-rho", "0.08", "--rho", "0.01"])
+    assert train_config(args).start_rho == 0.08
