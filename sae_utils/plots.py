@@ -1343,7 +1343,8 @@ def plot_feature_dashboards(features: np.ndarray, dashboards: dict, images, unit
     return fig
 
 
-def plot_unit_evidence(top_images, differences, decoder, units, firing_frequency=None, title: str | None = None):
+def plot_unit_evidence(top_images, differences, decoder, units, firing_frequency=None, title: str | None = None,
+                       difference_label: str = "mean of the top inputs\nminus the mean input"):
     """What turns a few units on beside what they draw, one column per unit. Top row: the unit's top
     inputs (the ones with its largest code values), tiled 3 x 3 in grey. Middle row: the mean of its top
     inputs minus the mean input (red: more ink than average, blue: less). Bottom row: its decoder column.
@@ -1352,13 +1353,14 @@ def plot_unit_evidence(top_images, differences, decoder, units, firing_frequency
 
     top_images: (U, 9, h, w) floats in [0, 1], largest code value first; differences, decoder: (U, h, w)
     (or (U, h * w) with square images); units: the U unit numbers; firing_frequency: (H,) the share of
-    inputs on which each unit is on, for the titles (``unit_labels``)."""
+    inputs on which each unit is on, for the titles (``unit_labels``); difference_label: the middle row's label,
+    e.g. one that says how many top inputs were averaged."""
     top_images = torch.as_tensor(np.asarray(top_images, dtype=np.float32))
     if top_images.dim() != 4 or top_images.shape[1] != 9:
         raise ValueError(f"top_images must have shape (U, 9, h, w), got {tuple(top_images.shape)}")
     n, shape = len(top_images), tuple(top_images.shape[2:])
     rows = {name: torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, *shape)
-            for name, images in (("mean of the top inputs\nminus the mean input", differences),
+            for name, images in ((difference_label, differences),
                                  ("decoder column", decoder))}
     if any(len(images) != n for images in rows.values()) or len(units) != n:
         raise ValueError(f"top_images, differences, decoder and units must all hold {n} units")
@@ -1438,3 +1440,17 @@ def plot_explorer_tradeoff(records: dict, lines: dict, warm_up: dict, title: str
         names[label] = {f"{len(points)} seeds": EXPLORER_SEEDS_OFFSETS[index % len(EXPLORER_SEEDS_OFFSETS)]}
     return plot_tradeoff(records, lines, annotate_stars=True, extra_lines=crosses, extra_label_offsets=names,
                          star_offsets=EXPLORER_STAR_OFFSETS, label_offsets=EXPLORER_TRADEOFF_LABELS, title=title)
+
+
+def plot_sorted_code(values, threshold: float, k: int, title: str | None = None):
+    """One input's code values, largest first, against their rank (1 = largest): dots, the 'on' threshold as a
+    dotted line and the rank ``k`` (e.g. the input's k90) as a dashed line. values: (H,) code values in any order."""
+    values = np.sort(np.asarray(values, dtype=float))[::-1]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(np.arange(1, len(values) + 1), values, ".", ms=3, label=f"its {len(values)} code values, largest first")
+    ax.axhline(threshold, color="k", ls=":", label=f"'on' above {threshold:g}")
+    ax.axvline(k, color="C3", ls="--", label=f"rank {k}: the first {k} carry 90 % of the sum")
+    ax.set(xlabel="rank", ylabel="$y_j$", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
