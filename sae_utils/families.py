@@ -232,7 +232,10 @@ FAMILIES = {
                                  # other order of notebook 03's split, the penalty swapped before the activation.
                                  {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08},
                                  {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 2})),
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 2},
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
