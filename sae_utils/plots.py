@@ -1445,7 +1445,13 @@ def plot_explorer_tradeoff(records: dict, lines: dict, warm_up: dict, title: str
 def plot_sorted_code(values, threshold: float, k: int, title: str | None = None):
     """One input's code values, largest first, against their rank (1 = largest): dots, the 'on' threshold as a
     dotted line and the rank ``k`` (e.g. the input's k90) as a dashed line. values: (H,) code values in any order."""
-    values = np.sort(np.asarray(values, dtype=float))[::-1]
+    values = np.sort(np.asarray(values, dtype=float).ravel())[::-1]
+    if values.size == 0:
+        raise ValueError("values must hold at least one code value, got none")
+    threshold = check_number("threshold", threshold)
+    k = check_int("k", k)
+    if k > values.size:
+        raise ValueError(f"k must be a rank in [1, {values.size}] (the number of values), got {k}")
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.plot(np.arange(1, len(values) + 1), values, ".", ms=3, label=f"its {len(values)} code values, largest first")
     ax.axhline(threshold, color="k", ls=":", label=f"'on' above {threshold:g}")

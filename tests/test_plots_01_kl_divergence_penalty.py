@@ -37,3 +37,12 @@ def test_sorted_code_draws_values_largest_first_with_threshold_and_rank():
     assert list(vline.get_xdata()) == [3, 3]
     assert ax.get_title() == "one digit"
     plt.close(fig)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"k": 6}, r"k must be a rank in \[1, 5\]"),
+                                             ({"k": 0}, "k must be an integer >= 1"),
+                                             ({"threshold": float("nan")}, "threshold")])
+def test_sorted_code_refuses_a_rank_or_threshold_it_cannot_draw(kwargs, message):
+    arguments = {"threshold": 0.5, "k": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        plots.plot_sorted_code(np.array([0.1, 0.9, 0.3, 0.6, 0.05]), **arguments)
