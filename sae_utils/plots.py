@@ -1427,19 +1427,28 @@ EXPLORER_STAR_OFFSETS = {"kl": (-46, -16)}
 EXPLORER_SEEDS_OFFSETS = ((-34, 14), (14, -26))  # the "n seeds" names of the warm-up crosses, in order
 
 
-def plot_explorer_tradeoff(records: dict, lines: dict, warm_up: dict, title: str | None = None):
+def plot_explorer_tradeoff(records: dict, lines: dict, warm_up: dict, title: str | None = None,
+                           xticks=None, seeds_offsets=None):
     """Notebook 04's figure: ``plot_tradeoff`` with named stars, its line labels placed clear of the KL star,
     and extra crosses for runs at other seeds. warm_up: {legend label: [(x, y), ...]}, one cross per seed;
     the first cross of each is named "<n> seeds" in its own colour, joined to it by a thin line (the first
-    group's name above left, the second's below right)."""
+    group's name above left, the second's below right). xticks: the labelled x ticks, as ``plot_tradeoff``
+    (default None: its standard log ticks). seeds_offsets: one (dx, dy) in points per warm_up group, in order,
+    for its "<n> seeds" name (default None: ``EXPLORER_SEEDS_OFFSETS``, taken in turn)."""
+    if seeds_offsets is not None and len(seeds_offsets) != len(warm_up):
+        raise ValueError(f"seeds_offsets must hold one (dx, dy) per warm_up group ({len(warm_up)}), "
+                         f"got {len(seeds_offsets)}")
     crosses, names = {}, {}
     for index, (label, points) in enumerate(warm_up.items()):
         if not points:
             raise ValueError(f"warm_up[{label!r}] must hold at least one (x, y) point")
         crosses[label] = [(x, y, f"{len(points)} seeds" if i == 0 else "") for i, (x, y) in enumerate(points)]
-        names[label] = {f"{len(points)} seeds": EXPLORER_SEEDS_OFFSETS[index % len(EXPLORER_SEEDS_OFFSETS)]}
+        offset = (EXPLORER_SEEDS_OFFSETS[index % len(EXPLORER_SEEDS_OFFSETS)] if seeds_offsets is None
+                  else tuple(seeds_offsets[index]))
+        names[label] = {f"{len(points)} seeds": offset}
     return plot_tradeoff(records, lines, annotate_stars=True, extra_lines=crosses, extra_label_offsets=names,
-                         star_offsets=EXPLORER_STAR_OFFSETS, label_offsets=EXPLORER_TRADEOFF_LABELS, title=title)
+                         star_offsets=EXPLORER_STAR_OFFSETS, label_offsets=EXPLORER_TRADEOFF_LABELS, title=title,
+                         xticks=xticks)
 
 
 def plot_sorted_code(values, threshold: float, k: int, title: str | None = None):

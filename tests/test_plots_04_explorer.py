@@ -40,3 +40,22 @@ def test_seed_names_sit_beside_their_crosses_in_their_colour():
 def test_an_empty_seed_group_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         plots.plot_explorer_tradeoff(_records(), {}, {"KL, warm-up": []})
+
+
+def test_a_third_seed_group_gets_its_own_name_offset_and_the_ticks_pass_through():
+    warm = {"KL, warm-up": [(203.5, 0.0714)], "L1, warm-up": [(92.5, 0.0668)],
+            "L1, λ = 0, warm-up": [(313.2, 0.0648), (315.3, 0.0646), (320.1, 0.0650)]}
+    offsets = [(-34, 14), (14, -26), (-20, -24)]
+    fig = plots.plot_explorer_tradeoff(_records(), {"l1": [("lam", {})]}, warm, xticks=(100, 200, 300),
+                                       seeds_offsets=offsets)
+    ax = fig.axes[0]
+    names = {t.get_text(): t for t in ax.texts if t.get_text().endswith("seeds")}
+    assert names["3 seeds"].xy == (313.2, 0.0648) and names["3 seeds"].xyann == (-20, -24)
+    assert [int(t) for t in ax.get_xticks()] == [100, 200, 300]
+    assert "L1, λ = 0, warm-up" in {line.get_label() for line in ax.lines}
+    plt.close(fig)
+
+
+def test_seeds_offsets_must_match_the_groups():
+    with pytest.raises(ValueError, match="one \\(dx, dy\\) per warm_up group"):
+        plots.plot_explorer_tradeoff(_records(), {}, {"KL, warm-up": [(203.5, 0.0714)]}, seeds_offsets=[])
