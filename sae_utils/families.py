@@ -235,7 +235,13 @@ FAMILIES = {
                                  {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 2},
                                  {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1},
                                  {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 2})),
+                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 2},
+                                 # and from PyTorch's start, to measure what KL's start does to that run
+                                 {"lam": 4e-5, "activation": "sigmoid"}, {"lam": 4e-5, "activation": "sigmoid", "seed": 1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "seed": 2},
+                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1, "seed": 1},
+                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1, "seed": 2})),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
