@@ -38,8 +38,8 @@ and not at all in test BCE). Run one build per family at a time: two builds of o
 overwrite each other's points.
 
 Cost, measured on an AMD EPYC (Zen 4) with 2 cores: one point takes about 60-70 s with 1 thread on an idle
-core (80-100 s with the linear probe), so the 122 points (50 of the grid, 72 recipe variants, three of them 60-epoch runs) take
-about 2.9 hours with ``--threads 1``, or about 1.5 hours as two 1-thread builds side by side (one per family:
+core (80-100 s with the linear probe), so the 128 points (50 of the grid, 78 recipe variants, three of them 60-epoch runs) take
+about 3 hours with ``--threads 1``, or about 1.5 hours as two 1-thread builds side by side (one per family:
 they write different files), which is how the shipped atlas was built, while other work shared the cores.
 """
 from __future__ import annotations
