@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .checks import check_choice, check_int, check_number
+from .checks import CONFIG_CHECKS, check_choice, check_int, check_number
 from .penalties import dead_unit_loss, kl_sparsity_penalty, l1_penalty
 
 
@@ -287,6 +287,17 @@ def code_activation(name: str, activation: str | None = None) -> str:
     return activation
 
 
+def check_start_rho(start_rho, activation: str, start: str = "family") -> float | None:
+    """``start_rho`` checked once for ``TrainConfig`` and ``build_model``: None (the family's start), or a value
+    in (0, 1) for sigmoid codes (``activation``, the model's code activation) that take a family start
+    (``start`` "family", not PyTorch's "default")."""
+    start_rho = CONFIG_CHECKS["start_rho"]("start_rho", start_rho)
+    if start_rho is not None and (activation != "sigmoid" or start != "family"):
+        raise ValueError(f"start_rho={start_rho!r} sets the start of sigmoid codes, so it needs start='family' and "
+                         f"sigmoid codes; got start={start!r} and {activation} codes")
+    return start_rho
+
+
 def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=None, family_start: bool = True,
                 activation: str | None = None, start_rho: float | None = None, **hyperparameters):
     """A ``SparseAutoencoder`` of the family ``name`` with the family's code activation, started as the
@@ -305,11 +316,9 @@ def build_model(name: str, n_hidden: int = 512, n_input: int = 784, mean_input=N
     values = {**fam.reference(), **{k: v for k, v in hyperparameters.items() if k in fam.reference()}}
     values = {h.name: h.check(values[h.name]) for h in fam.hyperparameters}
     model = SparseAutoencoder(n_hidden, activation, n_input, k=values.get("k"))
+    start_rho = check_start_rho(start_rho, activation, "family" if family_start else "default")
     if start_rho is not None:
-        if activation != "sigmoid" or not family_start:
-            raise ValueError(f"start_rho={start_rho!r} sets the start of sigmoid codes; the {fam.name} model "
-                             f"here has {activation} codes{'' if family_start else ' and the default start'}")
-        start_codes_at_rho(model, check_number("start_rho", start_rho, low=0, high=1, low_open=True, high_open=True))
+        start_codes_at_rho(model, start_rho)
     elif fam.start is not None and family_start and activation == fam.activation:
         fam.start(model, mean_input=mean_input, **values)
     return model

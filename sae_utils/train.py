@@ -27,8 +27,8 @@ from .checks import (CONFIG_CHECKS as CHECK, ACTIVATION_CHOICES, DEVICES, STARTS
                      check_number, check_type)
 from .data import pixels, training_inputs
 from .fast_bce import training_bce
-from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, code_activation, family,
-                       family_of_activation)
+from .families import (DEFAULT, FAMILIES, HYPERPARAMETERS, build_model, check_start_rho, code_activation,
+                       family, family_of_activation)
 from .model import check_topk_k
 
 HISTORY_KEYS = ("epoch", "train_objective", "train_bce", "train_penalty", "test_bce")
@@ -127,10 +127,7 @@ class TrainConfig:
             check_topk_k(self.k, self.n_hidden)
         if code_activation(self.penalty, self.activation) == fam.activation:  # refuses what makes no sense
             object.__setattr__(self, "activation", "family")  # the family's own, named: the same config
-        if self.start_rho is not None and (self.code_activation != "sigmoid" or self.start != "family"):
-            raise ValueError(f"start_rho={self.start_rho!r} sets the start of sigmoid codes, so it needs "
-                             f"start='family' and sigmoid codes; this config has start={self.start!r} and "
-                             f"{self.code_activation} codes")
+        check_start_rho(self.start_rho, self.code_activation, self.start)
 
     @property
     def code_activation(self) -> str:
