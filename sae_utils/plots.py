@@ -1469,3 +1469,21 @@ def plot_sorted_code(values, threshold: float, k: int, title: str | None = None)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_stored_features(entries: dict, n: int = 36, title: str | None = None, colorbar_label: str | None = None):
+    """Stored decoder columns of atlas runs side by side, all on one colour scale with one colour bar.
+
+    entries: {label: ``atlas.AtlasEntry``} (at least one); each block shows the entry's first ``n`` stored
+    columns (the atlas keeps its most often active units, most often first), each tile labelled with its unit
+    and how often it is on (the entry's ``firing_frequency``). colorbar_label as in ``plot_features``."""
+    if not entries:
+        raise ValueError("entries must hold at least one atlas entry, got none")
+    n = check_int("n", n, low=1)
+    blocks = {}
+    for label, entry in entries.items():
+        if n > len(entry.features):
+            raise ValueError(f"n must be at most the {len(entry.features)} stored columns of {label!r}, got {n}")
+        features = torch.as_tensor(np.asarray(entry.features[:n], dtype=np.float32))
+        blocks[label] = (features, unit_labels(entry.feature_units[:n], entry.firing_frequency))
+    return _feature_blocks(blocks, n, title, colorbar_label, shared_scale=True, one_colorbar=True)

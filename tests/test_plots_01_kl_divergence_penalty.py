@@ -46,3 +46,31 @@ def test_sorted_code_refuses_a_rank_or_threshold_it_cannot_draw(kwargs, message)
     arguments = {"threshold": 0.5, "k": 3, **kwargs}
     with pytest.raises(ValueError, match=message):
         plots.plot_sorted_code(np.array([0.1, 0.9, 0.3, 0.6, 0.05]), **arguments)
+
+
+def _stored(scale, seed):
+    from types import SimpleNamespace
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(features=scale * rng.normal(size=(8, 28, 28)).astype(np.float32),
+                           feature_units=np.arange(8) + 10 * seed, firing_frequency=rng.random(40))
+
+
+def test_stored_features_share_one_colour_scale_and_one_colour_bar():
+    fig = plots.plot_stored_features({"small": _stored(0.1, 0), "large": _stored(5.0, 1)}, n=4, title="two runs")
+    images = [image for ax in fig.axes for image in ax.get_images()]
+    assert len(images) == 8
+    assert len({image.get_clim() for image in images}) == 1           # one scale for both blocks
+    limit = images[0].get_clim()[1]
+    assert limit > 1.0                                                  # set by the larger block, not the small one
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 1
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    assert titles[0].startswith("unit 0,") and titles[4].startswith("unit 10,")
+    plt.close(fig)
+
+
+def test_stored_features_refuse_more_tiles_than_stored():
+    with pytest.raises(ValueError, match="at most the 8 stored columns"):
+        plots.plot_stored_features({"one": _stored(1.0, 0)}, n=9)
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_stored_features({})
