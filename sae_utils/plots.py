@@ -688,7 +688,7 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
                   extra_points: dict | None = None, value_format=None, xticks=None, text_size: float = 7,
                   label_offsets: dict | None = None, star_offsets: dict | None = None,
                   extra_lines: dict | None = None, extra_label_offsets: dict | None = None,
-                  hollow_unpenalised: bool = False):
+                  hollow_unpenalised: bool = False, extra_point_colors: dict | None = None):
     """A test metric (default the BCE) against sparsity for every stored atlas point, on one shared axis.
 
     records: {family: ``Atlas.records()``}; lines: {family: [(hyperparameter that moves, the values of the
@@ -725,6 +725,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
     are placed at this offset from their point instead, joined to it by a thin line (default None: all below
     right). hollow_unpenalised: when True, a line's point whose penalty weight is 0 (e.g. L1 at lambda = 0) is
     drawn hollow (white face, edge in the line's colour) above the line; default False (filled like the rest).
+    extra_point_colors: {label of extra_points: face colour}, so that two diamonds differ in the legend too
+    (default None: every diamond white).
     """
     from .families import FAMILIES
 
@@ -836,7 +838,8 @@ def plot_tradeoff(records: dict, lines: dict, x_key: str = "units_for_mass", y_k
         x, y, *errors = point
         if errors:
             ax.errorbar(x, y, xerr=errors[0], yerr=errors[1], color="black", capsize=3, lw=1, zorder=6)
-        ax.scatter([x], [y], marker="D", s=45, facecolor="white", edgecolor="black", zorder=7, label=label)
+        face = (extra_point_colors or {}).get(label, "white")
+        ax.scatter([x], [y], marker="D", s=45, facecolor=face, edgecolor="black", zorder=7, label=label)
     for label, y in (baselines or {}).items():
         ax.axhline(y, ls="--", color="0.3", lw=1, label=label)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
