@@ -160,6 +160,12 @@ LAM = Hyperparameter("lam", "λ", "L1 weight", 4e-5, "weight of the L1 penalty",
 K = Hyperparameter("k", "k", "units kept", 25, "units kept per input (TopK), an integer", low=1, integer=True,
                    grid=(5, 10, 25, 50, 100, 200, 300))
 
+
+def on_seeds(settings: dict, seeds=(0, 1, 2)) -> tuple:
+    """One atlas variant per seed of ``settings``, in order; seed 0, the default, is left unnamed, as the
+    atlas stores it."""
+    return tuple(settings if seed == 0 else {**settings, "seed": seed} for seed in seeds)
+
 FAMILIES = {
     # KL needs rho_hat_j in (0, 1): sigmoid codes. Active: closer to "on" than "off". The weight_decay
     # variants asked an earlier notebook 01 whether weight decay smooths the encoder features; no notebook reads them now.
@@ -176,11 +182,8 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.005, "lr_decay": 0.3},
                                  {"rho": 0.08, "beta": 0.005, "seed": 3}, {"rho": 0.08, "beta": 0.005, "seed": 4},
                                  {"rho": 0.08, "beta": 0.005, "lr": 2e-2}, {"rho": 0.08, "beta": 0.005, "start": "default"},
-                                 {"rho": 0.08, "beta": 0.005, "start": "default", "seed": 1},
-                                 {"rho": 0.08, "beta": 0.005, "start": "default", "seed": 2},
-                                 {"rho": 0.08, "beta": 0.0, "start": "default"},
-                                 {"rho": 0.08, "beta": 0.0, "start": "default", "seed": 1},
-                                 {"rho": 0.08, "beta": 0.0, "start": "default", "seed": 2},
+                                 *on_seeds({"rho": 0.08, "beta": 0.005, "start": "default"}, seeds=(1, 2)),
+                                 *on_seeds({"rho": 0.08, "beta": 0.0, "start": "default"}),
                                  {"rho": 0.08, "beta": 0.0, "seed": 1}, {"rho": 0.08, "beta": 0.0, "seed": 2},
                                  {"rho": 0.08, "beta": 0.005, "lr": 3e-3}, {"rho": 0.08, "beta": 0.005, "lr": 1e-3},
                                  {"rho": 0.08, "beta": 0.0, "lr": 1e-3}, {"rho": 0.08, "beta": 0.005, "epochs": 60},
@@ -192,12 +195,8 @@ FAMILIES = {
                                  {"rho": 0.08, "beta": 0.0015, "seed": 1}, {"rho": 0.08, "beta": 0.0015, "seed": 2},
                                  # L1's warm-up (which keeps its units alive) given to KL too, so that the two
                                  # references can be compared under the same recipe.
-                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1},
-                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 1},
-                                 {"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1, "seed": 2},
-                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1},   # and the unpenalised sigmoid code
-                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 1},
-                                 {"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1, "seed": 2},
+                                 *on_seeds({"rho": 0.08, "beta": 0.005, "lr_warmup": 0.1}),
+                                 *on_seeds({"rho": 0.08, "beta": 0.0, "lr_warmup": 0.1}),   # and the unpenalised sigmoid code
                                  # rho sets both the target and the start (logit(rho)): each moved alone.
                                  {"rho": 0.01, "beta": 0.005, "start_rho": 0.08},
                                  {"rho": 0.08, "beta": 0.005, "start_rho": 0.01})),
@@ -222,26 +221,18 @@ FAMILIES = {
                                  {"lam": 4e-5, "lr_warmup": 0.1}, {"lam": 4e-5, "lr": 1e-3, "epochs": 60},
                                  # The warm-up on more seeds, and without the penalty: an unpenalised ReLU code
                                  # whose units live at the reference rate (is it the penalty or the ReLU?).
-                                 {"lam": 4e-5, "lr_warmup": 0.1, "seed": 1}, {"lam": 4e-5, "lr_warmup": 0.1, "seed": 2},
-                                 {"lam": 0.0, "lr_warmup": 0.1}, {"lam": 0.0, "lr_warmup": 0.1, "seed": 1},
-                                 {"lam": 0.0, "lr_warmup": 0.1, "seed": 2},
+                                 *on_seeds({"lam": 4e-5, "lr_warmup": 0.1}, seeds=(1, 2)),
+                                 *on_seeds({"lam": 0.0, "lr_warmup": 0.1}),
                                  # Seeds 1 and 2 at λ = 2e-5: notebook 02 compares the warm-up with the constant
                                  # rate at equal L0 on them; notebook 03 pools its seed noise over them.
                                  {"lam": 2e-5, "seed": 1}, {"lam": 2e-5, "seed": 2},
                                  # The L1 penalty on sigmoid codes given KL's start (bias at logit(0.08)): the
                                  # other order of notebook 03's split, the penalty swapped before the activation.
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "seed": 2},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1, "seed": 2},
+                                 *on_seeds({"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08}),
+                                 *on_seeds({"lam": 4e-5, "activation": "sigmoid", "start_rho": 0.08, "lr_warmup": 0.1}),
                                  # and from PyTorch's start, to measure what KL's start does to that run
-                                 {"lam": 4e-5, "activation": "sigmoid"}, {"lam": 4e-5, "activation": "sigmoid", "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "seed": 2},
-                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1, "seed": 1},
-                                 {"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1, "seed": 2})),
+                                 *on_seeds({"lam": 4e-5, "activation": "sigmoid"}),
+                                 *on_seeds({"lam": 4e-5, "activation": "sigmoid", "lr_warmup": 0.1}))),
     # TopK: the activation keeps each input's k largest pre-activations (ReLU'd), so it needs no penalty;
     # Gao et al.'s recipe keeps its units alive. Active: not exactly zero.
     "topk": Family("topk", "TopK", "topk", None, (), None, (K,), active_threshold=0.0, start=start_topk,
